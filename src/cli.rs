@@ -1,0 +1,237 @@
+//! The commands: `demo`, `run`, `validate`, `snapshots`.
+//!
+//! Exit codes: 0 passed (or valid), 1 a drill failed (the backup is not trustworthy), 2 an error
+//! (bad configuration, no snapshot, storage unreachable, bad arguments).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::clock::SystemClock;
+use crate::config;
+use crate::drill::summary::human_bytes;
+use crate::drill::{self, DrillOptions, NoProgress, Progress};
+use crate::restore::CopyProgress;
+use crate::snapshot;
+
+/// Proves that backups can be restored.
+#[derive(Debug, Parser)]
+#[command(
+    name = "restore-drill",
+    version,
+    after_help = "Exit codes: 0 passed / valid, 1 a drill failed (a `fail` finding), 2 error (bad configuration or arguments, no snapshot, storage unreachable)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a demo table, snapshots and config into a new folder and drill them (no services needed).
+    Demo {
+        /// The folder to write into (default: a new temporary folder, kept afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rows in the demo table.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+    },
+    /// Drill one job now: restore its newest snapshot, verify it, measure RPO and RTO.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// The job's name.
+        job: String,
+        /// Drill this snapshot (its name, as `snapshots` lists it) instead of the newest.
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// Print the JSON report instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a configuration file and its suites; report every problem at once.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// List a job's snapshots, newest first.
+    Snapshots {
+        #[arg(long)]
+        config: PathBuf,
+        job: String,
+    },
+}
+
+/// Logs go to stderr: human-readable on a terminal, JSON lines otherwise. `RUST_LOG` filters;
+/// by default warnings and errors, without the Delta kernel's own error lines, which the
+/// drill reports as findings in words of its own.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel=off"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+/// Runs a command and returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Demo { dir, rows } => {
+            let root = match dir {
+                Some(d) => {
+                    std::fs::create_dir_all(&d).with_context(|| d.display().to_string())?;
+                    std::path::absolute(&d)?
+                }
+                None => tempfile::Builder::new()
+                    .prefix("restore-drill-demo-")
+                    .tempdir()
+                    .context("creating the demo folder")?
+                    .keep(),
+            };
+            let progress = TerminalProgress::boxed();
+            crate::demo::run(&root, rows, progress.as_ref()).await?;
+            Ok(0)
+        }
+        Command::Validate { config } => match config::load(&config) {
+            Ok(c) => {
+                let checks: usize = c.jobs.iter().map(|j| j.suite.checks.len()).sum();
+                println!(
+                    "{}: valid ({} job{}, {checks} checks)",
+                    config.display(),
+                    c.jobs.len(),
+                    if c.jobs.len() == 1 { "" } else { "s" }
+                );
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(2)
+            }
+        },
+        Command::Snapshots { config, job } => {
+            let config = load_or_report(&config)?;
+            let Some(config) = config else { return Ok(2) };
+            let job = config.job(&job).map_err(anyhow::Error::msg)?;
+            let snapshots = snapshot::list(&job.snapshots).await?;
+            println!(
+                "{:<40} {:>8}  {:<24} {:>7}  {:>11}",
+                "SNAPSHOT", "VERSION", "NEWEST COMMIT", "FILES", "BYTES"
+            );
+            for s in snapshots {
+                match &s.table {
+                    Ok(t) => println!(
+                        "{:<40} {:>8}  {:<24} {:>7}  {:>11}",
+                        s.id,
+                        t.version,
+                        t.commit_timestamp.map_or("-".into(), |c| c
+                            .format("%Y-%m-%d %H:%M:%S UTC")
+                            .to_string()),
+                        t.files.len(),
+                        human_bytes(t.bytes())
+                    ),
+                    Err(e) => println!("{:<40} unreadable log: {e}", s.id),
+                }
+            }
+            Ok(0)
+        }
+        Command::Run {
+            config,
+            job,
+            snapshot,
+            json,
+        } => {
+            let config = load_or_report(&config)?;
+            let Some(config) = config else { return Ok(2) };
+            let job = config.job(&job).map_err(anyhow::Error::msg)?;
+            let options = DrillOptions { snapshot };
+            let progress: Box<dyn Progress> = if json {
+                Box::new(NoProgress)
+            } else {
+                TerminalProgress::boxed()
+            };
+            let report = drill::run_drill(job, &options, &SystemClock, progress.as_ref()).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", drill::summary::render(&report));
+            }
+            Ok(report.outcome.exit_code())
+        }
+    }
+}
+
+fn load_or_report(path: &std::path::Path) -> anyhow::Result<Option<config::Config>> {
+    match config::load(path) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(None)
+        }
+    }
+}
+
+/// Progress bars on stderr when it is a terminal; nothing otherwise.
+struct TerminalProgress {
+    bar: ProgressBar,
+}
+
+impl TerminalProgress {
+    fn boxed() -> Box<dyn Progress> {
+        if std::io::stderr().is_terminal() {
+            Box::new(TerminalProgress {
+                bar: ProgressBar::hidden(),
+            })
+        } else {
+            Box::new(NoProgress)
+        }
+    }
+}
+
+impl CopyProgress for TerminalProgress {
+    fn start(&self, files: usize, bytes: u64) {
+        self.bar
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.bar.set_length(bytes);
+        self.bar.set_position(0);
+        self.bar.set_style(
+            ProgressStyle::with_template(
+                "restoring {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        self.bar.set_message(format!("{files} files"));
+    }
+    fn copied(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn scan_started(&self, what: &str) {
+        self.bar.reset();
+        self.bar
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+        );
+        self.bar.set_message(what.to_string());
+        self.bar
+            .enable_steady_tick(std::time::Duration::from_millis(120));
+    }
+    fn scan_finished(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,439 @@
+//! Configuration: read the file, substitute `${VAR}`, validate every field (all problems at
+//! once, each with file, line and column), and build the jobs.
+
+mod duration;
+pub mod fields;
+mod substitute;
+
+pub use duration::{format_duration, parse_duration};
+pub use substitute::{UnsetVariable, substitute};
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fields::{Fields, Located, Position, Problem, Problems, parse_document};
+
+use crate::snapshot::SnapshotPattern;
+use crate::storage::Location;
+use crate::verify::suite::{Suite, load_suite};
+
+/// The configuration could not be used; every problem found is listed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", render(.problems))]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+fn render(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    let count = problems.len();
+    format!(
+        "{count} problem{} in the configuration:\n{}",
+        if count == 1 { "" } else { "s" },
+        lines.join("\n")
+    )
+}
+
+/// A loaded, valid configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub jobs: Vec<Job>,
+}
+
+impl Config {
+    /// The job with this name, or an error listing the names there are.
+    pub fn job(&self, name: &str) -> Result<&Job, String> {
+        self.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.jobs.iter().map(|j| j.name.as_str()).collect();
+            format!(
+                "no job named `{name}` in {}; its jobs are: {}",
+                self.file.display(),
+                names.join(", ")
+            )
+        })
+    }
+}
+
+/// One protected dataset.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub source: Location,
+    pub snapshots: SnapshotSource,
+    pub sandbox: Location,
+    pub suite_path: PathBuf,
+    pub suite: Suite,
+    pub objectives: Objectives,
+    /// How many files the restore copies at once.
+    pub copy_concurrency: usize,
+}
+
+/// Where a job's snapshots are and what they are.
+#[derive(Debug, Clone)]
+pub enum SnapshotSource {
+    /// Complete copies of the Delta table, one folder each, named by `pattern`.
+    DeltaCopy {
+        location: Location,
+        pattern: SnapshotPattern,
+    },
+}
+
+impl SnapshotSource {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SnapshotSource::DeltaCopy { .. } => "delta_copy",
+        }
+    }
+
+    /// The backup location, read-only to every drill.
+    pub fn location(&self) -> &Location {
+        match self {
+            SnapshotSource::DeltaCopy { location, .. } => location,
+        }
+    }
+}
+
+/// The recovery point and recovery time a job must meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Objectives {
+    pub rpo: Duration,
+    pub rto: Duration,
+}
+
+/// The default number of files copied at once by a restore.
+pub const DEFAULT_COPY_CONCURRENCY: usize = 8;
+
+/// Reads and validates a configuration file, with `${VAR}` taken from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        problems: vec![Problem {
+            file: path.to_path_buf(),
+            at: Position { line: 1, column: 1 },
+            message: format!("cannot read the configuration file: {e}"),
+        }],
+    })?;
+    parse(path, &text, |name| std::env::var(name).ok())
+}
+
+/// Validates configuration text. `file` names the file in messages and is the base of relative
+/// paths. The only I/O is reading the suite files and resolving paths that exist.
+pub fn parse(
+    file: &Path,
+    raw: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let (text, unset) = substitute(raw, env);
+    let mut p = Problems::new(file, &text);
+    {
+        let raw_problems = Problems::new(file, raw);
+        for v in unset {
+            p.report(
+                raw_problems.position(v.offset),
+                format!(
+                    "environment variable `{}` is not set (write `$${{{}}}` for a literal `${{`)",
+                    v.name, v.name
+                ),
+            );
+        }
+    }
+    let base = file
+        .parent()
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    let Some(doc) = parse_document(&mut p, &text) else {
+        return Err(ConfigError {
+            problems: p.into_vec(),
+        });
+    };
+    let mut top = Fields::new(
+        doc.as_table(),
+        Position { line: 1, column: 1 },
+        "configuration",
+    );
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut suite_problems = Vec::new();
+    match top.item("job", &p) {
+        None => p.report(
+            top.at(),
+            "no jobs: add a `[[job]]` table with name, source, snapshots, sandbox, suite and objectives",
+        ),
+        Some((item, at)) => match item.as_array_of_tables() {
+            None => p.report(at, "`job` must be an array of tables: write `[[job]]`"),
+            Some(tables) => {
+                for (i, table) in tables.iter().enumerate() {
+                    let at = p.position_of(table.span());
+                    let fields = Fields::new(table, at, format!("job #{}", i + 1));
+                    if let Some((job, at)) = read_job(fields, &base, &mut p, &mut suite_problems) {
+                        if jobs.iter().any(|j| j.name == job.name) {
+                            p.report(
+                                at,
+                                format!("job name `{}` is used twice; names must be unique", job.name),
+                            );
+                        }
+                        jobs.push(job);
+                    }
+                }
+            }
+        },
+    }
+    top.finish(&mut p);
+    let mut problems = p.into_vec();
+    problems.extend(suite_problems);
+    if problems.is_empty() {
+        Ok(Config {
+            file: file.to_path_buf(),
+            jobs,
+        })
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn read_job(
+    mut f: Fields,
+    base: &Path,
+    p: &mut Problems,
+    suite_problems: &mut Vec<Problem>,
+) -> Option<(Job, Position)> {
+    let at = f.at();
+    let name = f.required_string("name", "the job's name, e.g. \"orders\"", p);
+    if let Some(name) = &name {
+        f.set_context(format!("job `{}`", name.value));
+        let valid = !name.value.is_empty()
+            && name
+                .value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !name.value.starts_with('.');
+        if !valid {
+            p.report(
+                name.at,
+                format!(
+                    "job name `{}` may hold only letters, digits, `_`, `-` and `.` (it names sandbox folders and metric labels)",
+                    name.value
+                ),
+            );
+        }
+    }
+    let description = f.string("description", p).map(|d| d.value);
+    let owner = f.string("owner", p).map(|o| o.value);
+    let source = location(&mut f, "source", "the live Delta table's folder", base, p);
+    let snapshots = snapshot_source(&mut f, base, p);
+    let sandbox = location(
+        &mut f,
+        "sandbox",
+        "the folder under which drills restore",
+        base,
+        p,
+    );
+    let suite_field = f.required_string("suite", "the suite file, e.g. \"checks/orders.toml\"", p);
+    let objectives = objectives(&mut f, p);
+    let copy_concurrency = match f.integer("copy_concurrency", p) {
+        None => Some(DEFAULT_COPY_CONCURRENCY),
+        Some(Located { value, .. }) if (1..=256).contains(&value) => Some(value as usize),
+        Some(Located { value, at }) => {
+            p.report(
+                at,
+                format!(
+                    "{}: `copy_concurrency` must be between 1 and 256, found {value}",
+                    f.context()
+                ),
+            );
+            None
+        }
+    };
+
+    if let Some(sandbox) = &sandbox {
+        for (role, other) in [
+            ("source", source.as_ref().map(|s| &s.value)),
+            (
+                "snapshots.location",
+                snapshots.as_ref().map(|s| &s.value.location),
+            ),
+        ] {
+            if let Some(other) = other
+                && sandbox.value.overlaps(other)
+            {
+                p.report(
+                    sandbox.at,
+                    format!(
+                        "{}: the sandbox {} overlaps the {role} {}; a drill must never write where production data or backups live — choose a separate folder",
+                        f.context(),
+                        sandbox.value,
+                        other
+                    ),
+                );
+            }
+        }
+    }
+
+    let suite = suite_field.as_ref().and_then(|s| {
+        let path = base.join(&s.value);
+        if !path.is_file() {
+            p.report(
+                s.at,
+                format!(
+                    "{}: suite file {} does not exist (suite paths are relative to the configuration file)",
+                    f.context(),
+                    path.display()
+                ),
+            );
+            return None;
+        }
+        match load_suite(&path) {
+            Ok(suite) => Some((path, suite)),
+            Err(problems) => {
+                suite_problems.extend(problems);
+                None
+            }
+        }
+    });
+    f.finish(p);
+    let (suite_path, suite) = suite?;
+    Some((
+        Job {
+            name: name?.value,
+            description,
+            owner,
+            source: source?.value,
+            snapshots: snapshots?.value.into_source(),
+            sandbox: sandbox?.value,
+            suite_path,
+            suite,
+            objectives: objectives?,
+            copy_concurrency: copy_concurrency?,
+        },
+        at,
+    ))
+}
+
+fn location(
+    f: &mut Fields,
+    key: &'static str,
+    want: &str,
+    base: &Path,
+    p: &mut Problems,
+) -> Option<Located<Location>> {
+    let text = f.required_string(key, want, p)?;
+    match Location::parse(&text.value, base) {
+        Ok(l) => Some(Located::new(l, text.at)),
+        Err(e) => {
+            p.report(text.at, format!("{}: `{key}`: {e}", f.context()));
+            None
+        }
+    }
+}
+
+/// A snapshot source as read, before it is split into its kinds.
+struct DeltaCopySpec {
+    location: Location,
+    pattern: SnapshotPattern,
+}
+
+impl DeltaCopySpec {
+    fn into_source(self) -> SnapshotSource {
+        SnapshotSource::DeltaCopy {
+            location: self.location,
+            pattern: self.pattern,
+        }
+    }
+}
+
+fn snapshot_source(
+    f: &mut Fields,
+    base: &Path,
+    p: &mut Problems,
+) -> Option<Located<DeltaCopySpec>> {
+    let context = format!("{} snapshots", f.context());
+    let mut s = f.required_table(
+        "snapshots",
+        "e.g. { kind = \"delta_copy\", location = \"/backups/daily\", pattern = \"orders_{date}\" }",
+        context,
+        p,
+    )?;
+    let at = s.at();
+    let kind = s.required_string("kind", "\"delta_copy\"", p);
+    if let Some(kind) = &kind
+        && kind.value != "delta_copy"
+    {
+        p.report(
+            kind.at,
+            format!(
+                "{}: snapshot kind `{}` is not supported by this version; use \"delta_copy\"",
+                s.context(),
+                kind.value
+            ),
+        );
+    }
+    let location = location(
+        &mut s,
+        "location",
+        "the folder holding the snapshot folders",
+        base,
+        p,
+    );
+    let pattern = s
+        .required_string(
+            "pattern",
+            "the snapshot folder name, e.g. \"orders_{date}\"",
+            p,
+        )
+        .and_then(|text| match SnapshotPattern::parse(&text.value) {
+            Ok(pattern) => Some(pattern),
+            Err(e) => {
+                p.report(text.at, format!("{}: {e}", s.context()));
+                None
+            }
+        });
+    s.finish(p);
+    kind.filter(|k| k.value == "delta_copy")?;
+    Some(Located::new(
+        DeltaCopySpec {
+            location: location?.value,
+            pattern: pattern?,
+        },
+        at,
+    ))
+}
+
+fn objectives(f: &mut Fields, p: &mut Problems) -> Option<Objectives> {
+    let context = format!("{} objectives", f.context());
+    let mut o = f.required_table(
+        "objectives",
+        "e.g. { rpo = \"26h\", rto = \"2h\" }",
+        context,
+        p,
+    )?;
+    let duration = |key: &'static str, want: &str, o: &mut Fields, p: &mut Problems| {
+        let text = o.required_string(key, want, p)?;
+        match parse_duration(&text.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                p.report(text.at, format!("{} `{key}`: {e}", o.context()));
+                None
+            }
+        }
+    };
+    let rpo = duration(
+        "rpo",
+        "the recovery point objective, e.g. \"26h\"",
+        &mut o,
+        p,
+    );
+    let rto = duration("rto", "the recovery time objective, e.g. \"2h\"", &mut o, p);
+    o.finish(p);
+    Some(Objectives {
+        rpo: rpo?,
+        rto: rto?,
+    })
+}

@@ -1,0 +1,473 @@
+//! One drill: discover → restore → verify → measure → report → clean up.
+
+mod report;
+pub mod summary;
+
+pub use report::{
+    DrillReport, Finding, ObjectivesEvidence, Outcome, Query, RestoreEvidence, SnapshotEvidence,
+    VerifyEvidence,
+};
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::clock::{Clock, elapsed_seconds};
+use crate::config::{Job, format_duration};
+use crate::restore::{self, CopyProgress, StructureReport};
+use crate::snapshot::{self, Snapshot, SnapshotError};
+use crate::storage::{ReadOnlyDir, RunSandbox, SandboxRoot, StorageError};
+use crate::table;
+use crate::verify::suite::Severity;
+use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, damage, scan};
+
+/// Why a drill could not be carried out (its outcome is then `error`).
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(
+        "job `{job}`: check `{check}` in {suite} reads column `{column}`, which the table does not have; its columns are: {available}"
+    )]
+    UnknownColumn {
+        job: String,
+        check: String,
+        suite: String,
+        column: String,
+        available: String,
+    },
+    #[error("job `{job}`: cannot read the restored table: {message}")]
+    Restored { job: String, message: String },
+}
+
+/// Choices for one drill.
+#[derive(Debug, Clone, Default)]
+pub struct DrillOptions {
+    /// Drill this snapshot instead of the newest.
+    pub snapshot: Option<String>,
+}
+
+/// What a drill reports while it works, for progress bars.
+pub trait Progress: CopyProgress {
+    fn scan_started(&self, what: &str);
+    fn scan_finished(&self);
+}
+
+/// Progress that nobody watches.
+pub struct NoProgress;
+
+impl CopyProgress for NoProgress {
+    fn start(&self, _: usize, _: u64) {}
+    fn copied(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+impl Progress for NoProgress {
+    fn scan_started(&self, _: &str) {}
+    fn scan_finished(&self) {}
+}
+
+/// Runs one drill of `job`. Always returns a report; an `error` outcome carries the reason.
+pub async fn run_drill(
+    job: &Job,
+    options: &DrillOptions,
+    clock: &dyn Clock,
+    progress: &dyn Progress,
+) -> DrillReport {
+    let started_at = clock.now();
+    let mut report = DrillReport {
+        job: job.name.clone(),
+        run_id: new_run_id(started_at),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        finished_at: started_at,
+        outcome: Outcome::Passed,
+        error: None,
+        snapshot: None,
+        restore: None,
+        verify: None,
+        checks: Vec::new(),
+        rpo_seconds: None,
+        rpo_basis: None,
+        rto_seconds: None,
+        objectives: ObjectivesEvidence {
+            rpo_seconds: job.objectives.rpo.as_secs_f64(),
+            rto_seconds: job.objectives.rto.as_secs_f64(),
+        },
+        findings: Vec::new(),
+    };
+    let mut sandbox = None;
+    let result = drill(job, options, clock, progress, &mut report, &mut sandbox).await;
+    report.outcome = match &result {
+        Err(e) => {
+            report.error = Some(e.to_string());
+            Outcome::Error
+        }
+        Ok(()) if report.findings.iter().any(|f| f.severity == Severity::Fail) => Outcome::Failed,
+        Ok(()) => Outcome::Passed,
+    };
+    if let Some(run) = sandbox {
+        let keep = report.outcome == Outcome::Failed;
+        if !keep && let Err(e) = run.remove().await {
+            tracing::warn!(job = %job.name, error = %e, "could not remove the sandbox");
+        }
+        if let Some(r) = report.restore.as_mut() {
+            r.kept = keep;
+        }
+    }
+    report.finished_at = clock.now();
+    tracing::info!(
+        job = %report.job,
+        run_id = %report.run_id,
+        outcome = report.outcome.as_str(),
+        findings = report.findings.len(),
+        rpo_seconds = report.rpo_seconds,
+        rto_seconds = report.rto_seconds,
+        "drill finished"
+    );
+    report
+}
+
+async fn drill(
+    job: &Job,
+    options: &DrillOptions,
+    clock: &dyn Clock,
+    progress: &dyn Progress,
+    report: &mut DrillReport,
+    sandbox: &mut Option<RunSandbox>,
+) -> Result<(), DrillError> {
+    // 1. Discover.
+    let snapshot = snapshot::choose(&job.snapshots, options.snapshot.as_deref()).await?;
+    report.snapshot = Some(SnapshotEvidence::from(&snapshot));
+    if let Ok(info) = &snapshot.table {
+        check_columns(job, &info.columns)?;
+    }
+
+    // 2. Restore.
+    let run = SandboxRoot::new(&job.sandbox)
+        .create_run(&job.name, &report.run_id)
+        .await?;
+    *sandbox = Some(run.clone());
+    let restored = restore::restore_copy(&snapshot, &run, job.copy_concurrency, progress).await?;
+    report.restore = Some(RestoreEvidence {
+        sandbox: run.path().display().to_string(),
+        files: restored.files,
+        bytes: restored.bytes,
+        seconds: restored.seconds,
+        kept: false,
+    });
+
+    // 3. Verify the structure, then the suite in one scan.
+    let verify_started = Instant::now();
+    let structure = restore::verify_structure(&run, snapshot.version()).await;
+    let mut structure_check = CheckResult::new("structure", "structure", Severity::Fail);
+    structure_check.observed = json!({
+        "log_replays": structure.log_replays,
+        "version": structure.version,
+        "files_checked": structure.files_checked,
+        "missing_files": structure.missing_files.len(),
+        "wrong_size_files": structure.wrong_size_files.len(),
+    });
+    structure_check.expected = json!({ "log_replays": true, "version": snapshot.version(), "missing_files": 0, "wrong_size_files": 0 });
+    if !structure.is_sound() {
+        structure_check.fail(structure.problems.join("; "));
+    }
+    report.checks.push(structure_check);
+
+    let mut queries = Vec::new();
+    let mut rows = None;
+    let scanned = match &structure.table {
+        Some(info)
+            if structure.missing_files.is_empty() && structure.wrong_size_files.is_empty() =>
+        {
+            check_columns(job, &info.columns)?;
+            let (plan, _) = verify::compile(&job.suite, &info.columns);
+            queries.push(Query {
+                target: "restored".into(),
+                sql: plan.sql(),
+            });
+            progress.scan_started("verifying the restored table");
+            let values = scan_restored(job, &run, &plan).await;
+            progress.scan_finished();
+            match values {
+                Ok(values) => {
+                    rows = values
+                        .get(&scan::row_count())
+                        .and_then(verify::evaluate::as_f64)
+                        .map(|n| n as u64);
+                    if let (Some(rows), Some(logged)) = (rows, info.logged_rows())
+                        && rows != logged
+                    {
+                        report.checks[0].fail(format!(
+                            "the scan read {rows} rows but the log's file statistics record {logged}"
+                        ));
+                    }
+                    Some(values)
+                }
+                Err(message) => {
+                    let bad = damage::find_undecodable(run.path(), &info.files).await;
+                    let detail = if bad.is_empty() {
+                        message
+                    } else {
+                        format!(
+                            "{} data file(s) do not decode: {}",
+                            bad.len(),
+                            restore::name_some(
+                                bad.iter().map(|b| format!("{} ({})", b.path, b.reason))
+                            )
+                        )
+                    };
+                    report.checks[0].fail(format!("the restored data cannot be read: {detail}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let verify_seconds = elapsed_seconds(verify_started);
+    let rto_seconds = ((restored.seconds + verify_seconds) * 1000.0).round() / 1000.0;
+
+    // 4. Compare with the source at the snapshot's version.
+    let compare_started = Instant::now();
+    let source_url = ReadOnlyDir::new(&job.source).url();
+    let source_values = match &scanned {
+        Some(_) => source_side(job, &snapshot, &source_url, report, &mut queries).await,
+        None => SourceValues::NotNeeded,
+    };
+    let compare_seconds = (!matches!(source_values, SourceValues::NotNeeded))
+        .then(|| elapsed_seconds(compare_started));
+
+    match &scanned {
+        Some(values) => report
+            .checks
+            .extend(verify::evaluate(&job.suite, values, &source_values)),
+        None => {
+            let reason = "not evaluated: the restored table could not be scanned (see `structure`)";
+            for check in &job.suite.checks {
+                let mut r = CheckResult::new(&check.id, check.kind.name(), check.severity);
+                r.outcome = CheckOutcome::Skipped;
+                r.message = Some(reason.into());
+                report.checks.push(r);
+            }
+        }
+    }
+    report.verify = Some(VerifyEvidence {
+        seconds: verify_seconds,
+        structure: strip_table(structure),
+        rows,
+        queries,
+        compare_seconds,
+    });
+
+    // 5. Measure RPO and RTO against the objectives.
+    measure(
+        job,
+        &snapshot,
+        &source_url,
+        clock,
+        rto_seconds,
+        restored.seconds,
+        verify_seconds,
+        report,
+    )
+    .await;
+
+    // Findings: every check that did not hold.
+    let findings: Vec<Finding> = report
+        .checks
+        .iter()
+        .filter(|c| c.outcome == CheckOutcome::Failed)
+        .map(|c| Finding {
+            check: c.id.clone(),
+            severity: c.severity,
+            message: c.message.clone().unwrap_or_default(),
+        })
+        .collect();
+    report.findings.splice(0..0, findings);
+    Ok(())
+}
+
+/// Refuses a suite that reads a column the table does not have, before anything is written.
+fn check_columns(job: &Job, columns: &[String]) -> Result<(), DrillError> {
+    for check in &job.suite.checks {
+        for column in check.kind.columns() {
+            if !columns.iter().any(|c| c == column) {
+                return Err(DrillError::UnknownColumn {
+                    job: job.name.clone(),
+                    check: check.id.clone(),
+                    suite: format!("{}:{}", job.suite_path.display(), check.at.line),
+                    column: column.to_string(),
+                    available: columns.join(", "),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn scan_restored(
+    job: &Job,
+    run: &RunSandbox,
+    plan: &scan::AggregatePlan,
+) -> Result<scan::ScanValues, String> {
+    let table = table::open(&run.url(), None).await.map_err(|e| {
+        DrillError::Restored {
+            job: job.name.clone(),
+            message: e.to_string(),
+        }
+        .to_string()
+    })?;
+    scan::run(plan, &table).await.map_err(|e| e.to_string())
+}
+
+/// Opens the source at the snapshot's version, checks it is the same table, and runs the
+/// source-side scan. Unavailability is a `warn` finding, never an error.
+async fn source_side(
+    job: &Job,
+    snapshot: &Snapshot,
+    source_url: &url::Url,
+    report: &mut DrillReport,
+    queries: &mut Vec<Query>,
+) -> SourceValues {
+    let (_, plan) = verify::compile(&job.suite, &[]);
+    let Some(version) = snapshot.version() else {
+        return SourceValues::NotNeeded;
+    };
+    let unavailable = |report: &mut DrillReport, reason: String| {
+        report.findings.push(Finding {
+            check: "source".into(),
+            severity: Severity::Warn,
+            message: format!(
+                "the source {} cannot be read at version {version}: {reason}; checks that compare with the source were judged on their bounds only",
+                job.source
+            ),
+        });
+        SourceValues::Unavailable(reason)
+    };
+    let source = match table::open(source_url, Some(version)).await {
+        Ok(t) => t,
+        Err(e) => return unavailable(report, e.to_string()),
+    };
+    let source_info = match table::describe(&source).await {
+        Ok(i) => i,
+        Err(e) => return unavailable(report, e.to_string()),
+    };
+    if let Ok(snap) = &snapshot.table
+        && !snap.table_id.is_empty()
+        && snap.table_id != source_info.table_id
+    {
+        report.findings.push(Finding {
+            check: "source".into(),
+            severity: Severity::Fail,
+            message: format!(
+                "the snapshot is a copy of Delta table {} but the source {} is table {}: the backup holds a different table",
+                snap.table_id, job.source, source_info.table_id
+            ),
+        });
+        return SourceValues::Unavailable("the source is a different table".into());
+    }
+    if plan.is_empty() {
+        return SourceValues::NotNeeded;
+    }
+    queries.push(Query {
+        target: "source".into(),
+        sql: plan.sql(),
+    });
+    match scan::run(&plan, &source).await {
+        Ok(values) => SourceValues::At { version, values },
+        Err(e) => unavailable(report, e.to_string()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    job: &Job,
+    snapshot: &Snapshot,
+    source_url: &url::Url,
+    clock: &dyn Clock,
+    rto_seconds: f64,
+    restore_seconds: f64,
+    verify_seconds: f64,
+    report: &mut DrillReport,
+) {
+    let objectives = job.objectives;
+    // RPO: the source's newest commit minus the snapshot's newest commit.
+    let snapshot_time = snapshot.commit_timestamp();
+    let source_newest = table::newest_commit(source_url).await;
+    let (reference, basis): (DateTime<Utc>, &str) = match &source_newest {
+        Ok((_, Some(t))) => (*t, "source_newest_commit"),
+        _ => (clock.now(), "now"),
+    };
+    let mut rpo = CheckResult::new("rpo", "rpo", Severity::Fail);
+    rpo.expected = json!({ "max_seconds": objectives.rpo.as_secs_f64() });
+    match snapshot_time {
+        Some(t) => {
+            let seconds = ((reference - t).num_milliseconds().max(0)) as f64 / 1000.0;
+            report.rpo_seconds = Some(seconds);
+            report.rpo_basis = Some(basis.into());
+            rpo.observed = json!({ "seconds": seconds, "basis": basis });
+            if basis == "now" {
+                let reason = match &source_newest {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "the source's newest commit has no timestamp".into(),
+                };
+                report.findings.push(Finding {
+                    check: "rpo".into(),
+                    severity: Severity::Warn,
+                    message: format!(
+                        "the source's newest commit could not be read ({reason}); RPO measured as now minus the snapshot's newest commit"
+                    ),
+                });
+            }
+            if seconds > objectives.rpo.as_secs_f64() {
+                rpo.fail(format!(
+                    "a restore of this snapshot would lose {} of data (newest commit {}), above the RPO objective of {}",
+                    format_duration(std::time::Duration::from_secs_f64(seconds)),
+                    t.format("%Y-%m-%d %H:%M:%S UTC"),
+                    format_duration(objectives.rpo)
+                ));
+            }
+        }
+        None => {
+            rpo.outcome = CheckOutcome::Skipped;
+            rpo.message = Some("the snapshot's newest commit time is unknown".into());
+        }
+    }
+    report.checks.push(rpo);
+
+    // RTO: restore plus verification of the restored data.
+    let mut rto = CheckResult::new("rto", "rto", Severity::Fail);
+    rto.expected = json!({ "max_seconds": objectives.rto.as_secs_f64() });
+    rto.observed = json!({ "seconds": rto_seconds, "restore_seconds": restore_seconds, "verify_seconds": verify_seconds });
+    report.rto_seconds = Some(rto_seconds);
+    if rto_seconds > objectives.rto.as_secs_f64() {
+        rto.fail(format!(
+            "restore and verification took {}, above the RTO objective of {}",
+            format_duration(std::time::Duration::from_secs_f64(rto_seconds)),
+            format_duration(objectives.rto)
+        ));
+    }
+    report.checks.push(rto);
+}
+
+fn strip_table(mut s: StructureReport) -> StructureReport {
+    s.table = None;
+    s
+}
+
+/// A run id: the start time and a random suffix, e.g. `run-20261129T023000Z-4f3a9c`.
+/// Sandbox sweeps recognise run folders by this shape.
+pub fn new_run_id(at: DateTime<Utc>) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(at.timestamp_nanos_opt().unwrap_or_default() as u128);
+    h.write_u32(std::process::id());
+    format!(
+        "run-{}-{:06x}",
+        at.format("%Y%m%dT%H%M%SZ"),
+        h.finish() & 0xff_ffff
+    )
+}

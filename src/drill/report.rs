@@ -1,0 +1,143 @@
+//! The report of one drill: the JSON contract other tools read (field names are stable).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::restore::StructureReport;
+use crate::snapshot::Snapshot;
+use crate::verify::CheckResult;
+use crate::verify::suite::Severity;
+
+/// How a drill ended. The CLI exits 0, 1 and 2 for these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The snapshot restored and verified; warnings allowed.
+    Passed,
+    /// A `fail` finding: the backup is not trustworthy.
+    Failed,
+    /// The drill could not be carried out.
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Error => "error",
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Passed => 0,
+            Outcome::Failed => 1,
+            Outcome::Error => 2,
+        }
+    }
+}
+
+/// A check that did not hold: data, not an error.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub check: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotEvidence {
+    pub id: String,
+    pub location: String,
+    pub version: Option<u64>,
+    pub commit_timestamp: Option<DateTime<Utc>>,
+    pub table_id: Option<String>,
+    pub files: Option<usize>,
+    pub bytes: Option<u64>,
+}
+
+impl From<&Snapshot> for SnapshotEvidence {
+    fn from(s: &Snapshot) -> Self {
+        let table = s.table.as_ref().ok();
+        Self {
+            id: s.id.clone(),
+            location: s.location.to_string(),
+            version: table.map(|t| t.version),
+            commit_timestamp: table.and_then(|t| t.commit_timestamp),
+            table_id: table.map(|t| t.table_id.clone()),
+            files: table.map(|t| t.files.len()),
+            bytes: table.map(|t| t.bytes()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreEvidence {
+    pub sandbox: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Whether the sandbox was kept after the run (failed runs keep it for forensics).
+    pub kept: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyEvidence {
+    pub seconds: f64,
+    pub structure: StructureReport,
+    /// Rows read by the scan of the restored table.
+    pub rows: Option<u64>,
+    /// Every query that ran, in order: one aggregate over the restored table, one over the
+    /// source when checks compare with it.
+    pub queries: Vec<Query>,
+    /// Seconds spent reading the source for comparison (not part of the RTO).
+    pub compare_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Query {
+    /// `restored` or `source`.
+    pub target: String,
+    pub sql: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ObjectivesEvidence {
+    pub rpo_seconds: f64,
+    pub rto_seconds: f64,
+}
+
+/// The report of one drill.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillReport {
+    pub job: String,
+    pub run_id: String,
+    pub tool_version: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub snapshot: Option<SnapshotEvidence>,
+    pub restore: Option<RestoreEvidence>,
+    pub verify: Option<VerifyEvidence>,
+    pub checks: Vec<CheckResult>,
+    pub rpo_seconds: Option<f64>,
+    /// What the RPO was measured against: `source_newest_commit`, or `now` when the source's
+    /// newest commit could not be read.
+    pub rpo_basis: Option<String>,
+    pub rto_seconds: Option<f64>,
+    pub objectives: ObjectivesEvidence,
+    pub findings: Vec<Finding>,
+}
+
+impl DrillReport {
+    /// Whether a check passed, for metrics: `None` when it was not evaluated.
+    pub fn check_passed(&self, check: &CheckResult) -> Option<bool> {
+        match check.outcome {
+            crate::verify::CheckOutcome::Passed => Some(true),
+            crate::verify::CheckOutcome::Failed => Some(false),
+            crate::verify::CheckOutcome::Skipped => None,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The human-readable summary of a drill, as `restore-drill run` prints it.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::{DrillReport, Outcome};
+use crate::config::format_duration;
+use crate::verify::CheckOutcome;
+
+/// Bytes in the unit a person reads fastest.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn seconds(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.2}s")
+    } else {
+        format_duration(Duration::from_secs_f64(s))
+    }
+}
+
+/// Renders the report as a few aligned lines.
+pub fn render(report: &DrillReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "drill      {}  {}", report.job, report.run_id);
+    if let Some(s) = &report.snapshot {
+        let version = s
+            .version
+            .map_or("unreadable log".to_string(), |v| format!("version {v}"));
+        let committed = s.commit_timestamp.map_or(String::new(), |t| {
+            format!(", newest commit {}", t.format("%Y-%m-%d %H:%M:%S UTC"))
+        });
+        let _ = writeln!(out, "snapshot   {} ({version}{committed})", s.id);
+        let _ = writeln!(out, "           {}", s.location);
+    }
+    if let Some(r) = &report.restore {
+        let _ = writeln!(
+            out,
+            "restore    {} files, {} in {}",
+            r.files,
+            human_bytes(r.bytes),
+            seconds(r.seconds)
+        );
+        let _ = writeln!(out, "           into {}", r.sandbox);
+    }
+    if let Some(v) = &report.verify {
+        let rows = v
+            .rows
+            .map_or(String::new(), |r| format!(", {r} rows scanned"));
+        let _ = writeln!(
+            out,
+            "verify     {} file(s) checked against the log{rows} in {} ({} quer{})",
+            v.structure.files_checked,
+            seconds(v.seconds),
+            v.queries.len(),
+            if v.queries.len() == 1 { "y" } else { "ies" }
+        );
+    }
+    if !report.checks.is_empty() {
+        let width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+        let _ = writeln!(out, "checks");
+        for c in &report.checks {
+            let mark = match (c.outcome, c.severity.as_str()) {
+                (CheckOutcome::Passed, _) => "ok  ",
+                (CheckOutcome::Failed, "warn") => "WARN",
+                (CheckOutcome::Failed, _) => "FAIL",
+                (CheckOutcome::Skipped, _) => "skip",
+            };
+            let observed = match &c.observed {
+                serde_json::Value::Null => String::new(),
+                v => v.to_string(),
+            };
+            let _ = writeln!(out, "  {mark} {:<width$}  {:<10} {observed}", c.id, c.kind);
+        }
+    }
+    let objectives = report.objectives;
+    if let Some(rpo) = report.rpo_seconds {
+        let basis = match report.rpo_basis.as_deref() {
+            Some("now") => " (measured from now)",
+            _ => "",
+        };
+        let _ = writeln!(
+            out,
+            "rpo        {}{basis}, objective {}",
+            seconds(rpo),
+            format_duration(Duration::from_secs_f64(objectives.rpo_seconds))
+        );
+    }
+    if let Some(rto) = report.rto_seconds {
+        let _ = writeln!(
+            out,
+            "rto        {}, objective {}",
+            seconds(rto),
+            format_duration(Duration::from_secs_f64(objectives.rto_seconds))
+        );
+    }
+    if !report.findings.is_empty() {
+        let _ = writeln!(out, "findings");
+        for f in &report.findings {
+            let _ = writeln!(out, "  {} {}: {}", f.severity.as_str(), f.check, f.message);
+        }
+    }
+    let sandbox = match (&report.restore, report.outcome) {
+        (Some(r), _) if r.kept => format!(" — sandbox kept for inspection: {}", r.sandbox),
+        (Some(_), _) => " — sandbox removed".to_string(),
+        (None, _) => String::new(),
+    };
+    let outcome = match report.outcome {
+        Outcome::Passed => "PASSED",
+        Outcome::Failed => "FAILED",
+        Outcome::Error => "ERROR",
+    };
+    let _ = writeln!(out, "outcome    {outcome}{sandbox}");
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "error      {e}");
+    }
+    out
+}

@@ -1,0 +1,32 @@
+//! restore-drill proves that backups can be restored: for each job it restores the newest
+//! snapshot into a sandbox of its own, verifies the restored data (structure, a suite of checks
+//! in one scan, comparison with the source at the same version), measures RPO and RTO, reports
+//! and cleans up.
+//!
+//! A map of the modules, in the order a drill uses them:
+//!
+//! - [`config`]: the configuration file: read, `${VAR}` substitution, validation that reports
+//!   every problem with file, line and column.
+//! - [`storage`]: locations, read-only handles (source, backups) and the sandbox handle that can
+//!   only write below its run folder.
+//! - [`snapshot`]: the snapshot kinds; discovery of the newest snapshot.
+//! - [`table`]: opening Delta tables and reading what their log says.
+//! - [`restore`]: copying a snapshot into the sandbox; structure verification.
+//! - [`verify`]: suites, the one-scan compiler, evaluation against thresholds and the source.
+//! - [`drill`]: one run from discovery to clean-up, and its report.
+//! - [`metrics`]: the Prometheus metric set.
+//! - [`clock`]: the injected clock.
+//! - [`demo`]: the self-contained demo.
+//! - [`cli`]: the commands.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod drill;
+pub mod metrics;
+pub mod restore;
+pub mod snapshot;
+pub mod storage;
+pub mod table;
+pub mod verify;

@@ -1,0 +1,221 @@
+//! The metric set: every drill's outcome and measurements as Prometheus metrics. Names are
+//! written here once; labels are `job`, `check` and `outcome` only (never a run id).
+
+use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::drill::{DrillReport, Outcome};
+
+/// The metrics of one process; values persist between scrapes and reflect each job's last drill.
+pub struct DrillMetrics {
+    registry: Registry,
+    last_run_success: IntGaugeVec,
+    last_run_timestamp: GaugeVec,
+    last_success_timestamp: GaugeVec,
+    runs_total: IntCounterVec,
+    rpo: GaugeVec,
+    rpo_objective: GaugeVec,
+    rto: GaugeVec,
+    rto_objective: GaugeVec,
+    restore_duration: GaugeVec,
+    verify_duration: GaugeVec,
+    restored_bytes: GaugeVec,
+    restored_rows: GaugeVec,
+    check_success: IntGaugeVec,
+    snapshot_age: GaugeVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(format!("restore_drill_{name}"), help)
+}
+
+impl DrillMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = GaugeVec::new(opts(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let int_gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(opts(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric registered once");
+            g
+        };
+        let job = &["job"];
+        let metrics = Self {
+            last_run_success: int_gauge(
+                "last_run_success",
+                "1 if the job's last drill passed, 0 if it failed or erred",
+                job,
+            ),
+            last_run_timestamp: gauge(
+                "last_run_timestamp_seconds",
+                "Unix time at which the job's last drill finished",
+                job,
+            ),
+            last_success_timestamp: gauge(
+                "last_success_timestamp_seconds",
+                "Unix time at which the job's last passed drill finished",
+                job,
+            ),
+            runs_total: {
+                let c = IntCounterVec::new(
+                    opts(
+                        "runs_total",
+                        "Drills run, by outcome (passed, failed, error)",
+                    ),
+                    &["job", "outcome"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("metric registered once");
+                c
+            },
+            rpo: gauge(
+                "rpo_seconds",
+                "Data a restore of the last drilled snapshot would lose: source's newest commit minus the snapshot's",
+                job,
+            ),
+            rpo_objective: gauge(
+                "rpo_objective_seconds",
+                "The job's recovery point objective",
+                job,
+            ),
+            rto: gauge(
+                "rto_seconds",
+                "Seconds from the start of the last restore until the restored data passed verification",
+                job,
+            ),
+            rto_objective: gauge(
+                "rto_objective_seconds",
+                "The job's recovery time objective",
+                job,
+            ),
+            restore_duration: gauge(
+                "restore_duration_seconds",
+                "Seconds the last restore (copy into the sandbox) took",
+                job,
+            ),
+            verify_duration: gauge(
+                "verify_duration_seconds",
+                "Seconds the last verification of the restored data took",
+                job,
+            ),
+            restored_bytes: gauge("restored_bytes", "Bytes restored by the last drill", job),
+            restored_rows: gauge(
+                "restored_rows",
+                "Rows read from the table restored by the last drill",
+                job,
+            ),
+            check_success: int_gauge(
+                "check_success",
+                "1 if the check held in the job's last drill, 0 if it did not",
+                &["job", "check"],
+            ),
+            snapshot_age: gauge(
+                "snapshot_age_seconds",
+                "Age of the last drilled snapshot's newest commit when the drill finished",
+                job,
+            ),
+            registry,
+        };
+        let build_info = IntGaugeVec::new(
+            opts(
+                "build_info",
+                "Always 1; the version label names the running build",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        metrics
+            .registry
+            .register(Box::new(build_info.clone()))
+            .expect("metric registered once");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        metrics
+    }
+
+    /// Records a finished drill.
+    pub fn observe(&self, report: &DrillReport) {
+        let job = &[report.job.as_str()];
+        let finished = report.finished_at.timestamp_millis() as f64 / 1000.0;
+        self.runs_total
+            .with_label_values(&[report.job.as_str(), report.outcome.as_str()])
+            .inc();
+        for outcome in [Outcome::Passed, Outcome::Failed, Outcome::Error] {
+            // Every outcome series exists from the first run, so rate() and alerts see zeros.
+            self.runs_total
+                .with_label_values(&[report.job.as_str(), outcome.as_str()]);
+        }
+        let passed = report.outcome == Outcome::Passed;
+        self.last_run_success
+            .with_label_values(job)
+            .set(passed as i64);
+        self.last_run_timestamp.with_label_values(job).set(finished);
+        if passed {
+            self.last_success_timestamp
+                .with_label_values(job)
+                .set(finished);
+        }
+        self.rpo_objective
+            .with_label_values(job)
+            .set(report.objectives.rpo_seconds);
+        self.rto_objective
+            .with_label_values(job)
+            .set(report.objectives.rto_seconds);
+        if let Some(v) = report.rpo_seconds {
+            self.rpo.with_label_values(job).set(v);
+        }
+        if let Some(v) = report.rto_seconds {
+            self.rto.with_label_values(job).set(v);
+        }
+        if let Some(r) = &report.restore {
+            self.restore_duration.with_label_values(job).set(r.seconds);
+            self.restored_bytes
+                .with_label_values(job)
+                .set(r.bytes as f64);
+        }
+        if let Some(v) = &report.verify {
+            self.verify_duration.with_label_values(job).set(v.seconds);
+            if let Some(rows) = v.rows {
+                self.restored_rows.with_label_values(job).set(rows as f64);
+            }
+        }
+        if let Some(t) = report.snapshot.as_ref().and_then(|s| s.commit_timestamp) {
+            let age = (report.finished_at - t).num_milliseconds().max(0) as f64 / 1000.0;
+            self.snapshot_age.with_label_values(job).set(age);
+        }
+        for check in &report.checks {
+            let labels = [report.job.as_str(), check.id.as_str()];
+            match report.check_passed(check) {
+                Some(ok) => self.check_success.with_label_values(&labels).set(ok as i64),
+                // Not evaluated this time: an old value would claim a result nobody saw.
+                None => {
+                    let _ = self.check_success.remove_label_values(&labels);
+                }
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding to memory does not fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for DrillMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,123 @@
+//! Opening Delta tables read-only and reading what their log says: version, table id, newest
+//! commit time, schema and the data files with their sizes and row counts.
+
+use chrono::{DateTime, Utc};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::TryStreamExt;
+use url::Url;
+
+/// One data file as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    /// Path relative to the table root, URL-decoded.
+    pub path: String,
+    pub size: u64,
+    /// `numRecords` from the file's statistics, when the writer recorded it.
+    pub num_records: Option<u64>,
+}
+
+/// What the log of a table says at one version.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub version: u64,
+    /// The Delta table id (`metaData.id`), the same in every copy of the table.
+    pub table_id: String,
+    /// `commitInfo.timestamp` of the newest commit, or the commit file's modification time
+    /// when the commit has no timestamp.
+    pub commit_timestamp: Option<DateTime<Utc>>,
+    pub columns: Vec<String>,
+    pub files: Vec<LogFile>,
+}
+
+impl TableInfo {
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// The sum of `numRecords` over all files, if every file recorded it.
+    pub fn logged_rows(&self) -> Option<u64> {
+        self.files.iter().map(|f| f.num_records).sum()
+    }
+}
+
+/// A log error in words a person can act on: a gap in the commit files is named by the
+/// versions on either side; other errors pass through.
+pub fn explain_log_error(error: &DeltaTableError) -> String {
+    let text = error.to_string();
+    if !text.contains("found gap") {
+        return text;
+    }
+    let versions: Vec<u64> = text
+        .split("filename: \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('.').next()?.parse().ok())
+        .collect();
+    match versions.as_slice() {
+        [before, after, ..] => {
+            let missing: Vec<String> = (before + 1..*after)
+                .map(|v| format!("{v:020}.json"))
+                .collect();
+            format!(
+                "commit file(s) missing from _delta_log: {} (the log jumps from version {before} to {after})",
+                missing.join(", ")
+            )
+        }
+        _ => text,
+    }
+}
+
+/// Loads a table at its newest version, or at `version`.
+pub async fn open(url: &Url, version: Option<u64>) -> Result<DeltaTable, DeltaTableError> {
+    let mut builder = DeltaTableBuilder::from_url(url.clone())?;
+    if let Some(v) = version {
+        builder = builder.with_version(v as _);
+    }
+    builder.load().await
+}
+
+/// Reads the version, id, newest commit time, columns and files of a loaded table.
+pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> {
+    let state = table.snapshot()?;
+    let version = state.version();
+    let table_id = serde_json::to_value(state.metadata())
+        .ok()
+        .and_then(|m| m.get("id").and_then(|id| id.as_str().map(String::from)))
+        .unwrap_or_default();
+    let columns = state
+        .schema()
+        .fields()
+        .map(|f| f.name().to_string())
+        .collect();
+    let files = state
+        .log_data()
+        .iter()
+        .map(|f| LogFile {
+            path: f.path().into_owned(),
+            size: f.size().max(0) as u64,
+            num_records: f.num_records().map(|n| n as u64),
+        })
+        .collect();
+    let newest: Vec<_> = table
+        .history(Some(1))
+        .try_collect()
+        .await
+        .unwrap_or_default();
+    let commit_millis = newest
+        .first()
+        .and_then(|c| c.in_commit_timestamp.or(c.timestamp))
+        .or_else(|| state.version_timestamp(state.version()));
+    Ok(TableInfo {
+        version,
+        table_id,
+        commit_timestamp: commit_millis.and_then(DateTime::from_timestamp_millis),
+        columns,
+        files,
+    })
+}
+
+/// The newest commit time of a table's current version, for RPO.
+pub async fn newest_commit(url: &Url) -> Result<(u64, Option<DateTime<Utc>>), DeltaTableError> {
+    let table = open(url, None).await?;
+    let info = describe(&table).await?;
+    Ok((info.version, info.commit_timestamp))
+}

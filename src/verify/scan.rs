@@ -1,0 +1,151 @@
+//! The one-scan compiler: every column check of a suite becomes an expression of a single
+//! DataFusion aggregate over the table, identical expressions computed once.
+
+use std::sync::Arc;
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::Array;
+use deltalake::datafusion::common::ScalarValue;
+use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::execution::SessionStateBuilder;
+use deltalake::datafusion::prelude::SessionConfig;
+use deltalake::datafusion::prelude::SessionContext;
+
+/// The name the table has in every query.
+pub const TABLE: &str = "t";
+
+/// Quotes a column name for SQL.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The aggregate expressions of one scan, without repeats.
+#[derive(Debug, Clone, Default)]
+pub struct AggregatePlan {
+    exprs: Vec<String>,
+}
+
+impl AggregatePlan {
+    /// Adds an expression unless the identical one is already there; returns it for lookup.
+    pub fn add(&mut self, expr: String) -> String {
+        if !self.exprs.contains(&expr) {
+            self.exprs.push(expr.clone());
+        }
+        expr
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exprs.is_empty()
+    }
+
+    /// The single SQL statement of the scan.
+    pub fn sql(&self) -> String {
+        let select: Vec<String> = self
+            .exprs
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{e} AS a{i}"))
+            .collect();
+        format!("SELECT {} FROM {TABLE}", select.join(", "))
+    }
+}
+
+/// `count(*)`.
+pub fn row_count() -> String {
+    "count(*)".into()
+}
+
+/// The sum of a column.
+pub fn sum(column: &str) -> String {
+    format!("sum({})", ident(column))
+}
+
+/// The number of nulls in a column.
+pub fn null_count(column: &str) -> String {
+    format!("count(*) FILTER (WHERE {} IS NULL)", ident(column))
+}
+
+/// Rows whose key columns are all present, and the distinct keys among them.
+pub fn key_counts(columns: &[String]) -> (String, String) {
+    if let [column] = columns {
+        let c = ident(column);
+        return (format!("count({c})"), format!("count(DISTINCT {c})"));
+    }
+    let present: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} IS NOT NULL", ident(c)))
+        .collect();
+    let present = present.join(" AND ");
+    let fields: Vec<String> = columns
+        .iter()
+        .map(|c| format!("'{}', {}", c.replace('\'', "''"), ident(c)))
+        .collect();
+    (
+        format!("count(*) FILTER (WHERE {present})"),
+        format!(
+            "count(DISTINCT CASE WHEN {present} THEN named_struct({}) END)",
+            fields.join(", ")
+        ),
+    )
+}
+
+/// An aggregate that reads a column's values; one per column makes the scan decode every
+/// column of every data file.
+pub fn read_column(column: &str) -> String {
+    format!("count({})", ident(column))
+}
+
+/// The result row of a scan, by expression.
+#[derive(Debug, Clone, Default)]
+pub struct ScanValues {
+    values: Vec<(String, ScalarValue)>,
+}
+
+impl ScanValues {
+    pub fn get(&self, expr: &str) -> Option<&ScalarValue> {
+        self.values.iter().find(|(e, _)| e == expr).map(|(_, v)| v)
+    }
+}
+
+/// A DataFusion session for verification scans. Answering aggregates from file statistics is
+/// turned off: a verification must read the data, not the log's claims about it.
+pub fn session() -> SessionContext {
+    let state = SessionStateBuilder::new()
+        .with_config(SessionConfig::new())
+        .with_default_features()
+        .build();
+    let rules: Vec<_> = state
+        .physical_optimizers()
+        .iter()
+        .filter(|r| r.name() != "aggregate_statistics")
+        .cloned()
+        .collect();
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rules(rules)
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// Runs the plan's single aggregate over the table.
+pub async fn run(plan: &AggregatePlan, table: &DeltaTable) -> Result<ScanValues, DataFusionError> {
+    if plan.is_empty() {
+        return Ok(ScanValues::default());
+    }
+    let ctx = session();
+    let provider = table
+        .table_provider()
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    ctx.register_table(TABLE, provider)?;
+    let batches = ctx.sql(&plan.sql()).await?.collect().await?;
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| DataFusionError::Internal("the aggregate returned no row".into()))?;
+    let mut values = Vec::with_capacity(batch.num_columns());
+    for (expr, column) in plan.exprs.iter().zip(batch.columns()) {
+        let column: &Arc<dyn Array> = column;
+        values.push((expr.clone(), ScalarValue::try_from_array(column, 0)?));
+    }
+    Ok(ScanValues { values })
+}

@@ -1,0 +1,142 @@
+//! The commands as a user runs them: exit codes, the summary, the JSON report, listings.
+
+use crate::helpers::{JOB, Lake, SUITE, cli, data_files, stderr, stdout};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_exits_0_for_a_passed_drill_and_prints_a_summary() {
+    let lake = Lake::new(2, 1_000).await;
+    lake.snapshot("2026-11-28");
+    let config = lake.config(SUITE, "26h");
+    let out = cli(&["run", "--config", config.to_str().unwrap(), JOB]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("snapshot   transactions_2026-11-28 (version 1"),
+        "{text}"
+    );
+    assert!(text.contains("ok   rows"), "{text}");
+    assert!(
+        text.contains("outcome    PASSED — sandbox removed"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_exits_1_for_a_failed_drill_and_the_json_report_keeps_its_contract() {
+    let lake = Lake::new(2, 1_000).await;
+    let snapshot = lake.snapshot("2026-11-28");
+    std::fs::remove_file(data_files(&snapshot).remove(0)).unwrap();
+    let config = lake.config(SUITE, "26h");
+    let out = cli(&["run", "--config", config.to_str().unwrap(), JOB, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "job",
+        "run_id",
+        "started_at",
+        "outcome",
+        "error",
+        "snapshot",
+        "restore",
+        "checks",
+        "rpo_seconds",
+        "rto_seconds",
+        "objectives",
+        "findings",
+    ] {
+        assert!(
+            report.get(field).is_some(),
+            "missing `{field}` in {report:#}"
+        );
+    }
+    assert_eq!(report["outcome"], "failed");
+    assert_eq!(report["job"], JOB);
+    for field in ["id", "location", "version", "commit_timestamp"] {
+        assert!(report["snapshot"].get(field).is_some(), "snapshot.{field}");
+    }
+    for field in ["sandbox", "files", "bytes", "seconds"] {
+        assert!(report["restore"].get(field).is_some(), "restore.{field}");
+    }
+    for field in ["id", "kind", "severity", "outcome", "observed", "expected"] {
+        assert!(report["checks"][0].get(field).is_some(), "checks[].{field}");
+    }
+    assert_eq!(report["objectives"]["rpo_seconds"], 93_600.0);
+    assert_eq!(report["findings"][0]["check"], "structure");
+    assert_eq!(report["findings"][0]["severity"], "fail");
+    // The kept sandbox is where the report says.
+    let sandbox = report["restore"]["sandbox"].as_str().unwrap();
+    assert!(sandbox.starts_with(lake.sandbox().to_str().unwrap()));
+    assert!(std::path::Path::new(sandbox).join("_delta_log").is_dir());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_exits_2_when_no_snapshot_matches_and_names_location_and_pattern() {
+    let lake = Lake::new(1, 100).await;
+    std::fs::create_dir_all(lake.root.join("backups/daily/other_2026-11-28")).unwrap();
+    let config = lake.config(SUITE, "26h");
+    let out = cli(&["run", "--config", config.to_str().unwrap(), JOB]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(text.contains("no snapshot in"), "{text}");
+    assert!(
+        text.contains(lake.root.join("backups/daily").to_str().unwrap()),
+        "{text}"
+    );
+    assert!(text.contains("`transactions_{date}`"), "{text}");
+    assert!(lake.sandbox_contents().is_empty(), "nothing may be written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_lists_newest_first_with_version_files_and_bytes() {
+    let mut lake = Lake::new(1, 500).await;
+    lake.snapshot("2026-11-26");
+    lake.append(500).await;
+    lake.snapshot("2026-11-27");
+    let config = lake.config(SUITE, "26h");
+    let out = cli(&["snapshots", "--config", config.to_str().unwrap(), JOB]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("SNAPSHOT"), "{text}");
+    assert!(lines[1].starts_with("transactions_2026-11-27"), "{text}");
+    assert!(lines[2].starts_with("transactions_2026-11-26"), "{text}");
+    let fields: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(fields[1], "1", "version: {text}");
+    assert!(lines[1].contains("KiB"), "{text}");
+}
+
+#[test]
+fn an_unknown_job_names_the_jobs_there_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("suite.toml"), SUITE).unwrap();
+    std::fs::write(
+        root.join("c.toml"),
+        r#"[[job]]
+name = "orders"
+source = "lake"
+snapshots = { kind = "delta_copy", location = "backups", pattern = "o_{date}" }
+sandbox = "sandbox"
+suite = "suite.toml"
+objectives = { rpo = "1d", rto = "1h" }
+"#,
+    )
+    .unwrap();
+    let out = cli(&[
+        "run",
+        "--config",
+        root.join("c.toml").to_str().unwrap(),
+        "order",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no job named `order`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("its jobs are: orders"),
+        "{}",
+        stderr(&out)
+    );
+}

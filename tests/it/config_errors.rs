@@ -1,0 +1,151 @@
+//! Bad input: a clear message naming file, line and column, exit 2, nothing written.
+
+use std::path::Path;
+
+use crate::helpers::{JOB, Lake, SUITE, cli, stderr, stdout};
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+const GOOD_JOB: &str = r#"[[job]]
+name = "orders"
+source = "lake/orders"
+snapshots = { kind = "delta_copy", location = "backups", pattern = "orders_{date}" }
+sandbox = "sandbox"
+suite = "suite.toml"
+objectives = { rpo = "26h", rto = "2h" }
+"#;
+
+fn validate(config_text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "suite.toml", SUITE);
+    let config = write(dir.path(), "c.toml", config_text);
+    let out = cli(&["validate", "--config", &config]);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "suite.toml" && n != "c.toml")
+        .collect();
+    assert!(leftovers.is_empty(), "validate wrote {leftovers:?}");
+    (out.status.code().unwrap(), stderr(&out) + &stdout(&out))
+}
+
+#[test]
+fn a_valid_config_exits_0() {
+    let (code, text) = validate(GOOD_JOB);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("valid (1 job, 4 checks)"), "{text}");
+}
+
+#[test]
+fn malformed_toml_names_line_and_column() {
+    let (code, text) = validate("[[job]]\nname = \"orders\nsource = 1\n");
+    assert_eq!(code, 2);
+    assert!(text.contains("c.toml:2:"), "{text}");
+    assert!(text.contains("invalid TOML"), "{text}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_position() {
+    let text = GOOD_JOB
+        .replace("sandbox = \"sandbox\"", "sandobx = \"sandbox\"")
+        .replace("rpo = \"26h\"", "rpo = \"26 hours\"")
+        .replace("suite = \"suite.toml\"", "suite = \"missing.toml\"");
+    let (code, out) = validate(&text);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("4 problems in the configuration"), "{out}");
+    assert!(
+        out.contains("c.toml:1:1: job `orders`: missing `sandbox`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("c.toml:5:1: job `orders`: unknown key `sandobx`; did you mean `sandbox`?"),
+        "{out}"
+    );
+    assert!(
+        out.contains("c.toml:6:9: job `orders`: suite file"),
+        "{out}"
+    );
+    assert!(out.contains("missing.toml does not exist"), "{out}");
+    assert!(
+        out.contains("c.toml:7:22: job `orders` objectives `rpo`: `26 hours` is not a duration"),
+        "{out}"
+    );
+}
+
+#[test]
+fn problems_inside_the_suite_name_the_suite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "suite.toml",
+        "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmni = 1\n",
+    );
+    let config = write(dir.path(), "c.toml", GOOD_JOB);
+    let out = cli(&["validate", "--config", &config]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(
+        text.contains("suite.toml:4:1: check `rows`: unknown key `mni`; did you mean `min`?"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_sandbox_inside_the_source_or_the_backups_is_refused() {
+    for sandbox in ["lake/orders/restore", "backups/sandbox", "."] {
+        let text = GOOD_JOB.replace("sandbox = \"sandbox\"", &format!("sandbox = \"{sandbox}\""));
+        let (code, out) = validate(&text);
+        assert_eq!(code, 2, "{sandbox}: {out}");
+        assert!(out.contains("overlaps the"), "{sandbox}: {out}");
+        assert!(out.contains("c.toml:5:11"), "{sandbox}: {out}");
+    }
+}
+
+#[test]
+fn unset_environment_variables_are_named() {
+    let text = GOOD_JOB.replace("lake/orders", "${RESTORE_DRILL_TEST_UNSET_VAR}/orders");
+    let (code, out) = validate(&text);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("c.toml:3:11: environment variable `RESTORE_DRILL_TEST_UNSET_VAR` is not set"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_object_store_url_is_refused_with_advice() {
+    let (code, out) = validate(&GOOD_JOB.replace("\"lake/orders\"", "\"s3://lake/orders\""));
+    assert_eq!(code, 2);
+    assert!(out.contains("`s3://` locations are not supported"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_on_a_column_the_table_lacks_names_the_columns_it_has() {
+    let lake = Lake::new(1, 100).await;
+    lake.snapshot("2026-11-28");
+    let suite = "[[check]]\nid = \"x\"\nkind = \"not_null\"\ncolumns = [\"transaction_idd\"]\n";
+    let config = lake.config(suite, "26h");
+    let out = cli(&["run", "--config", config.to_str().unwrap(), JOB]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(
+        text.contains("reads column `transaction_idd`, which the table does not have"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "its columns are: transaction_id, account_id, amount, currency, status, booked_at"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("suite.toml:1"), "{text}");
+    assert!(
+        lake.sandbox_contents().is_empty(),
+        "nothing may be written: {:?}",
+        lake.sandbox_contents()
+    );
+}

@@ -1,0 +1,173 @@
+//! Builds a source table, snapshots of it and a config in a temporary folder, and runs drills.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use restore_drill::clock::SystemClock;
+use restore_drill::config;
+use restore_drill::demo::data;
+use restore_drill::drill::{self, DrillOptions, DrillReport, NoProgress};
+
+pub const JOB: &str = "transactions";
+
+/// The suite most tests use: the four kinds, comparing with the source.
+pub const SUITE: &str = r#"
+[[check]]
+id = "rows"
+kind = "row_count"
+min = 1
+equals_source = true
+
+[[check]]
+id = "ids-present"
+kind = "not_null"
+columns = ["transaction_id", "account_id"]
+
+[[check]]
+id = "ids-unique"
+kind = "unique"
+columns = ["transaction_id"]
+
+[[check]]
+id = "amount-total"
+kind = "sum"
+column = "amount"
+equals_source = true
+"#;
+
+/// A temporary lake: `lake/transactions` (the source), `backups/daily/` and `sandbox/`.
+pub struct Lake {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    next_id: i64,
+}
+
+impl Lake {
+    /// A source with `commits` commits of `rows` rows each.
+    pub async fn new(commits: usize, rows: usize) -> Lake {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("backups/daily")).unwrap();
+        let mut lake = Lake {
+            _dir: dir,
+            root,
+            next_id: 1,
+        };
+        for _ in 0..commits {
+            lake.append(rows).await;
+        }
+        lake
+    }
+
+    pub fn source(&self) -> PathBuf {
+        self.root.join("lake/transactions")
+    }
+
+    pub fn sandbox(&self) -> PathBuf {
+        self.root.join("sandbox")
+    }
+
+    /// Appends `rows` new transactions to the source as one commit.
+    pub async fn append(&mut self, rows: usize) {
+        let batch = data::transactions(self.next_id, rows, 1_795_000_000_000_000);
+        self.next_id += rows as i64;
+        self.append_batch(batch).await;
+    }
+
+    pub async fn append_batch(&self, batch: deltalake::arrow::array::RecordBatch) {
+        data::append(&self.source(), vec![batch]).await.unwrap();
+    }
+
+    /// Copies the source as it is now into `backups/daily/transactions_<date>`.
+    pub fn snapshot(&self, date: &str) -> PathBuf {
+        let path = self.root.join(format!("backups/daily/transactions_{date}"));
+        data::copy_folder(&self.source(), &path).unwrap();
+        path
+    }
+
+    /// Writes the suite and a config with these objectives; returns the config path.
+    pub fn config(&self, suite: &str, rpo: &str) -> PathBuf {
+        std::fs::create_dir_all(self.root.join("checks")).unwrap();
+        std::fs::write(self.root.join("checks/suite.toml"), suite).unwrap();
+        let config = format!(
+            r#"[[job]]
+name = "{JOB}"
+source = "lake/transactions"
+snapshots = {{ kind = "delta_copy", location = "backups/daily", pattern = "transactions_{{date}}" }}
+sandbox = "sandbox"
+suite = "checks/suite.toml"
+objectives = {{ rpo = "{rpo}", rto = "1h" }}
+"#
+        );
+        let path = self.root.join("config.toml");
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    /// Runs a drill of the job through the library.
+    pub async fn drill(&self, config_path: &Path, snapshot: Option<&str>) -> DrillReport {
+        let config = config::load(config_path).unwrap();
+        let job = config.job(JOB).unwrap();
+        let options = DrillOptions {
+            snapshot: snapshot.map(String::from),
+        };
+        drill::run_drill(job, &options, &SystemClock, &NoProgress).await
+    }
+
+    /// Every path below the sandbox root.
+    pub fn sandbox_contents(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut pending = vec![self.sandbox()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    pending.push(p.clone());
+                }
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+/// The data files of a table folder, largest first.
+pub fn data_files(table: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(table)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    files
+}
+
+/// Runs the built binary.
+pub fn cli(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The messages of the report's findings, one per line, for assertion messages.
+pub fn findings(report: &DrillReport) -> String {
+    report
+        .findings
+        .iter()
+        .map(|f| format!("{} {}: {}", f.severity.as_str(), f.check, f.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one binary; `helpers` builds lakes, snapshots and configs on disk.
+
+mod helpers;
+
+mod cli;
+mod config_errors;
+mod corpus;
+mod drill_catches;
+mod shipped_files;
