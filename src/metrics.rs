@@ -22,6 +22,7 @@ pub struct DrillMetrics {
     restored_rows: GaugeVec,
     check_success: IntGaugeVec,
     snapshot_age: GaugeVec,
+    compare_mismatched_rows: GaugeVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -122,6 +123,11 @@ impl DrillMetrics {
                 "Age of the last drilled snapshot's newest commit when the drill finished",
                 job,
             ),
+            compare_mismatched_rows: gauge(
+                "compare_mismatched_rows",
+                "Rows of the last drill's keyed sample that were missing, extra or changed against the source",
+                job,
+            ),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -191,6 +197,11 @@ impl DrillMetrics {
         if let Some(t) = report.snapshot.as_ref().and_then(|s| s.commit_timestamp) {
             let age = (report.finished_at - t).num_milliseconds().max(0) as f64 / 1000.0;
             self.snapshot_age.with_label_values(job).set(age);
+        }
+        if let Some(diff) = &report.compare {
+            self.compare_mismatched_rows
+                .with_label_values(job)
+                .set(diff.mismatched() as f64);
         }
         for check in &report.checks {
             let labels = [report.job.as_str(), check.id.as_str()];

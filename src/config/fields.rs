@@ -252,6 +252,49 @@ impl<'a> Fields<'a> {
         Some(Located::new(out, at))
     }
 
+    /// A table whose keys are free (e.g. column names) and whose values are numbers.
+    pub fn number_map(
+        &mut self,
+        key: &'static str,
+        p: &mut Problems,
+    ) -> Option<Located<std::collections::BTreeMap<String, f64>>> {
+        let (item, at) = self.get(key, p)?;
+        let Some(table) = item.as_table_like() else {
+            self.wrong_type(
+                p,
+                key,
+                at,
+                "a table of numbers, e.g. { amount = 0.01 }",
+                item,
+            );
+            return None;
+        };
+        let mut out = std::collections::BTreeMap::new();
+        for (name, value) in table.iter() {
+            match (value.as_integer(), value.as_float()) {
+                (Some(i), _) => {
+                    out.insert(name.to_string(), i as f64);
+                }
+                (_, Some(f)) => {
+                    out.insert(name.to_string(), f);
+                }
+                _ => {
+                    let at = p.position_of(value.span());
+                    p.report(
+                        at,
+                        format!(
+                            "{}: `{key}.{name}` must be a number, found {}",
+                            self.context,
+                            value.type_name()
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(Located::new(out, at))
+    }
+
     /// A nested table or inline table.
     pub fn table(
         &mut self,

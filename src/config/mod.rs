@@ -15,6 +15,7 @@ use fields::{Fields, Located, Position, Problem, Problems, parse_document};
 
 use crate::snapshot::SnapshotPattern;
 use crate::storage::Location;
+use crate::verify::sample::{CompareSpec, Fallback, SampleSize};
 use crate::verify::suite::{Suite, load_suite};
 
 /// The configuration could not be used; every problem found is listed.
@@ -69,6 +70,10 @@ pub struct Job {
     pub objectives: Objectives,
     /// How many files the restore copies at once.
     pub copy_concurrency: usize,
+    /// The keyed sample diff with the source, when configured.
+    pub compare: Option<CompareSpec>,
+    /// Columns whose values are masked in example rows.
+    pub redact: Vec<String>,
 }
 
 /// Where a job's snapshots are and what they are.
@@ -253,6 +258,12 @@ fn read_job(
         }
     };
 
+    let compare = match f.table("compare", format!("{} compare", f.context()), p) {
+        None => Some(None),
+        Some(c) => compare_spec(c, p).map(Some),
+    };
+    let redact = f.strings("redact", p).map(|r| r.value).unwrap_or_default();
+
     if let Some(sandbox) = &sandbox {
         for (role, other) in [
             ("source", source.as_ref().map(|s| &s.value)),
@@ -312,6 +323,8 @@ fn read_job(
             suite,
             objectives: objectives?,
             copy_concurrency: copy_concurrency?,
+            compare: compare?,
+            redact,
         },
         at,
     ))
@@ -404,6 +417,118 @@ fn snapshot_source(
         },
         at,
     ))
+}
+
+fn compare_spec(mut c: Fields, p: &mut Problems) -> Option<CompareSpec> {
+    let key = c.strings("key", p);
+    let fraction = c.number("sample_fraction", p);
+    let rows = c.integer("sample_rows", p);
+    let fallback = c.string("fallback", p);
+    let tolerance = c.number_map("tolerance", p);
+    let mut ok = true;
+    let key = match key {
+        Some(k) if !k.value.is_empty() => Some(k.value),
+        Some(k) => {
+            p.report(
+                k.at,
+                format!("{}: `key` is empty; name the key column(s)", c.context()),
+            );
+            None
+        }
+        None => {
+            p.report(
+                c.at(),
+                format!(
+                    "{}: missing `key` (the column(s) that identify a row)",
+                    c.context()
+                ),
+            );
+            None
+        }
+    };
+    let sample = match (fraction, rows) {
+        (Some(f), None) if f.value > 0.0 && f.value <= 1.0 => Some(SampleSize::Fraction(f.value)),
+        (Some(f), None) => {
+            p.report(
+                f.at,
+                format!(
+                    "{}: `sample_fraction` must be above 0 and at most 1, found {}",
+                    c.context(),
+                    f.value
+                ),
+            );
+            None
+        }
+        (None, Some(r)) if r.value >= 1 => Some(SampleSize::Rows(r.value as u64)),
+        (None, Some(r)) => {
+            p.report(
+                r.at,
+                format!(
+                    "{}: `sample_rows` must be at least 1, found {}",
+                    c.context(),
+                    r.value
+                ),
+            );
+            None
+        }
+        (Some(_), Some(r)) => {
+            p.report(
+                r.at,
+                format!(
+                    "{}: give `sample_fraction` or `sample_rows`, not both",
+                    c.context()
+                ),
+            );
+            None
+        }
+        (None, None) => {
+            p.report(
+                c.at(),
+                format!(
+                    "{}: missing `sample_fraction` (e.g. 0.01) or `sample_rows` (e.g. 10000)",
+                    c.context()
+                ),
+            );
+            None
+        }
+    };
+    let fallback = match fallback {
+        None => Some(Fallback::None),
+        Some(f) => match f.value.as_str() {
+            "none" => Some(Fallback::None),
+            "append_only" => Some(Fallback::AppendOnly),
+            other => {
+                p.report(
+                    f.at,
+                    format!(
+                        "{}: fallback `{other}` is unknown; use \"none\" or \"append_only\"",
+                        c.context()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let tolerance = tolerance.map(|t| t.value).unwrap_or_default();
+    for (column, t) in &tolerance {
+        if *t < 0.0 {
+            ok = false;
+            p.report(
+                c.at(),
+                format!("{}: tolerance of `{column}` is negative", c.context()),
+            );
+        }
+    }
+    c.finish(p);
+    if !ok {
+        return None;
+    }
+    Some(CompareSpec {
+        key: key?,
+        sample: sample?,
+        fallback: fallback?,
+        tolerance,
+    })
 }
 
 fn objectives(f: &mut Fields, p: &mut Problems) -> Option<Objectives> {

@@ -19,8 +19,11 @@ use crate::restore::{self, CopyProgress, StructureReport};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::storage::{ReadOnlyDir, RunSandbox, SandboxRoot, StorageError};
 use crate::table;
+use crate::verify::sample::{self, CompareSpec, DiffMode, Fallback};
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, damage, scan};
+use deltalake::DeltaTable;
+use deltalake::datafusion::error::DataFusionError;
 
 /// Why a drill could not be carried out (its outcome is then `error`).
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,7 @@ pub async fn run_drill(
             rto_seconds: job.objectives.rto.as_secs_f64(),
         },
         findings: Vec::new(),
+        compare: None,
     };
     let mut sandbox = None;
     let result = drill(job, options, clock, progress, &mut report, &mut sandbox).await;
@@ -184,7 +188,7 @@ async fn drill(
             if structure.missing_files.is_empty() && structure.wrong_size_files.is_empty() =>
         {
             check_columns(job, &info.columns)?;
-            let (plan, _) = verify::compile(&job.suite, &info.columns);
+            let plan = verify::plan_restored(&job.suite, &info.columns);
             queries.push(Query {
                 target: "restored".into(),
                 sql: plan.sql(),
@@ -193,7 +197,7 @@ async fn drill(
             let values = scan_restored(job, &run, &plan).await;
             progress.scan_finished();
             match values {
-                Ok(values) => {
+                Ok((table, values)) => {
                     rows = values
                         .get(&scan::row_count())
                         .and_then(verify::evaluate::as_f64)
@@ -205,7 +209,7 @@ async fn drill(
                             "the scan read {rows} rows but the log's file statistics record {logged}"
                         ));
                     }
-                    Some(values)
+                    Some((table, values))
                 }
                 Err(message) => {
                     let bad = damage::find_undecodable(run.path(), &info.files).await;
@@ -233,18 +237,39 @@ async fn drill(
     // 4. Compare with the source at the snapshot's version.
     let compare_started = Instant::now();
     let source_url = ReadOnlyDir::new(&job.source).url();
-    let source_values = match &scanned {
+    let source = match &scanned {
         Some(_) => source_side(job, &snapshot, &source_url, report, &mut queries).await,
-        None => SourceValues::NotNeeded,
+        None => SourceSide::not_read(),
     };
-    let compare_seconds = (!matches!(source_values, SourceValues::NotNeeded))
-        .then(|| elapsed_seconds(compare_started));
-
-    match &scanned {
-        Some(values) => report
-            .checks
-            .extend(verify::evaluate(&job.suite, values, &source_values)),
-        None => {
+    match (&scanned, &structure.table) {
+        (Some((restored_table, values)), Some(info)) => {
+            report
+                .checks
+                .extend(verify::evaluate(&job.suite, values, &source.values));
+            report.checks.push(verify::compare_fingerprints(
+                values,
+                &info.columns,
+                &source.values,
+            ));
+            if let (Some(spec), Some((source_table, source_columns))) =
+                (&job.compare, &source.table)
+            {
+                let rows = rows.unwrap_or(0);
+                let check = sample_diff(
+                    job,
+                    spec,
+                    (restored_table, &info.columns),
+                    (source_table, source_columns),
+                    rows,
+                    source.mode,
+                    report,
+                    &mut queries,
+                )
+                .await;
+                report.checks.push(check);
+            }
+        }
+        _ => {
             let reason = "not evaluated: the restored table could not be scanned (see `structure`)";
             for check in &job.suite.checks {
                 let mut r = CheckResult::new(&check.id, check.kind.name(), check.severity);
@@ -254,6 +279,10 @@ async fn drill(
             }
         }
     }
+    let compare_seconds = source
+        .table
+        .is_some()
+        .then(|| elapsed_seconds(compare_started));
     report.verify = Some(VerifyEvidence {
         seconds: verify_seconds,
         structure: strip_table(structure),
@@ -292,6 +321,19 @@ async fn drill(
 
 /// Refuses a suite that reads a column the table does not have, before anything is written.
 fn check_columns(job: &Job, columns: &[String]) -> Result<(), DrillError> {
+    if let Some(spec) = &job.compare {
+        for column in &spec.key {
+            if !columns.iter().any(|c| c == column) {
+                return Err(DrillError::UnknownColumn {
+                    job: job.name.clone(),
+                    check: "compare.key".into(),
+                    suite: "the configuration".into(),
+                    column: column.clone(),
+                    available: columns.join(", "),
+                });
+            }
+        }
+    }
     for check in &job.suite.checks {
         for column in check.kind.columns() {
             if !columns.iter().any(|c| c == column) {
@@ -312,7 +354,7 @@ async fn scan_restored(
     job: &Job,
     run: &RunSandbox,
     plan: &scan::AggregatePlan,
-) -> Result<scan::ScanValues, String> {
+) -> Result<(DeltaTable, scan::ScanValues), String> {
     let table = table::open(&run.url(), None).await.map_err(|e| {
         DrillError::Restored {
             job: job.name.clone(),
@@ -320,40 +362,49 @@ async fn scan_restored(
         }
         .to_string()
     })?;
-    scan::run(plan, &table).await.map_err(|e| e.to_string())
+    let values = scan::run(plan, &table).await.map_err(|e| e.to_string())?;
+    Ok((table, values))
+}
+
+/// What was read of the source: values for the checks, and the table a sample diff joins with.
+struct SourceSide {
+    values: SourceValues,
+    /// The source table (at the snapshot's version, or current for the append-only
+    /// fallback) with its columns.
+    table: Option<(DeltaTable, Vec<String>)>,
+    mode: DiffMode,
+}
+
+impl SourceSide {
+    fn not_read() -> Self {
+        SourceSide {
+            values: SourceValues::NotNeeded,
+            table: None,
+            mode: DiffMode::Exact,
+        }
+    }
 }
 
 /// Opens the source at the snapshot's version, checks it is the same table, and runs the
-/// source-side scan. Unavailability is a `warn` finding, never an error.
+/// source-side scan. Unavailability is a `warn` finding, never an error; with the
+/// `append_only` fallback the current source is used for the sample diff.
 async fn source_side(
     job: &Job,
     snapshot: &Snapshot,
     source_url: &url::Url,
     report: &mut DrillReport,
     queries: &mut Vec<Query>,
-) -> SourceValues {
-    let (_, plan) = verify::compile(&job.suite, &[]);
+) -> SourceSide {
     let Some(version) = snapshot.version() else {
-        return SourceValues::NotNeeded;
+        return SourceSide::not_read();
     };
-    let unavailable = |report: &mut DrillReport, reason: String| {
-        report.findings.push(Finding {
-            check: "source".into(),
-            severity: Severity::Warn,
-            message: format!(
-                "the source {} cannot be read at version {version}: {reason}; checks that compare with the source were judged on their bounds only",
-                job.source
-            ),
-        });
-        SourceValues::Unavailable(reason)
+    let at_version = match table::open(source_url, Some(version)).await {
+        Ok(t) => table::describe(&t).await.map(|info| (t, info)),
+        Err(e) => Err(e),
     };
-    let source = match table::open(source_url, Some(version)).await {
-        Ok(t) => t,
-        Err(e) => return unavailable(report, e.to_string()),
-    };
-    let source_info = match table::describe(&source).await {
-        Ok(i) => i,
-        Err(e) => return unavailable(report, e.to_string()),
+    let (source, source_info) = match at_version {
+        Ok(found) => found,
+        Err(e) => return unavailable(job, source_url, version, e.to_string(), report).await,
     };
     if let Ok(snap) = &snapshot.table
         && !snap.table_id.is_empty()
@@ -367,19 +418,175 @@ async fn source_side(
                 snap.table_id, job.source, source_info.table_id
             ),
         });
-        return SourceValues::Unavailable("the source is a different table".into());
+        return SourceSide {
+            values: SourceValues::Unavailable("the source is a different table".into()),
+            table: None,
+            mode: DiffMode::Exact,
+        };
     }
-    if plan.is_empty() {
-        return SourceValues::NotNeeded;
-    }
+    let plan = verify::plan_source(&job.suite, &source_info.columns);
     queries.push(Query {
         target: "source".into(),
         sql: plan.sql(),
     });
     match scan::run(&plan, &source).await {
-        Ok(values) => SourceValues::At { version, values },
-        Err(e) => unavailable(report, e.to_string()),
+        Ok(values) => SourceSide {
+            values: SourceValues::At {
+                version,
+                values,
+                columns: source_info.columns.clone(),
+            },
+            table: Some((source, source_info.columns)),
+            mode: DiffMode::Exact,
+        },
+        Err(e) => unavailable(job, source_url, version, e.to_string(), report).await,
     }
+}
+
+/// The source cannot be read at the snapshot's version: a `warn` finding, and the job's
+/// fallback for the sample diff.
+async fn unavailable(
+    job: &Job,
+    source_url: &url::Url,
+    version: u64,
+    reason: String,
+    report: &mut DrillReport,
+) -> SourceSide {
+    let fallback = job.compare.as_ref().map(|c| c.fallback);
+    let current = match fallback {
+        Some(Fallback::AppendOnly) => match table::open(source_url, None).await {
+            Ok(t) => table::describe(&t).await.ok().map(|info| (t, info.columns)),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let then = if current.is_some() {
+        "the sample diff checks that restored rows exist unchanged in the current source (fallback append_only)"
+    } else {
+        "the comparison with the source was skipped (fallback none)"
+    };
+    report.findings.push(Finding {
+        check: "source".into(),
+        severity: Severity::Warn,
+        message: format!(
+            "the source {} cannot be read at version {version}: {reason}; checks that compare with the source were judged on their bounds only, and {then}",
+            job.source
+        ),
+    });
+    SourceSide {
+        values: SourceValues::Unavailable(reason),
+        table: current,
+        mode: DiffMode::AppendOnly,
+    }
+}
+
+/// Runs the keyed sample diff and turns it into the `sample` check.
+#[allow(clippy::too_many_arguments)]
+async fn sample_diff(
+    job: &Job,
+    spec: &CompareSpec,
+    (restored, restored_columns): (&DeltaTable, &[String]),
+    (source, source_columns): (&DeltaTable, &[String]),
+    rows: u64,
+    mode: DiffMode,
+    report: &mut DrillReport,
+    queries: &mut Vec<Query>,
+) -> CheckResult {
+    let mut check = CheckResult::new("sample", "sample_diff", Severity::Fail);
+    let columns: Vec<String> = restored_columns
+        .iter()
+        .filter(|c| source_columns.contains(c) && !spec.key.contains(c))
+        .cloned()
+        .collect();
+    let fraction = spec.fraction(rows);
+    let q = sample::queries(spec, &columns, fraction, mode, "t", "src");
+    queries.push(Query {
+        target: "compare".into(),
+        sql: q.counts.clone(),
+    });
+    let result = async {
+        let ctx = scan::session();
+        ctx.register_table(
+            scan::TABLE,
+            restored
+                .table_provider()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+        )?;
+        ctx.register_table(
+            "src",
+            source
+                .table_provider()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+        )?;
+        sample::run(&ctx, spec, &columns, fraction, mode, &job.redact, &q).await
+    }
+    .await;
+    match result {
+        Ok(diff) => {
+            if !diff.examples.is_empty() {
+                queries.push(Query {
+                    target: "compare".into(),
+                    sql: q.examples.clone(),
+                });
+            }
+            check.observed = json!({
+                "restored_rows": diff.restored_rows,
+                "source_rows": diff.source_rows,
+                "missing": diff.missing,
+                "extra": diff.extra,
+                "changed": diff.changed,
+            });
+            check.expected = json!({ "mismatched_rows": 0, "mode": mode });
+            if diff.mismatched() > 0 {
+                let by_column: Vec<String> = diff
+                    .changed_by_column
+                    .iter()
+                    .map(|(c, n)| format!("{c}: {n}"))
+                    .collect();
+                let against = match mode {
+                    DiffMode::Exact => "the source at the snapshot's version",
+                    DiffMode::AppendOnly => "the current source",
+                };
+                let mut parts = match mode {
+                    DiffMode::Exact => vec![
+                        format!("{} missing from the restore", diff.missing),
+                        format!("{} extra", diff.extra),
+                    ],
+                    DiffMode::AppendOnly => {
+                        vec![format!("{} restored rows not in the source", diff.extra)]
+                    }
+                };
+                let changed = if by_column.is_empty() {
+                    format!("{} changed", diff.changed)
+                } else {
+                    format!("{} changed ({})", diff.changed, by_column.join(", "))
+                };
+                parts.push(changed);
+                check.fail(format!(
+                    "a {:.4}% sample by key ({}) of {} restored and {} source rows differs from {against}: {}; up to {} examples are in the report",
+                    fraction * 100.0,
+                    spec.key.join(", "),
+                    diff.restored_rows,
+                    diff.source_rows,
+                    parts.join(", "),
+                    sample::EXAMPLES
+                ));
+            }
+            report.compare = Some(diff);
+        }
+        Err(e) => {
+            check.outcome = CheckOutcome::Skipped;
+            check.message = Some(format!("the sample diff could not run: {e}"));
+            report.findings.push(Finding {
+                check: "sample".into(),
+                severity: Severity::Warn,
+                message: format!("the sample diff could not run: {e}"),
+            });
+        }
+    }
+    check
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::restore::StructureReport;
 use crate::snapshot::Snapshot;
 use crate::verify::CheckResult;
+use crate::verify::sample::SampleDiff;
 use crate::verify::suite::Severity;
 
 /// How a drill ended. The CLI exits 0, 1 and 2 for these.
@@ -129,6 +130,8 @@ pub struct DrillReport {
     pub rto_seconds: Option<f64>,
     pub objectives: ObjectivesEvidence,
     pub findings: Vec<Finding>,
+    /// The keyed sample diff with the source, when the job configures `compare`.
+    pub compare: Option<SampleDiff>,
 }
 
 impl DrillReport {

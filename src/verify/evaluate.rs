@@ -5,6 +5,7 @@ use deltalake::datafusion::common::ScalarValue;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::fingerprint::{self, Fingerprint};
 use super::scan::{self, AggregatePlan, ScanValues};
 use super::suite::{Bounds, Check, CheckKind, Severity, Suite};
 
@@ -58,49 +59,128 @@ pub enum SourceValues {
     At {
         version: u64,
         values: ScanValues,
+        /// The source's columns at that version.
+        columns: Vec<String>,
     },
     Unavailable(String),
 }
 
-/// The two scans a suite needs: over the restored table (every check, and every column
-/// read), and over the source (only what `equals_source` checks compare).
-pub fn compile(suite: &Suite, columns: &[String]) -> (AggregatePlan, AggregatePlan) {
-    let mut restored = AggregatePlan::default();
-    let mut source = AggregatePlan::default();
-    restored.add(scan::row_count());
+/// The single aggregate over the restored table: every check's expressions, and the
+/// fingerprint of all columns (which reads every value, so every data file is decoded).
+pub fn plan_restored(suite: &Suite, columns: &[String]) -> AggregatePlan {
+    let mut plan = AggregatePlan::default();
+    plan.add(scan::row_count());
     for check in &suite.checks {
         match &check.kind {
-            CheckKind::RowCount { equals_source, .. } => {
-                if *equals_source {
-                    source.add(scan::row_count());
-                }
-            }
-            CheckKind::Sum {
-                column,
-                equals_source,
-                ..
-            } => {
-                restored.add(scan::sum(column));
-                if *equals_source {
-                    source.add(scan::sum(column));
-                }
+            CheckKind::RowCount { .. } => {}
+            CheckKind::Sum { column, .. } => {
+                plan.add(scan::sum(column));
             }
             CheckKind::NotNull { columns } => {
                 for c in columns {
-                    restored.add(scan::null_count(c));
+                    plan.add(scan::null_count(c));
                 }
             }
             CheckKind::Unique { columns } => {
                 let (present, distinct) = scan::key_counts(columns);
-                restored.add(present);
-                restored.add(distinct);
+                plan.add(present);
+                plan.add(distinct);
             }
         }
     }
-    for c in columns {
-        restored.add(scan::read_column(c));
+    plan.add(fingerprint::expr(columns));
+    plan
+}
+
+/// The single aggregate over the source at the snapshot's version: what `equals_source`
+/// checks compare, and the fingerprint.
+pub fn plan_source(suite: &Suite, columns: &[String]) -> AggregatePlan {
+    let mut plan = AggregatePlan::default();
+    for check in &suite.checks {
+        match &check.kind {
+            CheckKind::RowCount {
+                equals_source: true,
+                ..
+            } => {
+                plan.add(scan::row_count());
+            }
+            CheckKind::Sum {
+                column,
+                equals_source: true,
+                ..
+            } => {
+                plan.add(scan::sum(column));
+            }
+            _ => {}
+        }
     }
-    (restored, source)
+    plan.add(fingerprint::expr(columns));
+    plan
+}
+
+/// The `fingerprint` check: the restored table's contents equal the source's at the
+/// snapshot's version.
+pub fn compare_fingerprints(
+    restored: &ScanValues,
+    restored_columns: &[String],
+    source: &SourceValues,
+) -> CheckResult {
+    let mut result = CheckResult::new("fingerprint", "fingerprint", Severity::Fail);
+    let ours = restored
+        .get(&fingerprint::expr(restored_columns))
+        .and_then(|v| Fingerprint::from_scalar(v, restored_columns));
+    result.observed = json!(ours);
+    let (version, theirs) = match source {
+        SourceValues::At {
+            version,
+            values,
+            columns,
+        } => (
+            *version,
+            values
+                .get(&fingerprint::expr(columns))
+                .and_then(|v| Fingerprint::from_scalar(v, columns)),
+        ),
+        SourceValues::Unavailable(reason) => {
+            result.outcome = CheckOutcome::Skipped;
+            result.message = Some(format!("not compared: {reason}"));
+            return result;
+        }
+        SourceValues::NotNeeded => {
+            result.outcome = CheckOutcome::Skipped;
+            result.message = Some("not compared: the source was not read".into());
+            return result;
+        }
+    };
+    result.expected = json!({ "equals_source": theirs, "source_version": version });
+    match (ours, theirs) {
+        (Some(a), Some(b)) if a == b => {}
+        (Some(a), Some(b)) => {
+            let mut parts = Vec::new();
+            if a.rows != b.rows {
+                parts.push(format!(
+                    "{} rows restored, {} in the source",
+                    a.rows, b.rows
+                ));
+            }
+            let columns = a.differing_columns(&b);
+            if !columns.is_empty() {
+                parts.push(format!(
+                    "columns whose values differ: {}",
+                    columns.join(", ")
+                ));
+            }
+            if parts.is_empty() {
+                parts.push("values are arranged differently across rows".into());
+            }
+            result.fail(format!(
+                "the restored contents differ from the source at version {version}: {}",
+                parts.join("; ")
+            ));
+        }
+        _ => result.fail("a fingerprint could not be computed".into()),
+    }
+    result
 }
 
 /// Evaluates every check of the suite from the scans' values.
@@ -190,7 +270,9 @@ enum SourceSays {
 
 fn source_value(source: &SourceValues, expr: &str) -> SourceSays {
     match source {
-        SourceValues::At { version, values } => match values.get(expr) {
+        SourceValues::At {
+            version, values, ..
+        } => match values.get(expr) {
             Some(v) => SourceSays::Value {
                 version: *version,
                 value: v.clone(),

@@ -3,7 +3,12 @@
 
 pub mod damage;
 pub mod evaluate;
+pub mod fingerprint;
+pub mod sample;
 pub mod scan;
 pub mod suite;
 
-pub use evaluate::{CheckOutcome, CheckResult, SourceValues, compile, evaluate};
+pub use evaluate::{
+    CheckOutcome, CheckResult, SourceValues, compare_fingerprints, evaluate, plan_restored,
+    plan_source,
+};

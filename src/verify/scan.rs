@@ -89,12 +89,6 @@ pub fn key_counts(columns: &[String]) -> (String, String) {
     )
 }
 
-/// An aggregate that reads a column's values; one per column makes the scan decode every
-/// column of every data file.
-pub fn read_column(column: &str) -> String {
-    format!("count({})", ident(column))
-}
-
 /// The result row of a scan, by expression.
 #[derive(Debug, Clone, Default)]
 pub struct ScanValues {
@@ -107,8 +101,9 @@ impl ScanValues {
     }
 }
 
-/// A DataFusion session for verification scans. Answering aggregates from file statistics is
-/// turned off: a verification must read the data, not the log's claims about it.
+/// A DataFusion session for verification scans, with restore-drill's functions registered.
+/// Answering aggregates from file statistics is turned off: a verification must read the data,
+/// not the log's claims about it.
 pub fn session() -> SessionContext {
     let state = SessionStateBuilder::new()
         .with_config(SessionConfig::new())
@@ -123,7 +118,10 @@ pub fn session() -> SessionContext {
     let state = SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rules(rules)
         .build();
-    SessionContext::new_with_state(state)
+    let ctx = SessionContext::new_with_state(state);
+    ctx.register_udaf(super::fingerprint::udaf());
+    ctx.register_udf(super::sample::key_hash_udf());
+    ctx
 }
 
 /// Runs the plan's single aggregate over the table.

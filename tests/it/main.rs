@@ -3,6 +3,7 @@
 mod helpers;
 
 mod cli;
+mod compare;
 mod config_errors;
 mod corpus;
 mod drill_catches;

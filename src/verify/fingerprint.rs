@@ -1,0 +1,405 @@
+//! An order-independent fingerprint of a table's contents, computed by a DataFusion aggregate
+//! in the same scan as the suite.
+//!
+//! Each value is encoded with Arrow's row format (a canonical byte encoding of the value and its
+//! type, nulls included) and hashed with XXH3-64; a row's hash combines its values' hashes in
+//! column order. The fingerprint is the row count, the wrapping sum of the row hashes, and per
+//! column the wrapping sum of its value hashes. Sums do not depend on row order or file layout,
+//! a missing or duplicated row changes both count and sum, and partial fingerprints of separate
+//! file groups merge by adding them up.
+
+use std::collections::BTreeMap;
+
+use deltalake::arrow::array::{Array, ArrayRef, BinaryArray};
+use deltalake::arrow::datatypes::{DataType, Field, FieldRef};
+use deltalake::arrow::row::{RowConverter, SortField};
+use deltalake::datafusion::common::{Result, ScalarValue, exec_err};
+use deltalake::datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use deltalake::datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
+use serde::Serialize;
+
+use super::scan::ident;
+
+/// The SQL name of the aggregate.
+pub const NAME: &str = "restore_drill_fingerprint";
+
+/// The fingerprint expression over the given columns, in name order.
+pub fn expr(columns: &[String]) -> String {
+    let mut sorted: Vec<&String> = columns.iter().collect();
+    sorted.sort();
+    let args: Vec<String> = sorted.iter().map(|c| ident(c)).collect();
+    format!("{NAME}({})", args.join(", "))
+}
+
+/// A table's fingerprint, as the report shows it (hashes in hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fingerprint {
+    pub rows: u64,
+    pub table: String,
+    pub columns: BTreeMap<String, String>,
+}
+
+impl Fingerprint {
+    /// Reads the aggregate's value; `columns` are the names it was computed over.
+    pub fn from_scalar(value: &ScalarValue, columns: &[String]) -> Option<Fingerprint> {
+        let ScalarValue::Binary(Some(bytes)) = value else {
+            return None;
+        };
+        let state = State::decode(bytes)?;
+        let mut names: Vec<&String> = columns.iter().collect();
+        names.sort();
+        if names.len() != state.columns.len() {
+            return None;
+        }
+        Some(Fingerprint {
+            rows: state.rows,
+            table: format!("{:016x}", state.table),
+            columns: names
+                .into_iter()
+                .zip(&state.columns)
+                .map(|(n, h)| (n.clone(), format!("{h:016x}")))
+                .collect(),
+        })
+    }
+
+    /// Names of the columns whose fingerprints differ, or are on one side only.
+    pub fn differing_columns(&self, other: &Fingerprint) -> Vec<String> {
+        let mut names: Vec<&String> = self.columns.keys().chain(other.columns.keys()).collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .filter(|n| self.columns.get(*n) != other.columns.get(*n))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The aggregate's state: rows, the table sum and one sum per column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct State {
+    rows: u64,
+    table: u64,
+    columns: Vec<u64>,
+}
+
+impl State {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 * (2 + self.columns.len()));
+        for v in [self.rows, self.table].iter().chain(&self.columns) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<State> {
+        if !bytes.len().is_multiple_of(8) || bytes.len() < 16 {
+            return None;
+        }
+        let words: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of eight")))
+            .collect();
+        Some(State {
+            rows: words[0],
+            table: words[1],
+            columns: words[2..].to_vec(),
+        })
+    }
+
+    fn merge(&mut self, other: &State) {
+        self.rows = self.rows.wrapping_add(other.rows);
+        self.table = self.table.wrapping_add(other.table);
+        if self.columns.is_empty() {
+            self.columns = vec![0; other.columns.len()];
+        }
+        for (a, b) in self.columns.iter_mut().zip(&other.columns) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+}
+
+/// The hash of every value of a column: XXH3-64 of the value's Arrow row encoding.
+pub(crate) fn value_hashes(converter: &RowConverter, column: &ArrayRef) -> Result<Vec<u64>> {
+    let encoded = converter.convert_columns(std::slice::from_ref(column))?;
+    Ok((0..column.len())
+        .map(|i| twox_hash::XxHash3_64::oneshot(encoded.row(i).as_ref()))
+        .collect())
+}
+
+/// Folds one value's hash into its row's running hash (order matters: columns in name order).
+pub(crate) fn combine(row: u64, value: u64) -> u64 {
+    (row ^ value)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(29)
+}
+
+/// The SplitMix64 finaliser: spreads a combined row hash over all 64 bits.
+pub(crate) fn avalanche(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FingerprintUdaf {
+    signature: Signature,
+}
+
+/// The fingerprint aggregate, to register with a session.
+pub fn udaf() -> AggregateUDF {
+    AggregateUDF::from(FingerprintUdaf {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    })
+}
+
+impl AggregateUDFImpl for FingerprintUdaf {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let converters = args
+            .expr_fields
+            .iter()
+            .map(|f| RowConverter::new(vec![SortField::new(f.data_type().clone())]))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Box::new(FingerprintAccumulator {
+            state: State {
+                rows: 0,
+                table: 0,
+                columns: vec![0; converters.len()],
+            },
+            converters,
+        }))
+    }
+
+    fn state_fields(&self, _: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![
+            Field::new("fingerprint_state", DataType::Binary, true).into(),
+        ])
+    }
+}
+
+#[derive(Debug)]
+struct FingerprintAccumulator {
+    state: State,
+    converters: Vec<RowConverter>,
+}
+
+impl Accumulator for FingerprintAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        if values.len() != self.converters.len() {
+            return exec_err!(
+                "{NAME}: expected {} columns, got {}",
+                self.converters.len(),
+                values.len()
+            );
+        }
+        let rows = values.first().map_or(0, |v| v.len());
+        let mut row_hashes = vec![0u64; rows];
+        for ((column, converter), sum) in values
+            .iter()
+            .zip(&self.converters)
+            .zip(self.state.columns.iter_mut())
+        {
+            for (row_hash, h) in row_hashes.iter_mut().zip(value_hashes(converter, column)?) {
+                *sum = sum.wrapping_add(h);
+                *row_hash = combine(*row_hash, h);
+            }
+        }
+        for h in row_hashes {
+            self.state.table = self.state.table.wrapping_add(avalanche(h));
+        }
+        self.state.rows += rows as u64;
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some(array) = states.first() else {
+            return Ok(());
+        };
+        let Some(binary) = array.as_any().downcast_ref::<BinaryArray>() else {
+            return exec_err!("{NAME}: unexpected state type {}", array.data_type());
+        };
+        for i in 0..binary.len() {
+            if binary.is_null(i) {
+                continue;
+            }
+            match State::decode(binary.value(i)) {
+                Some(s) => self.state.merge(&s),
+                None => return exec_err!("{NAME}: malformed partial state"),
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Binary(Some(self.state.encode()))])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Binary(Some(self.state.encode())))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + 8 * self.state.columns.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use deltalake::arrow::array::{Int32Array, Int64Array, RecordBatch, StringArray};
+    use deltalake::arrow::datatypes::Schema;
+    use deltalake::datafusion::datasource::MemTable;
+
+    use super::*;
+    use crate::verify::scan;
+
+    fn batch(ids: Vec<Option<i64>>, names: Vec<Option<&str>>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Fingerprints a table made of these partitions (each a list of batches).
+    async fn fingerprint(partitions: Vec<Vec<RecordBatch>>) -> Fingerprint {
+        let schema = partitions[0][0].schema();
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let ctx = scan::session();
+        ctx.register_table(
+            "t",
+            Arc::new(MemTable::try_new(schema, partitions).unwrap()),
+        )
+        .unwrap();
+        let sql = format!("SELECT {} FROM t", expr(&columns));
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let value = ScalarValue::try_from_array(batches[0].column(0), 0).unwrap();
+        Fingerprint::from_scalar(&value, &columns).unwrap()
+    }
+
+    fn base() -> RecordBatch {
+        batch(
+            vec![Some(1), Some(2), Some(3), Some(4)],
+            vec![Some("a"), Some("b"), None, Some("d")],
+        )
+    }
+
+    #[tokio::test]
+    async fn independent_of_row_order_and_layout() {
+        let one = fingerprint(vec![vec![base()]]).await;
+        let shuffled = fingerprint(vec![
+            vec![batch(vec![Some(4), Some(2)], vec![Some("d"), Some("b")])],
+            vec![
+                batch(vec![Some(3)], vec![None]),
+                batch(vec![Some(1)], vec![Some("a")]),
+            ],
+        ])
+        .await;
+        assert_eq!(one, shuffled);
+        assert_eq!(one.rows, 4);
+    }
+
+    #[tokio::test]
+    async fn sensitive_to_a_changed_value_a_null_a_missing_or_duplicated_row() {
+        let original = fingerprint(vec![vec![base()]]).await;
+        let changed = fingerprint(vec![vec![batch(
+            vec![Some(1), Some(2), Some(3), Some(4)],
+            vec![Some("a"), Some("B"), None, Some("d")],
+        )]])
+        .await;
+        assert_ne!(original.table, changed.table);
+        assert_eq!(original.differing_columns(&changed), vec!["name"]);
+
+        let null = fingerprint(vec![vec![batch(
+            vec![Some(1), None, Some(3), Some(4)],
+            vec![Some("a"), Some("b"), None, Some("d")],
+        )]])
+        .await;
+        assert_eq!(original.differing_columns(&null), vec!["id"]);
+
+        let missing = fingerprint(vec![vec![base().slice(0, 3)]]).await;
+        assert_eq!(missing.rows, 3);
+        assert_ne!(original.table, missing.table);
+
+        let duplicated = fingerprint(vec![vec![base(), base().slice(1, 1)]]).await;
+        assert_eq!(duplicated.rows, 5);
+        assert_ne!(original.table, duplicated.table);
+    }
+
+    #[tokio::test]
+    async fn values_swapped_between_rows_change_the_table_but_not_the_columns() {
+        let original = fingerprint(vec![vec![base()]]).await;
+        let swapped = fingerprint(vec![vec![batch(
+            vec![Some(1), Some(2), Some(3), Some(4)],
+            vec![Some("b"), Some("a"), None, Some("d")],
+        )]])
+        .await;
+        assert_ne!(original.table, swapped.table);
+        assert!(original.differing_columns(&swapped).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retyped_column_changes_the_fingerprint() {
+        let original = fingerprint(vec![vec![base()]]).await;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let retyped = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2, 3, 4])),
+                base().column(1).clone(),
+            ],
+        )
+        .unwrap();
+        let retyped = fingerprint(vec![vec![retyped]]).await;
+        assert_eq!(original.differing_columns(&retyped), vec!["id"]);
+    }
+
+    #[test]
+    fn partial_states_merge_by_addition() {
+        let mut a = State {
+            rows: 2,
+            table: u64::MAX,
+            columns: vec![1, 2],
+        };
+        let b = State {
+            rows: 3,
+            table: 2,
+            columns: vec![10, 20],
+        };
+        a.merge(&b);
+        assert_eq!(
+            a,
+            State {
+                rows: 5,
+                table: 1,
+                columns: vec![11, 22]
+            }
+        );
+        assert_eq!(State::decode(&a.encode()), Some(a));
+    }
+}

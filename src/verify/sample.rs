@@ -1,0 +1,394 @@
+//! The keyed sample diff: the same rows — chosen by a hash of the key, so both sides pick the
+//! same keys and the filter applies at both scans — are read from the restored table and from
+//! the source, joined on the key, and counted as missing, extra or changed, with examples.
+
+use std::collections::BTreeMap;
+
+use deltalake::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
+use deltalake::arrow::datatypes::DataType;
+use deltalake::arrow::row::{RowConverter, SortField};
+use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+use deltalake::datafusion::common::Result;
+use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use deltalake::datafusion::prelude::SessionContext;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::fingerprint::{avalanche, combine, value_hashes};
+use super::scan::ident;
+
+/// The SQL name of the key hash function.
+pub const KEY_HASH: &str = "restore_drill_key_hash";
+/// How many examples a diff keeps.
+pub const EXAMPLES: usize = 20;
+/// What a redacted value is shown as.
+pub const REDACTED: &str = "***";
+/// The sample is chosen in parts per million of the key-hash space.
+const PARTS: i64 = 1_000_000;
+
+/// How large the sample is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SampleSize {
+    /// A fraction of the keys, from 0 (exclusive) to 1.
+    Fraction(f64),
+    /// About this many rows (turned into a fraction of the restored row count).
+    Rows(u64),
+}
+
+/// What to compare with when the source's version at the snapshot is no longer readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Compare nothing; say so.
+    None,
+    /// Every sampled restored row must exist unchanged in the current source (right for
+    /// append-only fact tables).
+    AppendOnly,
+}
+
+/// A job's `compare` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareSpec {
+    pub key: Vec<String>,
+    pub sample: SampleSize,
+    pub fallback: Fallback,
+    /// Absolute tolerances of numeric columns; other columns compare exactly.
+    pub tolerance: BTreeMap<String, f64>,
+}
+
+impl CompareSpec {
+    /// The fraction of keys to sample, given the restored table's row count.
+    pub fn fraction(&self, rows: u64) -> f64 {
+        match self.sample {
+            SampleSize::Fraction(f) => f.clamp(0.0, 1.0),
+            SampleSize::Rows(n) if rows == 0 => {
+                if n > 0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            SampleSize::Rows(n) => (n as f64 / rows as f64).min(1.0),
+        }
+    }
+}
+
+/// Whether rows on the source side that the restore lacks count as mismatches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffMode {
+    /// Against the source at the snapshot's version: every difference counts.
+    Exact,
+    /// Against the current source: only restored rows absent from it (`extra`) or changed
+    /// count; source rows added since the snapshot (`missing`) do not.
+    AppendOnly,
+}
+
+/// One example row of a diff.
+#[derive(Debug, Clone, Serialize)]
+pub struct Example {
+    /// `missing` (in the source, not restored), `extra` (restored, not in the source) or `changed`.
+    pub kind: String,
+    pub key: Map<String, Value>,
+    /// The columns whose values differ (for `changed`).
+    pub differing: Vec<String>,
+    pub restored: Option<Map<String, Value>>,
+    pub source: Option<Map<String, Value>>,
+}
+
+/// What the sample diff found.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleDiff {
+    pub mode: DiffMode,
+    pub key: Vec<String>,
+    pub fraction: f64,
+    pub restored_rows: u64,
+    pub source_rows: u64,
+    pub missing: u64,
+    pub extra: u64,
+    pub changed: u64,
+    pub changed_by_column: BTreeMap<String, u64>,
+    pub examples: Vec<Example>,
+}
+
+impl SampleDiff {
+    /// Rows that count as mismatches in this mode.
+    pub fn mismatched(&self) -> u64 {
+        match self.mode {
+            DiffMode::Exact => self.missing + self.extra + self.changed,
+            DiffMode::AppendOnly => self.extra + self.changed,
+        }
+    }
+}
+
+/// The sample filter: the same expression on both sides.
+pub fn filter(key: &[String], fraction: f64) -> String {
+    let present: Vec<String> = key
+        .iter()
+        .map(|k| format!("{} IS NOT NULL", ident(k)))
+        .collect();
+    let keys: Vec<String> = key.iter().map(|k| ident(k)).collect();
+    let threshold = (fraction * PARTS as f64).ceil() as i64;
+    format!(
+        "{} AND {KEY_HASH}({}) % {PARTS} < {threshold}",
+        present.join(" AND "),
+        keys.join(", ")
+    )
+}
+
+const SIDE: &str = "\"__restore_drill_side\"";
+
+/// The SQL of a diff between tables `restored` and `source` (registered names).
+pub struct DiffQueries {
+    pub counts: String,
+    pub examples: String,
+}
+
+pub fn queries(
+    spec: &CompareSpec,
+    columns: &[String],
+    fraction: f64,
+    mode: DiffMode,
+    restored: &str,
+    source: &str,
+) -> DiffQueries {
+    let filter = filter(&spec.key, fraction);
+    let list: Vec<String> = spec.key.iter().chain(columns).map(|c| ident(c)).collect();
+    let list = list.join(", ");
+    let with = format!(
+        "WITH r AS (SELECT {list}, true AS {SIDE} FROM {restored} WHERE {filter}), \
+         s AS (SELECT {list}, true AS {SIDE} FROM {source} WHERE {filter})"
+    );
+    let on: Vec<String> = spec
+        .key
+        .iter()
+        .map(|k| format!("r.{0} = s.{0}", ident(k)))
+        .collect();
+    let from = format!("FROM r FULL OUTER JOIN s ON {}", on.join(" AND "));
+    let both = format!("r.{SIDE} IS NOT NULL AND s.{SIDE} IS NOT NULL");
+    let differs: Vec<String> = columns
+        .iter()
+        .map(|c| differs(c, spec.tolerance.get(c)))
+        .collect();
+    let any = if differs.is_empty() {
+        "false".to_string()
+    } else {
+        format!("({})", differs.join(" OR "))
+    };
+    let mut select = vec![
+        format!("count(r.{SIDE}) AS restored_rows"),
+        format!("count(s.{SIDE}) AS source_rows"),
+        format!("count(*) FILTER (WHERE r.{SIDE} IS NULL) AS missing"),
+        format!("count(*) FILTER (WHERE s.{SIDE} IS NULL) AS extra"),
+        format!("count(*) FILTER (WHERE {both} AND {any}) AS changed"),
+    ];
+    for (i, d) in differs.iter().enumerate() {
+        select.push(format!("count(*) FILTER (WHERE {both} AND {d}) AS c{i}"));
+    }
+    let counts = format!("{with} SELECT {} {from}", select.join(", "));
+
+    let mut fields = vec![format!(
+        "CASE WHEN r.{SIDE} IS NULL THEN 'missing' WHEN s.{SIDE} IS NULL THEN 'extra' ELSE 'changed' END AS \"kind\""
+    )];
+    for c in spec.key.iter().chain(columns) {
+        fields.push(format!(
+            "r.{0} AS \"r:{1}\"",
+            ident(c),
+            c.replace('"', "\"\"")
+        ));
+        fields.push(format!(
+            "s.{0} AS \"s:{1}\"",
+            ident(c),
+            c.replace('"', "\"\"")
+        ));
+    }
+    for (c, d) in columns.iter().zip(&differs) {
+        fields.push(format!(
+            "coalesce({d}, false) AS \"d:{}\"",
+            c.replace('"', "\"\"")
+        ));
+    }
+    let wanted = match mode {
+        DiffMode::Exact => format!("r.{SIDE} IS NULL OR s.{SIDE} IS NULL OR {any}"),
+        DiffMode::AppendOnly => format!("r.{SIDE} IS NOT NULL AND (s.{SIDE} IS NULL OR {any})"),
+    };
+    let examples = format!(
+        "{with} SELECT {} {from} WHERE {wanted} LIMIT {EXAMPLES}",
+        fields.join(", ")
+    );
+    DiffQueries { counts, examples }
+}
+
+/// A SQL condition that is true when a column's values differ on the two sides.
+fn differs(column: &str, tolerance: Option<&f64>) -> String {
+    let c = ident(column);
+    match tolerance {
+        Some(t) => format!("((r.{c} IS NULL) <> (s.{c} IS NULL) OR abs(r.{c} - s.{c}) > {t})"),
+        None => format!("(r.{c} IS DISTINCT FROM s.{c})"),
+    }
+}
+
+/// Runs a diff in a session where both tables are registered.
+pub async fn run(
+    ctx: &SessionContext,
+    spec: &CompareSpec,
+    columns: &[String],
+    fraction: f64,
+    mode: DiffMode,
+    redact: &[String],
+    q: &DiffQueries,
+) -> Result<SampleDiff> {
+    let batches = ctx.sql(&q.counts).await?.collect().await?;
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| DataFusionError::Internal("the diff returned no row".into()))?;
+    let count = |i: usize| -> u64 {
+        batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .map_or(0, |a| a.value(0).max(0) as u64)
+    };
+    let mut diff = SampleDiff {
+        mode,
+        key: spec.key.clone(),
+        fraction,
+        restored_rows: count(0),
+        source_rows: count(1),
+        missing: count(2),
+        extra: count(3),
+        changed: count(4),
+        changed_by_column: BTreeMap::new(),
+        examples: Vec::new(),
+    };
+    for (i, c) in columns.iter().enumerate() {
+        let n = count(5 + i);
+        if n > 0 {
+            diff.changed_by_column.insert(c.clone(), n);
+        }
+    }
+    if diff.mismatched() > 0 {
+        let rows = ctx.sql(&q.examples).await?.collect().await?;
+        for batch in &rows {
+            diff.examples
+                .extend(examples(batch, &spec.key, columns, redact)?);
+        }
+    }
+    Ok(diff)
+}
+
+fn examples(
+    batch: &RecordBatch,
+    key: &[String],
+    columns: &[String],
+    redact: &[String],
+) -> Result<Vec<Example>> {
+    let options = FormatOptions::default();
+    let text = |name: &str, row: usize| -> Result<Option<String>> {
+        let Some(array) = batch.column_by_name(name) else {
+            return Ok(None);
+        };
+        if array.is_null(row) {
+            return Ok(None);
+        }
+        let f = ArrayFormatter::try_new(array.as_ref(), &options)?;
+        Ok(Some(f.value(row).to_string()))
+    };
+    let value = |column: &str, side: &str, row: usize| -> Result<Value> {
+        Ok(match text(&format!("{side}:{column}"), row)? {
+            _ if redact.iter().any(|r| r == column) => Value::String(REDACTED.into()),
+            Some(v) => Value::String(v),
+            None => Value::Null,
+        })
+    };
+    let mut out = Vec::new();
+    for row in 0..batch.num_rows() {
+        let kind = text("kind", row)?.unwrap_or_default();
+        let side = if kind == "missing" { "s" } else { "r" };
+        let mut key_values = Map::new();
+        for k in key {
+            key_values.insert(k.clone(), value(k, side, row)?);
+        }
+        let differing: Vec<String> = columns
+            .iter()
+            .filter(|c| {
+                batch
+                    .column_by_name(&format!("d:{c}"))
+                    .and_then(|a| {
+                        a.as_any()
+                            .downcast_ref::<BooleanArray>()
+                            .map(|b| b.value(row))
+                    })
+                    .unwrap_or(false)
+            })
+            .cloned()
+            .collect();
+        let shown: Vec<&String> = if kind == "changed" {
+            differing.iter().collect()
+        } else {
+            columns.iter().collect()
+        };
+        let side_values = |side: &str| -> Result<Map<String, Value>> {
+            let mut m = Map::new();
+            for c in &shown {
+                m.insert((*c).clone(), value(c, side, row)?);
+            }
+            Ok(m)
+        };
+        out.push(Example {
+            restored: (kind != "missing").then(|| side_values("r")).transpose()?,
+            source: (kind != "extra").then(|| side_values("s")).transpose()?,
+            kind,
+            key: key_values,
+            differing,
+        });
+    }
+    Ok(out)
+}
+
+/// The key hash: a non-negative 63-bit hash of the key columns' values, the same for equal
+/// keys on both sides.
+pub fn key_hash_udf() -> ScalarUDF {
+    ScalarUDF::from(KeyHash {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct KeyHash {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for KeyHash {
+    fn name(&self) -> &str {
+        KEY_HASH
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
+        let mut rows = vec![0u64; args.number_rows];
+        for array in &arrays {
+            let converter = RowConverter::new(vec![SortField::new(array.data_type().clone())])?;
+            for (row, h) in rows.iter_mut().zip(value_hashes(&converter, array)?) {
+                *row = combine(*row, h);
+            }
+        }
+        let hashes: Int64Array = rows
+            .into_iter()
+            .map(|h| (avalanche(h) >> 1) as i64)
+            .collect();
+        Ok(ColumnarValue::Array(std::sync::Arc::new(hashes)))
+    }
+}

@@ -1,0 +1,372 @@
+//! Comparison with the source: the fingerprint in the same scan, and the keyed sample diff.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use deltalake::arrow::array::{Array, Decimal128Array, Int64Array, RecordBatch};
+use deltalake::arrow::compute::concat_batches;
+use deltalake::parquet::arrow::ArrowWriter;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use restore_drill::drill::{DrillReport, Outcome};
+use restore_drill::verify::CheckOutcome;
+
+use crate::helpers::{Lake, SUITE, data_files, findings};
+
+const DATE: &str = "2026-11-28";
+
+/// Writes a config whose job compares a full sample (every key) with the source.
+fn config_with_compare(lake: &Lake, compare: &str) -> std::path::PathBuf {
+    let path = lake.config(SUITE, "26h");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}compare = {compare}\nredact = [\"account_id\"]\n"),
+    )
+    .unwrap();
+    path
+}
+
+const FULL_SAMPLE: &str = "{ key = [\"transaction_id\"], sample_fraction = 1.0 }";
+const APPEND_ONLY_FULL_SAMPLE: &str =
+    "{ key = [\"transaction_id\"], sample_fraction = 1.0, fallback = \"append_only\" }";
+
+/// Rewrites the largest data file of a snapshot through `change`, and patches its `add`
+/// action's size and row count so the structure stays consistent: only a comparison can tell.
+fn rewrite_data_file(snapshot: &Path, change: impl Fn(RecordBatch) -> RecordBatch) {
+    let file = data_files(snapshot).remove(0);
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    let batch = change(concat_batches(&batches[0].schema(), &batches).unwrap());
+    let rows = batch.num_rows();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let size = std::fs::metadata(&file).unwrap().len();
+    for entry in std::fs::read_dir(snapshot.join("_delta_log")).unwrap() {
+        let log = entry.unwrap().path();
+        if log.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let mut action: serde_json::Value = serde_json::from_str(line).unwrap();
+                if let Some(add) = action.get_mut("add")
+                    && add["path"].as_str() == Some(name.as_str())
+                {
+                    add["size"] = serde_json::json!(size);
+                    let mut stats: serde_json::Value =
+                        serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+                    stats["numRecords"] = serde_json::json!(rows);
+                    // Min/max/null statistics no longer hold for the new contents.
+                    for key in ["minValues", "maxValues", "nullCount"] {
+                        stats.as_object_mut().unwrap().remove(key);
+                    }
+                    add["stats"] = serde_json::json!(stats.to_string());
+                }
+                action.to_string()
+            })
+            .collect();
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    }
+}
+
+fn replace_column(batch: RecordBatch, index: usize, column: Arc<dyn Array>) -> RecordBatch {
+    let mut columns = batch.columns().to_vec();
+    columns[index] = column;
+    RecordBatch::try_new(batch.schema(), columns).unwrap()
+}
+
+fn check<'r>(report: &'r DrillReport, id: &str) -> &'r restore_drill::verify::CheckResult {
+    report
+        .checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no check `{id}`: {:#?}", report.checks))
+}
+
+async fn drill_damaged(change: impl Fn(RecordBatch) -> RecordBatch) -> DrillReport {
+    let lake = Lake::new(2, 2_000).await;
+    let snapshot = lake.snapshot(DATE);
+    rewrite_data_file(&snapshot, change);
+    let config = config_with_compare(&lake, FULL_SAMPLE);
+    lake.drill(&config, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_snapshot_matches_its_source_exactly() {
+    let lake = Lake::new(2, 2_000).await;
+    lake.snapshot(DATE);
+    let config = config_with_compare(&lake, "{ key = [\"transaction_id\"], sample_rows = 500 }");
+    let report = lake.drill(&config, None).await;
+    assert_eq!(report.outcome, Outcome::Passed, "{}", findings(&report));
+    let fingerprint = check(&report, "fingerprint");
+    assert_eq!(fingerprint.outcome, CheckOutcome::Passed);
+    assert_eq!(fingerprint.observed["rows"], 4_000);
+    assert_eq!(fingerprint.observed, fingerprint.expected["equals_source"]);
+    let diff = report
+        .compare
+        .as_ref()
+        .unwrap_or_else(|| panic!("no diff: {}", findings(&report)));
+    assert_eq!(diff.mismatched(), 0);
+    assert!(
+        diff.restored_rows > 300 && diff.restored_rows < 700,
+        "{}",
+        diff.restored_rows
+    );
+    assert_eq!(diff.restored_rows, diff.source_rows);
+    // The fingerprint is computed in the one scan of the restored table.
+    let queries = &report.verify.as_ref().unwrap().queries;
+    let restored: Vec<_> = queries.iter().filter(|q| q.target == "restored").collect();
+    assert_eq!(restored.len(), 1);
+    assert!(
+        restored[0].sql.contains("restore_drill_fingerprint("),
+        "{}",
+        restored[0].sql
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_changed_value_is_named_by_row_and_column() {
+    let report = drill_damaged(|batch| {
+        let amounts = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
+        let mut values: Vec<i128> = amounts.values().to_vec();
+        values[7] += 1;
+        let changed = Decimal128Array::from(values)
+            .with_precision_and_scale(18, 2)
+            .unwrap();
+        replace_column(batch, 2, Arc::new(changed))
+    })
+    .await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let fingerprint = check(&report, "fingerprint");
+    let message = fingerprint.message.as_deref().unwrap();
+    assert!(
+        message.contains("columns whose values differ: amount"),
+        "{message}"
+    );
+    let sample = check(&report, "sample");
+    assert_eq!(sample.outcome, CheckOutcome::Failed);
+    assert!(
+        sample
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("1 changed (amount: 1)"),
+        "{sample:?}"
+    );
+    let diff = report.compare.as_ref().unwrap();
+    assert_eq!(diff.examples.len(), 1);
+    let example = &diff.examples[0];
+    assert_eq!(example.kind, "changed");
+    assert_eq!(example.differing, vec!["amount"]);
+    assert!(example.key.contains_key("transaction_id"));
+    // The amount-total check also sees it.
+    assert_eq!(check(&report, "amount-total").outcome, CheckOutcome::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_introduced_is_named_and_redacted_columns_are_masked() {
+    let report = drill_damaged(|batch| {
+        let accounts = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let values: Vec<Option<i64>> = (0..accounts.len())
+            .map(|i| (i != 3).then(|| accounts.value(i)))
+            .collect();
+        replace_column(batch, 1, Arc::new(Int64Array::from(values)))
+    })
+    .await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(
+        check(&report, "fingerprint")
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("account_id")
+    );
+    let diff = report.compare.as_ref().unwrap();
+    assert_eq!(diff.changed_by_column.get("account_id"), Some(&1));
+    let example = &diff.examples[0];
+    assert_eq!(example.differing, vec!["account_id"]);
+    assert_eq!(example.restored.as_ref().unwrap()["account_id"], "***");
+    assert_eq!(example.source.as_ref().unwrap()["account_id"], "***");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_row_is_named_as_missing() {
+    let report = drill_damaged(|batch| {
+        let n = batch.num_rows();
+        concat_batches(
+            &batch.schema(),
+            &[batch.slice(0, 10), batch.slice(11, n - 11)],
+        )
+        .unwrap()
+    })
+    .await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let message = check(&report, "fingerprint").message.clone().unwrap();
+    assert!(
+        message.contains("3999 rows restored, 4000 in the source"),
+        "{message}"
+    );
+    let diff = report.compare.as_ref().unwrap();
+    assert_eq!((diff.missing, diff.extra, diff.changed), (1, 0, 0));
+    assert_eq!(diff.examples[0].kind, "missing");
+    assert!(diff.examples[0].source.is_some() && diff.examples[0].restored.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_row_is_caught() {
+    let report = drill_damaged(|batch| {
+        concat_batches(&batch.schema(), &[batch.clone(), batch.slice(5, 1)]).unwrap()
+    })
+    .await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(
+        check(&report, "fingerprint")
+            .message
+            .clone()
+            .unwrap()
+            .contains("4001 rows restored")
+    );
+    assert_eq!(check(&report, "ids-unique").outcome, CheckOutcome::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_a_different_table_says_so() {
+    let lake = Lake::new(1, 500).await;
+    // A table with the same rows, written separately: a different Delta table id.
+    let other = lake.root.join("other");
+    restore_drill::demo::data::append(
+        &other,
+        vec![restore_drill::demo::data::transactions(
+            1,
+            500,
+            1_795_000_000_000_000,
+        )],
+    )
+    .await
+    .unwrap();
+    restore_drill::demo::data::copy_folder(
+        &other,
+        &lake.root.join(format!("backups/daily/transactions_{DATE}")),
+    )
+    .unwrap();
+    let report = lake.drill(&lake.config(SUITE, "26h"), None).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.check == "source")
+        .unwrap();
+    assert!(
+        finding
+            .message
+            .contains("the backup holds a different table"),
+        "{}",
+        finding.message
+    );
+}
+
+/// Removes the source's commits up to and including `version`, keeping a checkpoint of the
+/// newest version, as log cleanup does: older versions can no longer be read.
+async fn clean_up_log(lake: &Lake, version: u64) {
+    let table =
+        restore_drill::table::open(&restore_drill::storage::directory_url(&lake.source()), None)
+            .await
+            .unwrap();
+    deltalake::checkpoints::create_checkpoint(&table, None)
+        .await
+        .unwrap();
+    for v in 0..=version {
+        std::fs::remove_file(lake.source().join(format!("_delta_log/{v:020}.json"))).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_source_version_is_a_warning_and_append_only_is_the_fallback() {
+    let mut lake = Lake::new(2, 1_000).await;
+    lake.snapshot(DATE);
+    lake.append(500).await;
+    clean_up_log(&lake, 1).await;
+
+    let config = config_with_compare(&lake, APPEND_ONLY_FULL_SAMPLE);
+    let report = lake.drill(&config, None).await;
+    assert_eq!(report.outcome, Outcome::Passed, "{}", findings(&report));
+    let warning = report
+        .findings
+        .iter()
+        .find(|f| f.check == "source")
+        .unwrap();
+    assert_eq!(warning.severity.as_str(), "warn");
+    assert!(
+        warning.message.contains("cannot be read at version 1"),
+        "{}",
+        warning.message
+    );
+    assert!(
+        warning.message.contains("fallback append_only"),
+        "{}",
+        warning.message
+    );
+    assert_eq!(check(&report, "fingerprint").outcome, CheckOutcome::Skipped);
+    let diff = report.compare.as_ref().unwrap();
+    assert_eq!((diff.extra, diff.changed), (0, 0));
+    assert_eq!(
+        diff.missing, 500,
+        "rows added to the source since are not mismatches"
+    );
+    assert_eq!(diff.mismatched(), 0);
+
+    // With fallback `none`, the comparison is skipped and the drill still passes with a warning.
+    let config = config_with_compare(&lake, FULL_SAMPLE);
+    let report = lake.drill(&config, None).await;
+    assert_eq!(report.outcome, Outcome::Passed, "{}", findings(&report));
+    assert!(report.compare.is_none());
+    assert!(
+        findings(&report).contains("fallback none"),
+        "{}",
+        findings(&report)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_append_only_fallback_still_catches_a_changed_row() {
+    let mut lake = Lake::new(2, 1_000).await;
+    let snapshot = lake.snapshot(DATE);
+    rewrite_data_file(&snapshot, |batch| {
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let mut values: Vec<i64> = ids.values().to_vec();
+        values[0] = 9_999_999;
+        replace_column(batch, 0, Arc::new(Int64Array::from(values)))
+    });
+    lake.append(500).await;
+    clean_up_log(&lake, 1).await;
+    let config = config_with_compare(&lake, APPEND_ONLY_FULL_SAMPLE);
+    let report = lake.drill(&config, None).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{}", findings(&report));
+    let sample = check(&report, "sample").message.clone().unwrap();
+    assert!(
+        sample.contains("1 restored rows not in the source"),
+        "{sample}"
+    );
+    let diff = report.compare.as_ref().unwrap();
+    assert_eq!(diff.examples[0].key["transaction_id"], "9999999");
+}
