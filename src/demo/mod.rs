@@ -31,6 +31,8 @@ snapshots = {{ kind = "delta_copy", location = "{root}/backups/daily", pattern =
 sandbox = "{root}/sandbox"
 suite = "checks/financial_transactions.toml"
 objectives = {{ rpo = "26h", rto = "15m" }}
+compare = {{ key = ["transaction_id"], sample_fraction = 0.01 }}
+redact = ["account_id"]
 "#,
         root = root.display()
     )

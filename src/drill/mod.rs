@@ -271,8 +271,17 @@ async fn drill(
         }
         _ => {
             let reason = "not evaluated: the restored table could not be scanned (see `structure`)";
-            for check in &job.suite.checks {
-                let mut r = CheckResult::new(&check.id, check.kind.name(), check.severity);
+            let builtin = [("fingerprint", "fingerprint")]
+                .into_iter()
+                .chain(job.compare.as_ref().map(|_| ("sample", "sample_diff")));
+            let skipped = job
+                .suite
+                .checks
+                .iter()
+                .map(|c| (c.id.as_str(), c.kind.name(), c.severity))
+                .chain(builtin.map(|(id, kind)| (id, kind, Severity::Fail)));
+            for (id, kind, severity) in skipped {
+                let mut r = CheckResult::new(id, kind, severity);
                 r.outcome = CheckOutcome::Skipped;
                 r.message = Some(reason.into());
                 report.checks.push(r);

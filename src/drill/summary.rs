@@ -31,6 +31,23 @@ fn seconds(s: f64) -> String {
     }
 }
 
+/// A value on one line: an object's scalar fields as `key=value` (nested ones left out).
+fn compact(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .filter(|(_, v)| !v.is_object() && !v.is_array() && !v.is_null())
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}
+
 /// Renders the report as a few aligned lines.
 pub fn render(report: &DrillReport) -> String {
     let mut out = String::new();
@@ -78,10 +95,7 @@ pub fn render(report: &DrillReport) -> String {
                 (CheckOutcome::Failed, _) => "FAIL",
                 (CheckOutcome::Skipped, _) => "skip",
             };
-            let observed = match &c.observed {
-                serde_json::Value::Null => String::new(),
-                v => v.to_string(),
-            };
+            let observed = compact(&c.observed);
             let _ = writeln!(out, "  {mark} {:<width$}  {:<10} {observed}", c.id, c.kind);
         }
     }

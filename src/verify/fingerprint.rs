@@ -1,16 +1,15 @@
 //! An order-independent fingerprint of a table's contents, computed by a DataFusion aggregate
 //! in the same scan as the suite.
 //!
-//! Each value is encoded with Arrow's row format (a canonical byte encoding of the value and its
-//! type, nulls included) and hashed with XXH3-64; a row's hash combines its values' hashes in
-//! column order. The fingerprint is the row count, the wrapping sum of the row hashes, and per
+//! Each value is hashed together with its type (see `ValueHasher`); a row's hash combines its
+//! values' hashes in column order. The fingerprint is the row count, the wrapping sum of the row hashes, and per
 //! column the wrapping sum of its value hashes. Sums do not depend on row order or file layout,
 //! a missing or duplicated row changes both count and sum, and partial fingerprints of separate
 //! file groups merge by adding them up.
 
 use std::collections::BTreeMap;
 
-use deltalake::arrow::array::{Array, ArrayRef, BinaryArray};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, BinaryArray};
 use deltalake::arrow::datatypes::{DataType, Field, FieldRef};
 use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::datafusion::common::{Result, ScalarValue, exec_err};
@@ -121,12 +120,105 @@ impl State {
     }
 }
 
-/// The hash of every value of a column: XXH3-64 of the value's Arrow row encoding.
-pub(crate) fn value_hashes(converter: &RowConverter, column: &ArrayRef) -> Result<Vec<u64>> {
-    let encoded = converter.convert_columns(std::slice::from_ref(column))?;
-    Ok((0..column.len())
-        .map(|i| twox_hash::XxHash3_64::oneshot(encoded.row(i).as_ref()))
-        .collect())
+/// Hashes the values of one column type. Fixed-width values are mixed from their bits and
+/// strings and binaries hashed with XXH3-64, both seeded by the type, so equal values of the
+/// same type hash alike and a re-typed column hashes differently; nested types go through
+/// Arrow's row encoding.
+#[derive(Debug)]
+pub(crate) struct ValueHasher {
+    seed: u64,
+    null: u64,
+    row_format: Option<RowConverter>,
+}
+
+impl ValueHasher {
+    pub(crate) fn new(data_type: &DataType) -> Result<Self> {
+        let seed = twox_hash::XxHash3_64::oneshot(data_type.to_string().as_bytes());
+        let direct = data_type.primitive_width().is_some()
+            || matches!(
+                data_type,
+                DataType::Boolean
+                    | DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Binary
+                    | DataType::LargeBinary
+                    | DataType::BinaryView
+            );
+        let row_format = if direct {
+            None
+        } else {
+            Some(RowConverter::new(vec![SortField::new(data_type.clone())])?)
+        };
+        Ok(Self {
+            seed,
+            null: avalanche(seed ^ 0x6e75_6c6c_6e75_6c6c),
+            row_format,
+        })
+    }
+
+    /// The hash of every value of the column, nulls included.
+    pub(crate) fn hashes(&self, column: &ArrayRef) -> Result<Vec<u64>> {
+        let seed = self.seed;
+        let bytes = |v: Option<&[u8]>| {
+            v.map_or(self.null, |b| {
+                twox_hash::XxHash3_64::oneshot_with_seed(seed, b)
+            })
+        };
+        if let Some(converter) = &self.row_format {
+            let encoded = converter.convert_columns(std::slice::from_ref(column))?;
+            return Ok((0..column.len())
+                .map(|i| bytes(Some(encoded.row(i).as_ref())))
+                .collect());
+        }
+        Ok(match column.data_type() {
+            DataType::Utf8 => column
+                .as_string::<i32>()
+                .iter()
+                .map(|v| bytes(v.map(str::as_bytes)))
+                .collect(),
+            DataType::LargeUtf8 => column
+                .as_string::<i64>()
+                .iter()
+                .map(|v| bytes(v.map(str::as_bytes)))
+                .collect(),
+            DataType::Utf8View => column
+                .as_string_view()
+                .iter()
+                .map(|v| bytes(v.map(str::as_bytes)))
+                .collect(),
+            DataType::Binary => column.as_binary::<i32>().iter().map(bytes).collect(),
+            DataType::LargeBinary => column.as_binary::<i64>().iter().map(bytes).collect(),
+            DataType::BinaryView => column.as_binary_view().iter().map(bytes).collect(),
+            DataType::Boolean => column
+                .as_boolean()
+                .iter()
+                .map(|v| v.map_or(self.null, |b| avalanche(seed ^ (b as u64 + 1))))
+                .collect(),
+            other => {
+                let width = other.primitive_width().unwrap_or(8);
+                let data = column.to_data();
+                let values = &data.buffers()[0].as_slice()[data.offset() * width..];
+                values
+                    .chunks_exact(width)
+                    .take(column.len())
+                    .enumerate()
+                    .map(|(i, chunk)| {
+                        if column.is_null(i) {
+                            return self.null;
+                        }
+                        let mut h = seed;
+                        for word in chunk.chunks(8) {
+                            let mut padded = [0u8; 8];
+                            padded[..word.len()].copy_from_slice(word);
+                            h = avalanche(h ^ u64::from_le_bytes(padded));
+                        }
+                        h
+                    })
+                    .collect()
+            }
+        })
+    }
 }
 
 /// Folds one value's hash into its row's running hash (order matters: columns in name order).
@@ -169,18 +261,18 @@ impl AggregateUDFImpl for FingerprintUdaf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let converters = args
+        let hashers = args
             .expr_fields
             .iter()
-            .map(|f| RowConverter::new(vec![SortField::new(f.data_type().clone())]))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+            .map(|f| ValueHasher::new(f.data_type()))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Box::new(FingerprintAccumulator {
             state: State {
                 rows: 0,
                 table: 0,
-                columns: vec![0; converters.len()],
+                columns: vec![0; hashers.len()],
             },
-            converters,
+            hashers,
         }))
     }
 
@@ -194,26 +286,26 @@ impl AggregateUDFImpl for FingerprintUdaf {
 #[derive(Debug)]
 struct FingerprintAccumulator {
     state: State,
-    converters: Vec<RowConverter>,
+    hashers: Vec<ValueHasher>,
 }
 
 impl Accumulator for FingerprintAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        if values.len() != self.converters.len() {
+        if values.len() != self.hashers.len() {
             return exec_err!(
                 "{NAME}: expected {} columns, got {}",
-                self.converters.len(),
+                self.hashers.len(),
                 values.len()
             );
         }
         let rows = values.first().map_or(0, |v| v.len());
         let mut row_hashes = vec![0u64; rows];
-        for ((column, converter), sum) in values
+        for ((column, hasher), sum) in values
             .iter()
-            .zip(&self.converters)
+            .zip(&self.hashers)
             .zip(self.state.columns.iter_mut())
         {
-            for (row_hash, h) in row_hashes.iter_mut().zip(value_hashes(converter, column)?) {
+            for (row_hash, h) in row_hashes.iter_mut().zip(hasher.hashes(column)?) {
                 *sum = sum.wrapping_add(h);
                 *row_hash = combine(*row_hash, h);
             }
@@ -377,6 +469,44 @@ mod tests {
         .unwrap();
         let retyped = fingerprint(vec![vec![retyped]]).await;
         assert_eq!(original.differing_columns(&retyped), vec!["id"]);
+    }
+
+    #[test]
+    fn values_hash_by_type_and_value_nulls_included() {
+        use deltalake::arrow::array::{BooleanArray, Decimal128Array, ListArray};
+        use deltalake::arrow::datatypes::Int32Type;
+        let hash = |a: ArrayRef| ValueHasher::new(a.data_type()).unwrap().hashes(&a).unwrap();
+        let ints = hash(Arc::new(Int64Array::from(vec![
+            Some(1),
+            Some(2),
+            None,
+            Some(1),
+        ])));
+        assert_eq!(ints[0], ints[3]);
+        assert_ne!(ints[0], ints[1]);
+        assert_ne!(ints[0], ints[2]);
+        assert_ne!(ints[0], hash(Arc::new(Int32Array::from(vec![1])))[0]);
+        let bools = hash(Arc::new(BooleanArray::from(vec![
+            Some(true),
+            Some(false),
+            None,
+        ])));
+        assert!(bools[0] != bools[1] && bools[1] != bools[2] && bools[0] != bools[2]);
+        let decimals = Decimal128Array::from(vec![Some(100), Some(101)])
+            .with_precision_and_scale(18, 2)
+            .unwrap();
+        let decimals = hash(Arc::new(decimals));
+        assert_ne!(decimals[0], decimals[1]);
+        let sliced = Int64Array::from(vec![7, 1, 2]).slice(1, 2);
+        assert_eq!(hash(Arc::new(sliced))[0], ints[0], "offsets are honoured");
+        let lists = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), Some(2)]),
+            Some(vec![Some(2), Some(1)]),
+            Some(vec![Some(1), Some(2)]),
+        ]);
+        let lists = hash(Arc::new(lists));
+        assert_eq!(lists[0], lists[2]);
+        assert_ne!(lists[0], lists[1]);
     }
 
     #[test]

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use deltalake::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
 use deltalake::arrow::datatypes::DataType;
-use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
 use deltalake::datafusion::common::Result;
 use deltalake::datafusion::error::DataFusionError;
@@ -17,7 +16,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::fingerprint::{avalanche, combine, value_hashes};
+use super::fingerprint::{ValueHasher, avalanche, combine};
 use super::scan::ident;
 
 /// The SQL name of the key hash function.
@@ -380,8 +379,8 @@ impl ScalarUDFImpl for KeyHash {
         let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
         let mut rows = vec![0u64; args.number_rows];
         for array in &arrays {
-            let converter = RowConverter::new(vec![SortField::new(array.data_type().clone())])?;
-            for (row, h) in rows.iter_mut().zip(value_hashes(&converter, array)?) {
+            let hasher = ValueHasher::new(array.data_type())?;
+            for (row, h) in rows.iter_mut().zip(hasher.hashes(array)?) {
                 *row = combine(*row, h);
             }
         }

@@ -370,3 +370,29 @@ async fn the_append_only_fallback_still_catches_a_changed_row() {
     let diff = report.compare.as_ref().unwrap();
     assert_eq!(diff.examples[0].key["transaction_id"], "9999999");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_contents_in_another_row_order_and_layout_pass() {
+    let lake = Lake::new(2, 2_000).await;
+    let snapshot = lake.snapshot(DATE);
+    rewrite_data_file(&snapshot, |batch| {
+        // Reversed rows, written as two row groups of different sizes.
+        let n = batch.num_rows();
+        let reversed = deltalake::arrow::compute::take_record_batch(
+            &batch,
+            &deltalake::arrow::array::UInt32Array::from_iter_values((0..n as u32).rev()),
+        )
+        .unwrap();
+        concat_batches(
+            &batch.schema(),
+            &[reversed.slice(700, n - 700), reversed.slice(0, 700)],
+        )
+        .unwrap()
+    });
+    let report = lake
+        .drill(&config_with_compare(&lake, FULL_SAMPLE), None)
+        .await;
+    assert_eq!(report.outcome, Outcome::Passed, "{}", findings(&report));
+    assert_eq!(check(&report, "fingerprint").outcome, CheckOutcome::Passed);
+    assert_eq!(report.compare.as_ref().unwrap().mismatched(), 0);
+}

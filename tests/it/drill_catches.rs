@@ -76,6 +76,12 @@ async fn a_missing_data_file_fails_the_drill_and_names_the_file() {
         message.contains("missing") && message.contains(name.as_ref()),
         "{message}"
     );
+    let fingerprint = report
+        .checks
+        .iter()
+        .find(|c| c.id == "fingerprint")
+        .unwrap();
+    assert_eq!(fingerprint.outcome, CheckOutcome::Skipped);
     // A failed run keeps its sandbox for inspection.
     let restore = report.restore.as_ref().unwrap();
     assert!(restore.kept);

@@ -7,4 +7,5 @@ mod compare;
 mod config_errors;
 mod corpus;
 mod drill_catches;
+mod metrics;
 mod shipped_files;

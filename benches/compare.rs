@@ -1,0 +1,172 @@
+//! Cost of the verification scans on a local Delta table: a bare scan of every column, the
+//! suite's checks, the checks with the fingerprint (the restored-side scan of a drill), the
+//! fingerprint alone, and the keyed sample diff.
+//!
+//! `cargo bench --bench compare -- [ROWS] [RUNS]` (defaults: 1000000 rows, 5 runs). Each
+//! measurement runs in a child process so its peak memory is its own; the table is written
+//! once by the demo's data generator, in four commits. Prints the median wall time and the
+//! median peak resident memory of each stage.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use restore_drill::demo::data;
+use restore_drill::storage::directory_url;
+use restore_drill::verify::sample::{self, CompareSpec, DiffMode, Fallback, SampleSize};
+use restore_drill::verify::{evaluate, fingerprint, scan, suite};
+
+const STAGES: [&str; 5] = [
+    "bare_scan",
+    "checks",
+    "checks_and_fingerprint",
+    "fingerprint",
+    "sample_diff",
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("--stage") {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(stage(&args[1], Path::new(&args[2])));
+        return;
+    }
+    let rows: usize = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("transactions");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let started = Instant::now();
+    runtime.block_on(async {
+        let per_commit = rows / 4;
+        for commit in 0..4 {
+            let batch = data::transactions(
+                (commit * per_commit) as i64 + 1,
+                per_commit,
+                1_795_000_000_000_000,
+            );
+            data::append(&table, vec![batch]).await.unwrap();
+        }
+    });
+    println!(
+        "table: {rows} rows, 4 commits, {} MiB, written in {:.1}s; {runs} runs per stage",
+        folder_bytes(&table) / (1 << 20),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<24} {:>10} {:>14}",
+        "stage", "median s", "median peak MiB"
+    );
+    let exe = std::env::current_exe().unwrap();
+    for stage in STAGES {
+        let mut seconds = Vec::new();
+        let mut peaks = Vec::new();
+        for _ in 0..runs {
+            let out = Command::new(&exe)
+                .args(["--stage", stage, table.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            let mut fields = text.split_whitespace();
+            seconds.push(fields.next().unwrap().parse::<f64>().unwrap());
+            peaks.push(fields.next().unwrap().parse::<f64>().unwrap() / 1024.0);
+        }
+        println!(
+            "{stage:<24} {:>10.3} {:>14.0}",
+            median(&mut seconds),
+            median(&mut peaks)
+        );
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// One measurement: prints `seconds peak_kib`.
+async fn stage(name: &str, table_dir: &Path) {
+    let suite = suite::parse_suite(
+        Path::new("checks/financial_transactions.toml"),
+        restore_drill::demo::SUITE,
+    )
+    .unwrap();
+    let url = directory_url(&PathBuf::from(table_dir));
+    let started = Instant::now();
+    let table = restore_drill::table::open(&url, None).await.unwrap();
+    let info = restore_drill::table::describe(&table).await.unwrap();
+    let columns = info.columns.clone();
+    match name {
+        "sample_diff" => {
+            let spec = CompareSpec {
+                key: vec!["transaction_id".into()],
+                sample: SampleSize::Fraction(0.001),
+                fallback: Fallback::None,
+                tolerance: Default::default(),
+            };
+            let compared: Vec<String> = columns
+                .iter()
+                .filter(|c| *c != "transaction_id")
+                .cloned()
+                .collect();
+            let q = sample::queries(&spec, &compared, 0.001, DiffMode::Exact, "t", "src");
+            let ctx = scan::session();
+            ctx.register_table("t", table.table_provider().await.unwrap())
+                .unwrap();
+            let source = restore_drill::table::open(&url, None).await.unwrap();
+            ctx.register_table("src", source.table_provider().await.unwrap())
+                .unwrap();
+            let diff = sample::run(&ctx, &spec, &compared, 0.001, DiffMode::Exact, &[], &q)
+                .await
+                .unwrap();
+            assert_eq!(diff.mismatched(), 0);
+        }
+        _ => {
+            let mut plan = match name {
+                "checks" => evaluate::plan_checks(&suite),
+                "checks_and_fingerprint" => evaluate::plan_restored(&suite, &columns),
+                _ => scan::AggregatePlan::default(),
+            };
+            match name {
+                "bare_scan" => {
+                    for c in &columns {
+                        plan.add(format!("count({})", scan::ident(c)));
+                    }
+                }
+                "fingerprint" => {
+                    plan.add(fingerprint::expr(&columns));
+                }
+                _ => {}
+            }
+            scan::run(&plan, &table).await.unwrap();
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    println!("{seconds} {peak_kib}");
+}
