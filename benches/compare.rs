@@ -143,8 +143,10 @@ async fn stage(name: &str, table_dir: &Path) {
         }
         _ => {
             let mut plan = match name {
-                "checks" => evaluate::plan_checks(&suite),
-                "checks_and_fingerprint" => evaluate::plan_restored(&suite, &columns),
+                "checks" => evaluate::plan_checks(&suite, &Default::default()),
+                "checks_and_fingerprint" => {
+                    evaluate::plan_restored(&suite, &columns, &Default::default())
+                }
                 _ => scan::AggregatePlan::default(),
             };
             match name {

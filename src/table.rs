@@ -26,10 +26,21 @@ pub struct TableInfo {
     /// when the commit has no timestamp.
     pub commit_timestamp: Option<DateTime<Utc>>,
     pub columns: Vec<String>,
+    /// The Delta type of each column, in the log's words (`long`, `string`, `decimal(18,2)`).
+    pub types: Vec<String>,
     pub files: Vec<LogFile>,
 }
 
 impl TableInfo {
+    /// Column names with their Delta types.
+    pub fn typed_columns(&self) -> Vec<(String, String)> {
+        self.columns
+            .iter()
+            .cloned()
+            .zip(self.types.iter().cloned())
+            .collect()
+    }
+
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
@@ -83,11 +94,9 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
         .ok()
         .and_then(|m| m.get("id").and_then(|id| id.as_str().map(String::from)))
         .unwrap_or_default();
-    let columns = state
-        .schema()
-        .fields()
-        .map(|f| f.name().to_string())
-        .collect();
+    let schema = state.schema();
+    let columns = schema.fields().map(|f| f.name().to_string()).collect();
+    let types = schema.fields().map(|f| f.data_type().to_string()).collect();
     let files = state
         .log_data()
         .iter()
@@ -111,6 +120,7 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
         table_id,
         commit_timestamp: commit_millis.and_then(DateTime::from_timestamp_millis),
         columns,
+        types,
         files,
     })
 }

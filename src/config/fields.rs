@@ -113,6 +113,8 @@ pub struct Fields<'a> {
     at: Position,
     context: String,
     asked: Vec<&'static str>,
+    /// Keys are free (e.g. column names): none is unknown.
+    free: bool,
 }
 
 impl<'a> Fields<'a> {
@@ -122,6 +124,7 @@ impl<'a> Fields<'a> {
             at,
             context: context.into(),
             asked: Vec::new(),
+            free: false,
         }
     }
 
@@ -332,8 +335,30 @@ impl<'a> Fields<'a> {
         self.get(key, p)
     }
 
+    /// Every key of a table whose keys are free (e.g. column names); none is then unknown.
+    pub fn keys(&mut self) -> Vec<String> {
+        self.free = true;
+        self.table.iter().map(|(k, _)| k.to_string()).collect()
+    }
+
+    /// A string under a free key (see `keys`).
+    pub fn string_key(&mut self, key: &str, p: &mut Problems) -> Option<Located<String>> {
+        let (k, item) = self.table.get_key_value(key)?;
+        let at = p.position_of(item.span().or_else(|| k.span()));
+        match item.as_str() {
+            Some(s) => Some(Located::new(s.to_string(), at)),
+            None => {
+                self.wrong_type(p, key, at, "a string", item);
+                None
+            }
+        }
+    }
+
     /// Reports every key that no reader asked for.
     pub fn finish(self, p: &mut Problems) {
+        if self.free {
+            return;
+        }
         for (key, item) in self.table.iter() {
             if self.asked.contains(&key) {
                 continue;

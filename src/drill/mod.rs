@@ -20,10 +20,13 @@ use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::storage::{ReadOnlyDir, RunSandbox, SandboxRoot, StorageError};
 use crate::table;
 use crate::verify::sample::{self, CompareSpec, DiffMode, Fallback};
+use crate::verify::suite::CheckKind;
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, damage, scan};
 use deltalake::DeltaTable;
+use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::prelude::SessionContext;
 
 /// Why a drill could not be carried out (its outcome is then `error`).
 #[derive(Debug, thiserror::Error)]
@@ -32,16 +35,8 @@ pub enum DrillError {
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error(
-        "job `{job}`: check `{check}` in {suite} reads column `{column}`, which the table does not have; its columns are: {available}"
-    )]
-    UnknownColumn {
-        job: String,
-        check: String,
-        suite: String,
-        column: String,
-        available: String,
-    },
+    #[error("job `{job}`: the suite does not fit the table:\n{problems}")]
+    SuiteDoesNotFit { job: String, problems: String },
     #[error("job `{job}`: cannot read the restored table: {message}")]
     Restored { job: String, message: String },
 }
@@ -147,7 +142,7 @@ async fn drill(
     let snapshot = snapshot::choose(&job.snapshots, options.snapshot.as_deref()).await?;
     report.snapshot = Some(SnapshotEvidence::from(&snapshot));
     if let Ok(info) = &snapshot.table {
-        check_columns(job, &info.columns)?;
+        check_columns(job, &info.typed_columns())?;
     }
 
     // 2. Restore.
@@ -183,12 +178,22 @@ async fn drill(
 
     let mut queries = Vec::new();
     let mut rows = None;
+    let mut context = verify::Context {
+        commit_time: snapshot.commit_timestamp(),
+        logged_rows: structure.table.as_ref().and_then(|i| i.logged_rows()),
+        columns: structure
+            .table
+            .as_ref()
+            .map(|i| i.typed_columns())
+            .unwrap_or_default(),
+        source_columns: None,
+    };
     let scanned = match &structure.table {
         Some(info)
             if structure.missing_files.is_empty() && structure.wrong_size_files.is_empty() =>
         {
-            check_columns(job, &info.columns)?;
-            let plan = verify::plan_restored(&job.suite, &info.columns);
+            check_columns(job, &info.typed_columns())?;
+            let plan = verify::plan_restored(&job.suite, &info.columns, &context);
             queries.push(Query {
                 target: "restored".into(),
                 sql: plan.sql(),
@@ -243,9 +248,19 @@ async fn drill(
     };
     match (&scanned, &structure.table) {
         (Some((restored_table, values)), Some(info)) => {
-            report
-                .checks
-                .extend(verify::evaluate(&job.suite, values, &source.values));
+            context.source_columns = source.typed_columns.clone();
+            let ctx = scan::session();
+            let registered = match restored_table.table_provider().await {
+                Ok(provider) => ctx.register_table(scan::TABLE, provider).map(|_| ()),
+                Err(e) => Err(DataFusionError::External(Box::new(e))),
+            };
+            let custom = custom_queries(&ctx, job, &mut queries).await;
+            let mut results =
+                verify::evaluate(&job.suite, values, &source.values, &context, &custom);
+            if registered.is_ok() {
+                add_examples(&ctx, job, &context, &mut results, &mut queries).await;
+            }
+            report.checks.extend(results);
             report.checks.push(verify::compare_fingerprints(
                 values,
                 &info.columns,
@@ -329,34 +344,34 @@ async fn drill(
 }
 
 /// Refuses a suite that reads a column the table does not have, before anything is written.
-fn check_columns(job: &Job, columns: &[String]) -> Result<(), DrillError> {
+fn check_columns(job: &Job, columns: &[(String, String)]) -> Result<(), DrillError> {
+    let mut problems: Vec<String> = Vec::new();
     if let Some(spec) = &job.compare {
         for column in &spec.key {
-            if !columns.iter().any(|c| c == column) {
-                return Err(DrillError::UnknownColumn {
-                    job: job.name.clone(),
-                    check: "compare.key".into(),
-                    suite: "the configuration".into(),
-                    column: column.clone(),
-                    available: columns.join(", "),
-                });
+            if !columns.iter().any(|(c, _)| c == column) {
+                let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+                problems.push(format!(
+                    "{}: compare.key names column `{column}`, which the table does not have; its columns are: {}",
+                    job.name,
+                    names.join(", ")
+                ));
             }
         }
     }
-    for check in &job.suite.checks {
-        for column in check.kind.columns() {
-            if !columns.iter().any(|c| c == column) {
-                return Err(DrillError::UnknownColumn {
-                    job: job.name.clone(),
-                    check: check.id.clone(),
-                    suite: format!("{}:{}", job.suite_path.display(), check.at.line),
-                    column: column.to_string(),
-                    available: columns.join(", "),
-                });
-            }
-        }
+    problems.extend(
+        job.suite
+            .mismatches(&job.suite_path, columns)
+            .iter()
+            .map(|p| p.to_string()),
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DrillError::SuiteDoesNotFit {
+            job: job.name.clone(),
+            problems: problems.join("\n"),
+        })
     }
-    Ok(())
 }
 
 async fn scan_restored(
@@ -381,6 +396,8 @@ struct SourceSide {
     /// The source table (at the snapshot's version, or current for the append-only
     /// fallback) with its columns.
     table: Option<(DeltaTable, Vec<String>)>,
+    /// The source's columns with their Delta types at the snapshot's version.
+    typed_columns: Option<Vec<(String, String)>>,
     mode: DiffMode,
 }
 
@@ -389,6 +406,7 @@ impl SourceSide {
         SourceSide {
             values: SourceValues::NotNeeded,
             table: None,
+            typed_columns: None,
             mode: DiffMode::Exact,
         }
     }
@@ -430,6 +448,7 @@ async fn source_side(
         return SourceSide {
             values: SourceValues::Unavailable("the source is a different table".into()),
             table: None,
+            typed_columns: None,
             mode: DiffMode::Exact,
         };
     }
@@ -445,6 +464,7 @@ async fn source_side(
                 values,
                 columns: source_info.columns.clone(),
             },
+            typed_columns: Some(source_info.typed_columns()),
             table: Some((source, source_info.columns)),
             mode: DiffMode::Exact,
         },
@@ -485,7 +505,65 @@ async fn unavailable(
     SourceSide {
         values: SourceValues::Unavailable(reason),
         table: current,
+        typed_columns: None,
         mode: DiffMode::AppendOnly,
+    }
+}
+
+/// Runs each `custom_sql` check's query on its own over the restored table.
+async fn custom_queries(
+    ctx: &SessionContext,
+    job: &Job,
+    queries: &mut Vec<Query>,
+) -> Vec<(String, Result<ScalarValue, String>)> {
+    let mut out = Vec::new();
+    for check in &job.suite.checks {
+        if let CheckKind::CustomSql { sql, .. } = &check.kind {
+            queries.push(Query {
+                target: "custom".into(),
+                sql: sql.clone(),
+            });
+            out.push((
+                check.id.clone(),
+                scan::single_value(ctx, sql)
+                    .await
+                    .map_err(|e| e.to_string()),
+            ));
+        }
+    }
+    out
+}
+
+/// Fetches up to 20 example rows for each failed row-level check, after it failed.
+async fn add_examples(
+    ctx: &SessionContext,
+    job: &Job,
+    context: &verify::Context,
+    results: &mut [CheckResult],
+    queries: &mut Vec<Query>,
+) {
+    for (check, result) in job.suite.checks.iter().zip(results.iter_mut()) {
+        if result.outcome != CheckOutcome::Failed {
+            continue;
+        }
+        let Some(filter) = verify::evaluate::example_filter(&check.kind, context) else {
+            continue;
+        };
+        let sql = format!(
+            "SELECT * FROM {} WHERE {filter} LIMIT {}",
+            scan::TABLE,
+            sample::EXAMPLES
+        );
+        queries.push(Query {
+            target: "examples".into(),
+            sql: sql.clone(),
+        });
+        match scan::rows_as_json(ctx, &sql, &job.redact).await {
+            Ok(rows) => result.examples = rows,
+            Err(e) => {
+                tracing::warn!(job = %job.name, check = %check.id, error = %e, "could not fetch example rows")
+            }
+        }
     }
 }
 

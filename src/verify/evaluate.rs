@@ -1,5 +1,6 @@
 //! Turning a suite into scan expressions, and scan values into check results.
 
+use chrono::{DateTime, Utc};
 use deltalake::arrow::datatypes::DataType;
 use deltalake::datafusion::common::ScalarValue;
 use serde::Serialize;
@@ -7,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::fingerprint::{self, Fingerprint};
 use super::scan::{self, AggregatePlan, ScanValues};
-use super::suite::{Bounds, Check, CheckKind, Severity, Suite};
+use super::suite::{Bounds, Check, CheckKind, RowRule, Severity, Suite, Tolerance};
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,6 +29,15 @@ pub struct CheckResult {
     pub outcome: CheckOutcome,
     pub observed: Value,
     pub expected: Value,
+    /// Values (or rows) the check looked at, for row-level checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub element_count: Option<u64>,
+    /// Values (or rows) that did not meet the check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unexpected_count: Option<u64>,
+    /// Up to 20 rows that did not meet a failed check (redacted columns masked).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<serde_json::Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -41,6 +51,9 @@ impl CheckResult {
             outcome: CheckOutcome::Passed,
             observed: Value::Null,
             expected: Value::Null,
+            element_count: None,
+            unexpected_count: None,
+            examples: Vec::new(),
             message: None,
         }
     }
@@ -65,37 +78,126 @@ pub enum SourceValues {
     Unavailable(String),
 }
 
+/// What a suite is evaluated against besides the scan: the snapshot's newest commit, the
+/// log's row count and the schemas.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub commit_time: Option<DateTime<Utc>>,
+    pub logged_rows: Option<u64>,
+    /// The restored table's columns with their Delta types.
+    pub columns: Vec<(String, String)>,
+    /// The source's columns with their Delta types at the snapshot's version, when read.
+    pub source_columns: Option<Vec<(String, String)>>,
+}
+
 /// The single aggregate over the restored table: every check's expressions, and the
 /// fingerprint of all columns (which reads every value, so every data file is decoded).
-pub fn plan_restored(suite: &Suite, columns: &[String]) -> AggregatePlan {
-    let mut plan = plan_checks(suite);
+pub fn plan_restored(suite: &Suite, columns: &[String], context: &Context) -> AggregatePlan {
+    let mut plan = plan_checks(suite, context);
     plan.add(fingerprint::expr(columns));
     plan
 }
 
 /// The expressions of the suite's checks alone (the restored scan without the fingerprint).
-pub fn plan_checks(suite: &Suite) -> AggregatePlan {
+pub fn plan_checks(suite: &Suite, context: &Context) -> AggregatePlan {
     let mut plan = AggregatePlan::default();
     plan.add(scan::row_count());
     for check in &suite.checks {
-        match &check.kind {
-            CheckKind::RowCount { .. } => {}
-            CheckKind::Sum { column, .. } => {
-                plan.add(scan::sum(column));
-            }
-            CheckKind::NotNull { columns } => {
-                for c in columns {
-                    plan.add(scan::null_count(c));
-                }
-            }
-            CheckKind::Unique { columns } => {
-                let (present, distinct) = scan::key_counts(columns);
-                plan.add(present);
-                plan.add(distinct);
-            }
+        for expr in expressions(&check.kind, context) {
+            plan.add(expr);
         }
     }
     plan
+}
+
+/// The aggregate expressions a check reads from the restored scan.
+fn expressions(kind: &CheckKind, context: &Context) -> Vec<String> {
+    match kind {
+        CheckKind::RowCount { .. } | CheckKind::RowCountMatchesLog => vec![scan::row_count()],
+        CheckKind::Statistic { stat, column, .. } => {
+            vec![scan::statistic(*stat, column), scan::present(column)]
+        }
+        CheckKind::NotNull { columns, .. } => columns.iter().map(|c| scan::null_count(c)).collect(),
+        CheckKind::Unique { columns } | CheckKind::DistinctCount { columns, .. } => {
+            let (present, distinct) = scan::key_counts(columns);
+            vec![present, distinct]
+        }
+        CheckKind::Rows { rule, column, .. } => {
+            match unexpected(rule, column.as_deref(), context) {
+                Some(predicate) => vec![
+                    column
+                        .as_deref()
+                        .map_or_else(scan::row_count, scan::present),
+                    scan::count_where(&predicate),
+                ],
+                None => vec![],
+            }
+        }
+        CheckKind::Freshness { column, .. } => vec![scan::newest_seconds(column)],
+        CheckKind::Schema { .. } | CheckKind::CustomSql { .. } => vec![],
+    }
+}
+
+/// The SQL predicate of rows that break a row-level rule; `None` when it cannot be formed
+/// (a timestamp rule without the snapshot's commit time).
+pub fn unexpected(rule: &RowRule, column: Option<&str>, context: &Context) -> Option<String> {
+    let c = column.map(scan::ident).unwrap_or_default();
+    let list = |values: &[String]| {
+        values
+            .iter()
+            .map(|v| scan::literal(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(match rule {
+        RowRule::InRange { min, max } => {
+            let mut outside = Vec::new();
+            if let Some(min) = min {
+                outside.push(format!("{c} < {min}"));
+            }
+            if let Some(max) = max {
+                outside.push(format!("{c} > {max}"));
+            }
+            format!("{c} IS NOT NULL AND ({})", outside.join(" OR "))
+        }
+        RowRule::InSet { values } => format!("{c} IS NOT NULL AND {c} NOT IN ({})", list(values)),
+        RowRule::NotInSet { values } => format!("{c} IN ({})", list(values)),
+        RowRule::MatchesRegex { pattern } => format!(
+            "{c} IS NOT NULL AND NOT regexp_like({c}, {})",
+            scan::literal(pattern)
+        ),
+        RowRule::LengthBetween { min, max } => {
+            let mut outside = Vec::new();
+            if let Some(min) = min {
+                outside.push(format!("character_length({c}) < {min}"));
+            }
+            if let Some(max) = max {
+                outside.push(format!("character_length({c}) > {max}"));
+            }
+            format!("{c} IS NOT NULL AND ({})", outside.join(" OR "))
+        }
+        RowRule::NotInFuture => {
+            let at = context.commit_time?;
+            format!("{c} IS NOT NULL AND to_unixtime({c}) > {}", at.timestamp())
+        }
+        RowRule::Condition { sql } => format!("NOT coalesce(({sql}), false)"),
+    })
+}
+
+/// The SQL predicate of the rows a failed check shows as examples.
+pub fn example_filter(kind: &CheckKind, context: &Context) -> Option<String> {
+    match kind {
+        CheckKind::NotNull { columns, .. } => Some(
+            columns
+                .iter()
+                .map(|c| format!("{} IS NULL", scan::ident(c)))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+        ),
+        CheckKind::Rows { rule, column, .. } => unexpected(rule, column.as_deref(), context),
+        CheckKind::Unique { columns } => Some(scan::duplicated_keys(columns)),
+        _ => None,
+    }
 }
 
 /// The single aggregate over the source at the snapshot's version: what `equals_source`
@@ -110,12 +212,13 @@ pub fn plan_source(suite: &Suite, columns: &[String]) -> AggregatePlan {
             } => {
                 plan.add(scan::row_count());
             }
-            CheckKind::Sum {
+            CheckKind::Statistic {
+                stat,
                 column,
                 equals_source: true,
                 ..
             } => {
-                plan.add(scan::sum(column));
+                plan.add(scan::statistic(*stat, column));
             }
             _ => {}
         }
@@ -189,47 +292,80 @@ pub fn compare_fingerprints(
     result
 }
 
-/// Evaluates every check of the suite from the scans' values.
-pub fn evaluate(suite: &Suite, restored: &ScanValues, source: &SourceValues) -> Vec<CheckResult> {
+/// Evaluates every check of the suite from the scans' values. Custom SQL results come in
+/// `custom`, by check id.
+pub fn evaluate(
+    suite: &Suite,
+    restored: &ScanValues,
+    source: &SourceValues,
+    context: &Context,
+    custom: &[(String, Result<ScalarValue, String>)],
+) -> Vec<CheckResult> {
     suite
         .checks
         .iter()
-        .map(|check| evaluate_one(check, restored, source))
+        .map(|check| evaluate_one(check, restored, source, context, custom))
         .collect()
 }
 
-fn evaluate_one(check: &Check, restored: &ScanValues, source: &SourceValues) -> CheckResult {
+fn evaluate_one(
+    check: &Check,
+    restored: &ScanValues,
+    source: &SourceValues,
+    context: &Context,
+    custom: &[(String, Result<ScalarValue, String>)],
+) -> CheckResult {
     let mut result = CheckResult::new(&check.id, check.kind.name(), check.severity);
     let value = |expr: &str| restored.get(expr).cloned().unwrap_or(ScalarValue::Null);
+    let rows = as_u64(&value(&scan::row_count()));
     match &check.kind {
         CheckKind::RowCount {
             bounds,
             equals_source,
         } => {
-            let rows = value(&scan::row_count());
+            let count = value(&scan::row_count());
             compare_number(
                 &mut result,
                 "row count",
-                &rows,
+                &count,
                 *bounds,
+                Tolerance::default(),
                 equals_source.then(|| source_value(source, &scan::row_count())),
             );
         }
-        CheckKind::Sum {
+        CheckKind::RowCountMatchesLog => {
+            result.observed = json!(rows);
+            result.expected = json!({ "equals_log_num_records": context.logged_rows });
+            match context.logged_rows {
+                Some(logged) if logged != rows => result.fail(format!(
+                    "the scan read {rows} rows but the log's file statistics record {logged}"
+                )),
+                Some(_) => {}
+                None => skip(
+                    &mut result,
+                    "the log does not record numRecords for every file",
+                ),
+            }
+        }
+        CheckKind::Statistic {
+            stat,
             column,
             bounds,
             equals_source,
+            tolerance,
         } => {
-            let expr = scan::sum(column);
+            let expr = scan::statistic(*stat, column);
+            result.element_count = Some(as_u64(&value(&scan::present(column))));
             compare_number(
                 &mut result,
-                &format!("sum of `{column}`"),
+                &format!("{} of `{column}`", stat.name()),
                 &value(&expr),
                 *bounds,
+                *tolerance,
                 equals_source.then(|| source_value(source, &expr)),
             );
         }
-        CheckKind::NotNull { columns } => {
+        CheckKind::NotNull { columns, mostly } => {
             let mut total = 0u64;
             let mut per_column = serde_json::Map::new();
             let mut offending = Vec::new();
@@ -241,11 +377,15 @@ fn evaluate_one(check: &Check, restored: &ScanValues, source: &SourceValues) -> 
                     offending.push(format!("{nulls} in `{c}`"));
                 }
             }
+            let elements = rows * columns.len() as u64;
+            result.element_count = Some(elements);
+            result.unexpected_count = Some(total);
             result.observed = json!({ "null_count": total, "by_column": per_column });
-            result.expected = json!({ "null_count": 0 });
-            if total > 0 {
+            result.expected = json!({ "mostly": mostly });
+            if !within_mostly(total, elements, *mostly) {
                 result.fail(format!(
-                    "null values where none are allowed: {}",
+                    "null values where {} allowed: {}",
+                    if *mostly < 1.0 { "few are" } else { "none are" },
                     offending.join(", ")
                 ));
             }
@@ -255,7 +395,9 @@ fn evaluate_one(check: &Check, restored: &ScanValues, source: &SourceValues) -> 
             let present = as_u64(&value(&present));
             let distinct = as_u64(&value(&distinct));
             let duplicates = present.saturating_sub(distinct);
-            result.observed = json!({ "duplicate_rows": duplicates, "distinct_keys": distinct, "rows_with_key": present });
+            result.element_count = Some(present);
+            result.unexpected_count = Some(duplicates);
+            result.observed = json!({ "duplicate_rows": duplicates, "distinct_keys": distinct });
             result.expected = json!({ "duplicate_rows": 0 });
             if duplicates > 0 {
                 result.fail(format!(
@@ -264,8 +406,177 @@ fn evaluate_one(check: &Check, restored: &ScanValues, source: &SourceValues) -> 
                 ));
             }
         }
+        CheckKind::DistinctCount { columns, bounds } => {
+            let (_, distinct) = scan::key_counts(columns);
+            compare_number(
+                &mut result,
+                &format!("distinct count of ({})", columns.join(", ")),
+                &value(&distinct),
+                *bounds,
+                Tolerance::default(),
+                None,
+            );
+        }
+        CheckKind::Rows {
+            rule,
+            column,
+            mostly,
+        } => match unexpected(rule, column.as_deref(), context) {
+            None => skip(&mut result, "the snapshot's newest commit time is unknown"),
+            Some(predicate) => {
+                let elements = as_u64(&value(
+                    &column
+                        .as_deref()
+                        .map_or_else(scan::row_count, scan::present),
+                ));
+                let bad = as_u64(&value(&scan::count_where(&predicate)));
+                result.element_count = Some(elements);
+                result.unexpected_count = Some(bad);
+                result.observed = json!({ "unexpected_count": bad, "element_count": elements });
+                result.expected = json!({ "mostly": mostly, "unexpected": predicate });
+                if !within_mostly(bad, elements, *mostly) {
+                    let of = column
+                        .as_deref()
+                        .map_or("rows".to_string(), |c| format!("values of `{c}`"));
+                    result.fail(format!(
+                        "{bad} of {elements} {of} do not hold ({:.4}% unexpected, at most {:.4}% allowed)",
+                        percent(bad, elements),
+                        (1.0 - mostly) * 100.0
+                    ));
+                }
+            }
+        },
+        CheckKind::Freshness { column, max_age } => {
+            let newest = as_f64(&value(&scan::newest_seconds(column)));
+            match (newest, context.commit_time) {
+                (Some(newest), Some(commit)) => {
+                    let age = commit.timestamp() as f64 - newest;
+                    result.observed = json!({ "age_seconds": age, "newest_unix_seconds": newest });
+                    result.expected = json!({ "max_age_seconds": max_age.as_secs_f64() });
+                    if age > max_age.as_secs_f64() {
+                        result.fail(format!(
+                            "the newest `{column}` is {} older than the snapshot's newest commit, more than {}",
+                            crate::config::format_duration(std::time::Duration::from_secs_f64(age.max(0.0))),
+                            crate::config::format_duration(*max_age)
+                        ));
+                    }
+                }
+                (None, _) => result.fail(format!("`{column}` has no values")),
+                (_, None) => skip(&mut result, "the snapshot's newest commit time is unknown"),
+            }
+        }
+        CheckKind::Schema {
+            required,
+            forbidden,
+            equals_source,
+        } => schema(&mut result, required, forbidden, *equals_source, context),
+        CheckKind::CustomSql { bounds, .. } => {
+            match custom
+                .iter()
+                .find(|(id, _)| *id == check.id)
+                .map(|(_, v)| v)
+            {
+                Some(Ok(v)) => compare_number(
+                    &mut result,
+                    "the query's result",
+                    v,
+                    *bounds,
+                    Tolerance::default(),
+                    None,
+                ),
+                Some(Err(e)) => result.fail(format!("the query failed: {e}")),
+                None => skip(&mut result, "the query did not run"),
+            }
+        }
     }
     result
+}
+
+fn skip(result: &mut CheckResult, reason: &str) {
+    result.outcome = CheckOutcome::Skipped;
+    result.message = Some(format!("not evaluated: {reason}"));
+}
+
+fn within_mostly(unexpected: u64, elements: u64, mostly: f64) -> bool {
+    if unexpected == 0 {
+        return true;
+    }
+    elements > 0 && (unexpected as f64) <= (1.0 - mostly) * elements as f64 + 1e-9
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+fn schema(
+    result: &mut CheckResult,
+    required: &[(String, Option<String>)],
+    forbidden: &[String],
+    equals_source: bool,
+    context: &Context,
+) {
+    let have = &context.columns;
+    let mut problems = Vec::new();
+    for (name, wanted) in required {
+        match (have.iter().find(|(n, _)| n == name), wanted) {
+            (None, _) => problems.push(format!("required column `{name}` is missing")),
+            (Some((_, t)), Some(w)) if t != w => {
+                problems.push(format!("`{name}` is {t}, required {w}"))
+            }
+            _ => {}
+        }
+    }
+    for name in forbidden {
+        if have.iter().any(|(n, _)| n == name) {
+            problems.push(format!("forbidden column `{name}` is present"));
+        }
+    }
+    let as_map = |cols: &[(String, String)]| -> serde_json::Map<String, Value> {
+        cols.iter().map(|(n, t)| (n.clone(), json!(t))).collect()
+    };
+    result.observed = Value::Object(as_map(have));
+    let mut expected = serde_json::Map::new();
+    if !required.is_empty() {
+        expected.insert(
+            "required".into(),
+            required
+                .iter()
+                .map(|(n, t)| (n.clone(), json!(t)))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        );
+    }
+    if !forbidden.is_empty() {
+        expected.insert("forbidden".into(), json!(forbidden));
+    }
+    if equals_source {
+        match &context.source_columns {
+            Some(source) => {
+                expected.insert("equals_source".into(), Value::Object(as_map(source)));
+                if source != have {
+                    let ours: Vec<String> = have.iter().map(|(n, t)| format!("{n} {t}")).collect();
+                    let theirs: Vec<String> =
+                        source.iter().map(|(n, t)| format!("{n} {t}")).collect();
+                    problems.push(format!(
+                        "the schema differs from the source's at the snapshot's version: restored ({}), source ({})",
+                        ours.join(", "),
+                        theirs.join(", ")
+                    ));
+                }
+            }
+            None => expected
+                .insert("source_unavailable".into(), json!(true))
+                .map_or((), |_| ()),
+        }
+    }
+    result.expected = Value::Object(expected);
+    if !problems.is_empty() {
+        result.fail(problems.join("; "));
+    }
 }
 
 /// What the source says for an expression, or why it cannot say.
@@ -295,6 +606,7 @@ fn compare_number(
     what: &str,
     observed: &ScalarValue,
     bounds: Bounds,
+    tolerance: Tolerance,
     source: Option<SourceSays>,
 ) {
     result.observed = to_json(observed);
@@ -313,12 +625,18 @@ fn compare_number(
             problems.push(format!("{what} is {observed}, above the maximum {max}"));
         }
     }
+    if let Some(equals) = bounds.equals {
+        expected.insert("equals".into(), json!(equals));
+        if number.is_none_or(|n| !tolerance.allows(n, equals)) {
+            problems.push(format!("{what} is {observed}, not {equals}"));
+        }
+    }
     match source {
         None => {}
         Some(SourceSays::Value { version, value }) => {
             expected.insert("equals_source".into(), to_json(&value));
             expected.insert("source_version".into(), json!(version));
-            if !same_number(observed, &value) {
+            if !same_number(observed, &value, tolerance) {
                 let difference = match (as_f64(observed), as_f64(&value)) {
                     (Some(a), Some(b)) => format!(" (difference {})", trim_float(a - b)),
                     _ => String::new(),
@@ -339,15 +657,25 @@ fn compare_number(
     }
 }
 
-/// Exact equality, except that floating-point sums may differ by rounding (relative 1e-9),
-/// since their order of addition depends on file layout.
-fn same_number(a: &ScalarValue, b: &ScalarValue) -> bool {
+/// Exact equality unless a tolerance is given; floating-point values may always differ by
+/// rounding (relative 1e-9), since their order of addition depends on file layout.
+fn same_number(a: &ScalarValue, b: &ScalarValue, tolerance: Tolerance) -> bool {
     let floats = matches!(
         a.data_type(),
         DataType::Float16 | DataType::Float32 | DataType::Float64
     );
-    if floats && let (Some(x), Some(y)) = (as_f64(a), as_f64(b)) {
-        return (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
+    let tolerance = if floats {
+        Tolerance {
+            abs: tolerance.abs,
+            rel: tolerance.rel.max(1e-9),
+        }
+    } else {
+        tolerance
+    };
+    if tolerance != Tolerance::default()
+        && let (Some(x), Some(y)) = (as_f64(a), as_f64(b))
+    {
+        return tolerance.allows(x, y);
     }
     a == b
 }

@@ -9,6 +9,6 @@ pub mod scan;
 pub mod suite;
 
 pub use evaluate::{
-    CheckOutcome, CheckResult, SourceValues, compare_fingerprints, evaluate, plan_restored,
-    plan_source,
+    CheckOutcome, CheckResult, Context, SourceValues, compare_fingerprints, evaluate,
+    plan_restored, plan_source,
 };

@@ -9,6 +9,8 @@ use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::SessionStateBuilder;
 use deltalake::datafusion::prelude::SessionConfig;
+
+use super::suite::Stat;
 use deltalake::datafusion::prelude::SessionContext;
 
 /// The name the table has in every query.
@@ -55,9 +57,36 @@ pub fn row_count() -> String {
     "count(*)".into()
 }
 
-/// The sum of a column.
-pub fn sum(column: &str) -> String {
-    format!("sum({})", ident(column))
+/// A string as a SQL literal.
+pub fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// A statistic of a column.
+pub fn statistic(stat: Stat, column: &str) -> String {
+    format!("{}({})", stat.function(), ident(column))
+}
+
+/// The number of non-null values of a column.
+pub fn present(column: &str) -> String {
+    format!("count({})", ident(column))
+}
+
+/// The number of rows for which a predicate holds.
+pub fn count_where(predicate: &str) -> String {
+    format!("count(*) FILTER (WHERE {predicate})")
+}
+
+/// The newest value of a date/time column, in Unix seconds.
+pub fn newest_seconds(column: &str) -> String {
+    format!("to_unixtime(max({}))", ident(column))
+}
+
+/// A predicate selecting the rows whose key occurs more than once.
+pub fn duplicated_keys(columns: &[String]) -> String {
+    let keys: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+    let keys = keys.join(", ");
+    format!("({keys}) IN (SELECT {keys} FROM {TABLE} GROUP BY {keys} HAVING count(*) > 1)")
 }
 
 /// The number of nulls in a column.
@@ -146,4 +175,55 @@ pub async fn run(plan: &AggregatePlan, table: &DeltaTable) -> Result<ScanValues,
         values.push((expr.clone(), ScalarValue::try_from_array(column, 0)?));
     }
     Ok(ScanValues { values })
+}
+
+/// The first value of the first row of a query, e.g. a `custom_sql` check's number.
+pub async fn single_value(ctx: &SessionContext, sql: &str) -> Result<ScalarValue, DataFusionError> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| DataFusionError::Plan("the query returned no row".into()))?;
+    if batch.num_columns() != 1 {
+        return Err(DataFusionError::Plan(format!(
+            "the query must return one column, it returned {}",
+            batch.num_columns()
+        )));
+    }
+    ScalarValue::try_from_array(batch.column(0), 0)
+}
+
+/// The rows of a query as JSON objects of text values; `redact`ed columns are masked.
+pub async fn rows_as_json(
+    ctx: &SessionContext,
+    sql: &str,
+    redact: &[String],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, DataFusionError> {
+    use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let options = FormatOptions::default();
+    let mut out = Vec::new();
+    for batch in &batches {
+        let schema = batch.schema();
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            let mut m = serde_json::Map::new();
+            for (i, field) in schema.fields().iter().enumerate() {
+                let value = if redact.iter().any(|r| r == field.name()) {
+                    serde_json::Value::String(super::sample::REDACTED.into())
+                } else if batch.column(i).is_null(row) {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::Value::String(formatters[i].value(row).to_string())
+                };
+                m.insert(field.name().clone(), value);
+            }
+            out.push(m);
+        }
+    }
+    Ok(out)
 }
