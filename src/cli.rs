@@ -103,6 +103,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Validate { config } => match config::load(&config) {
             Ok(c) => {
+                // The suites against the sources' schemas: the logs are read, no data.
+                let mut problems = Vec::new();
+                for job in &c.jobs {
+                    let url = crate::storage::directory_url(job.source.path());
+                    match crate::table::open(&url, None).await {
+                        Ok(t) => match crate::table::describe(&t).await {
+                            Ok(info) => problems.extend(
+                                job.suite
+                                    .mismatches(&job.suite_path, &info.typed_columns())
+                                    .iter()
+                                    .map(|p| p.to_string()),
+                            ),
+                            Err(e) => eprintln!(
+                                "note: job `{}`: the source's schema could not be read to check the suite ({e})",
+                                job.name
+                            ),
+                        },
+                        Err(e) => eprintln!(
+                            "note: job `{}`: the source's schema could not be read to check the suite ({})",
+                            job.name,
+                            crate::table::explain_log_error(&e)
+                        ),
+                    }
+                }
+                if !problems.is_empty() {
+                    eprintln!(
+                        "{} problem{} in the suites:\n{}",
+                        problems.len(),
+                        if problems.len() == 1 { "" } else { "s" },
+                        problems.join("\n")
+                    );
+                    return Ok(2);
+                }
                 let checks: usize = c.jobs.iter().map(|j| j.suite.checks.len()).sum();
                 println!(
                     "{}: valid ({} job{}, {checks} checks)",

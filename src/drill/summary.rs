@@ -87,6 +87,12 @@ pub fn render(report: &DrillReport) -> String {
     }
     if !report.checks.is_empty() {
         let width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+        let kind_width = report
+            .checks
+            .iter()
+            .map(|c| c.kind.len())
+            .max()
+            .unwrap_or(0);
         let _ = writeln!(out, "checks");
         for c in &report.checks {
             let mark = match (c.outcome, c.severity.as_str()) {
@@ -96,7 +102,11 @@ pub fn render(report: &DrillReport) -> String {
                 (CheckOutcome::Skipped, _) => "skip",
             };
             let observed = compact(&c.observed);
-            let _ = writeln!(out, "  {mark} {:<width$}  {:<10} {observed}", c.id, c.kind);
+            let _ = writeln!(
+                out,
+                "  {mark} {:<width$}  {:<kind_width$}  {observed}",
+                c.id, c.kind
+            );
         }
     }
     let objectives = report.objectives;

@@ -870,6 +870,62 @@ min = "x"
     }
 
     #[test]
+    fn bad_parameters_are_reported_before_any_data_is_read() {
+        let errors = parse(
+            r#"
+[[check]]
+id = "re"
+kind = "matches_regex"
+column = "c"
+pattern = "(unclosed"
+
+[[check]]
+id = "range"
+kind = "in_range"
+column = "c"
+
+[[check]]
+id = "bounds"
+kind = "row_count"
+min = 10
+max = 5
+
+[[check]]
+id = "most"
+kind = "not_null"
+columns = ["c"]
+mostly = 1.5
+
+[[check]]
+id = "structure"
+kind = "row_count_matches_log"
+"#,
+        )
+        .unwrap_err()
+        .join("\n");
+        assert!(
+            errors.contains("suite.toml:6:11: check `re`: invalid regular expression"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("check `range`: an `in_range` check needs `min`, `max` or both"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("suite.toml:17:7: check `bounds`: `max` (5) is below `min` (10)"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("`mostly` is a fraction above 0 and at most 1, found 1.5"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("check id `structure` is reserved"),
+            "{errors}"
+        );
+    }
+
+    #[test]
     fn duplicate_ids_are_refused() {
         let errors = parse(
             "[[check]]\nid = \"a\"\nkind = \"row_count\"\nmin = 1\n[[check]]\nid = \"a\"\nkind = \"row_count\"\nmin = 2\n",

@@ -149,3 +149,25 @@ async fn a_check_on_a_column_the_table_lacks_names_the_columns_it_has() {
         lake.sandbox_contents()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_checks_the_suite_against_the_source_schema() {
+    let lake = Lake::new(1, 100).await;
+    let suite = "[[check]]\nid = \"avg\"\nkind = \"mean\"\ncolumn = \"status\"\nmin = 0\n\n[[check]]\nid = \"x\"\nkind = \"not_null\"\ncolumns = [\"nope\"]\n";
+    let config = lake.config(suite, "26h");
+    let out = cli(&["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(text.contains("2 problems in the suites"), "{text}");
+    assert!(
+        text.contains(
+            "suite.toml:1:1: check `avg` (mean) needs a numeric column but `status` is string"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("suite.toml:7:1: check `x` reads column `nope`"),
+        "{text}"
+    );
+    assert!(lake.sandbox_contents().is_empty());
+}
