@@ -2,7 +2,8 @@
 //! suite's checks, the checks with the fingerprint (the restored-side scan of a drill), the
 //! fingerprint alone, and the keyed sample diff.
 //!
-//! `cargo bench --bench compare -- [ROWS] [RUNS]` (defaults: 1000000 rows, 5 runs). Each
+//! `cargo bench --bench compare -- [ROWS] [RUNS] [EXPR...]` (defaults: 1000000 rows, 5 runs;
+//! each EXPR, an aggregate expression over `t`, is timed as a stage of its own). Each
 //! measurement runs in a child process so its peak memory is its own; the table is written
 //! once by the demo's data generator, in four commits. Prints the median wall time and the
 //! median peak resident memory of each stage.
@@ -39,6 +40,13 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    // Further arguments are single aggregate expressions to time as stages of their own.
+    let extra: Vec<String> = args.iter().skip(2).map(|e| format!("sql:{e}")).collect();
+    let stages: Vec<&str> = STAGES
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("transactions");
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -64,7 +72,7 @@ fn main() {
         "stage", "median s", "median peak MiB"
     );
     let exe = std::env::current_exe().unwrap();
-    for stage in STAGES {
+    for stage in stages {
         let mut seconds = Vec::new();
         let mut peaks = Vec::new();
         for _ in 0..runs {
@@ -117,6 +125,12 @@ async fn stage(name: &str, table_dir: &Path) {
     let info = restore_drill::table::describe(&table).await.unwrap();
     let columns = info.columns.clone();
     match name {
+        _ if name.starts_with("sql:") => {
+            // A single expression, for finding what a stage spends its time on.
+            let mut plan = scan::AggregatePlan::default();
+            plan.add(name["sql:".len()..].to_string());
+            scan::run(&plan, &table).await.unwrap();
+        }
         "sample_diff" => {
             let spec = CompareSpec {
                 key: vec!["transaction_id".into()],

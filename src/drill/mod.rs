@@ -194,10 +194,12 @@ async fn drill(
         {
             check_columns(job, &info.typed_columns())?;
             let plan = verify::plan_restored(&job.suite, &info.columns, &context);
-            queries.push(Query {
-                target: "restored".into(),
-                sql: plan.sql(),
-            });
+            for sql in plan.queries() {
+                queries.push(Query {
+                    target: "restored".into(),
+                    sql,
+                });
+            }
             progress.scan_started("verifying the restored table");
             let values = scan_restored(job, &run, &plan).await;
             progress.scan_finished();

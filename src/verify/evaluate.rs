@@ -106,6 +106,11 @@ pub fn plan_checks(suite: &Suite, context: &Context) -> AggregatePlan {
         for expr in expressions(&check.kind, context) {
             plan.add(expr);
         }
+        if let CheckKind::Unique { columns } | CheckKind::DistinctCount { columns, .. } =
+            &check.kind
+        {
+            plan.add_key_set(columns);
+        }
     }
     plan
 }
@@ -118,10 +123,6 @@ fn expressions(kind: &CheckKind, context: &Context) -> Vec<String> {
             vec![scan::statistic(*stat, column), scan::present(column)]
         }
         CheckKind::NotNull { columns, .. } => columns.iter().map(|c| scan::null_count(c)).collect(),
-        CheckKind::Unique { columns } | CheckKind::DistinctCount { columns, .. } => {
-            let (present, distinct) = scan::key_counts(columns);
-            vec![present, distinct]
-        }
         CheckKind::Rows { rule, column, .. } => {
             match unexpected(rule, column.as_deref(), context) {
                 Some(predicate) => vec![
@@ -134,7 +135,10 @@ fn expressions(kind: &CheckKind, context: &Context) -> Vec<String> {
             }
         }
         CheckKind::Freshness { column, .. } => vec![scan::newest_seconds(column)],
-        CheckKind::Schema { .. } | CheckKind::CustomSql { .. } => vec![],
+        CheckKind::Unique { .. }
+        | CheckKind::DistinctCount { .. }
+        | CheckKind::Schema { .. }
+        | CheckKind::CustomSql { .. } => vec![],
     }
 }
 

@@ -25,6 +25,8 @@ pub fn ident(name: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct AggregatePlan {
     exprs: Vec<String>,
+    /// Key sets counted by a `GROUP BY` each (shared by every check on the same keys).
+    key_sets: Vec<Vec<String>>,
 }
 
 impl AggregatePlan {
@@ -36,8 +38,22 @@ impl AggregatePlan {
         expr
     }
 
+    /// Adds a key set to count, unless the same set is already there.
+    pub fn add_key_set(&mut self, columns: &[String]) {
+        if !self.key_sets.iter().any(|k| k == columns) {
+            self.key_sets.push(columns.to_vec());
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.exprs.is_empty()
+        self.exprs.is_empty() && self.key_sets.is_empty()
+    }
+
+    /// Every statement the plan runs: the aggregate, then one `GROUP BY` per key set.
+    pub fn queries(&self) -> Vec<String> {
+        std::iter::once(self.sql())
+            .chain(self.key_sets.iter().map(|k| key_set_sql(k)))
+            .collect()
     }
 
     /// The single SQL statement of the scan.
@@ -94,27 +110,25 @@ pub fn null_count(column: &str) -> String {
     format!("count(*) FILTER (WHERE {} IS NULL)", ident(column))
 }
 
-/// Rows whose key columns are all present, and the distinct keys among them.
+/// The names under which a key set's counts are found in the scan values: rows whose key
+/// columns are all present, and the distinct keys among them. Key sets are counted by a
+/// `GROUP BY` of their own (see `AggregatePlan::add_key_set`).
 pub fn key_counts(columns: &[String]) -> (String, String) {
-    if let [column] = columns {
-        let c = ident(column);
-        return (format!("count({c})"), format!("count(DISTINCT {c})"));
-    }
-    let present: Vec<String> = columns
-        .iter()
-        .map(|c| format!("{} IS NOT NULL", ident(c)))
-        .collect();
-    let present = present.join(" AND ");
-    let fields: Vec<String> = columns
-        .iter()
-        .map(|c| format!("'{}', {}", c.replace('\'', "''"), ident(c)))
-        .collect();
+    let list = columns.join(", ");
     (
-        format!("count(*) FILTER (WHERE {present})"),
-        format!(
-            "count(DISTINCT CASE WHEN {present} THEN named_struct({}) END)",
-            fields.join(", ")
-        ),
+        format!("rows_with_key({list})"),
+        format!("distinct_keys({list})"),
+    )
+}
+
+/// The query counting a key set: one `GROUP BY` over the key columns only.
+pub fn key_set_sql(columns: &[String]) -> String {
+    let keys: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+    let present: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+    format!(
+        "SELECT count(*) AS distinct_keys, sum(n) AS rows_with_key FROM (SELECT count(*) AS n FROM {TABLE} WHERE {} GROUP BY {}) AS keys",
+        present.join(" AND "),
+        keys.join(", ")
     )
 }
 
@@ -164,17 +178,31 @@ pub async fn run(plan: &AggregatePlan, table: &DeltaTable) -> Result<ScanValues,
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     ctx.register_table(TABLE, provider)?;
-    let batches = ctx.sql(&plan.sql()).await?.collect().await?;
+    let mut values = Vec::new();
+    if !plan.exprs.is_empty() {
+        let row = first_row(&ctx, &plan.sql()).await?;
+        values.extend(plan.exprs.iter().cloned().zip(row));
+    }
+    for keys in &plan.key_sets {
+        let (rows, distinct) = key_counts(keys);
+        let row = first_row(&ctx, &key_set_sql(keys)).await?;
+        values.push((distinct, row[0].clone()));
+        values.push((rows, row[1].clone()));
+    }
+    Ok(ScanValues { values })
+}
+
+async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Vec<ScalarValue>, DataFusionError> {
+    let batches = ctx.sql(sql).await?.collect().await?;
     let batch = batches
         .iter()
         .find(|b| b.num_rows() > 0)
         .ok_or_else(|| DataFusionError::Internal("the aggregate returned no row".into()))?;
-    let mut values = Vec::with_capacity(batch.num_columns());
-    for (expr, column) in plan.exprs.iter().zip(batch.columns()) {
-        let column: &Arc<dyn Array> = column;
-        values.push((expr.clone(), ScalarValue::try_from_array(column, 0)?));
-    }
-    Ok(ScanValues { values })
+    batch
+        .columns()
+        .iter()
+        .map(|column: &Arc<dyn Array>| ScalarValue::try_from_array(column, 0))
+        .collect()
 }
 
 /// The first value of the first row of a query, e.g. a `custom_sql` check's number.

@@ -558,18 +558,7 @@ fn read_kind(name: &str, f: &mut Fields, p: &mut Problems) -> Option<CheckKind> 
                 );
                 return None;
             }
-            if let (Some(lo), Some(hi)) = (&min, &max)
-                && lo.value > hi.value
-            {
-                p.report(
-                    hi.at,
-                    format!(
-                        "{}: `max` ({}) is below `min` ({})",
-                        f.context(),
-                        hi.value,
-                        lo.value
-                    ),
-                );
+            if !ordered(f, p, &min, &max) {
                 return None;
             }
             let rule = RowRule::LengthBetween {
@@ -717,23 +706,35 @@ fn non_negative(f: &mut Fields, key: &'static str, p: &mut Problems) -> Option<f
     Some(v.value)
 }
 
+/// Reports a `max` below its `min`; true when they are in order (or either is absent).
+fn ordered<T: PartialOrd + std::fmt::Display>(
+    f: &Fields,
+    p: &mut Problems,
+    min: &Option<Located<T>>,
+    max: &Option<Located<T>>,
+) -> bool {
+    match (min, max) {
+        (Some(lo), Some(hi)) if lo.value > hi.value => {
+            p.report(
+                hi.at,
+                format!(
+                    "{}: `max` ({}) is below `min` ({})",
+                    f.context(),
+                    hi.value,
+                    lo.value
+                ),
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
 fn bounds(f: &mut Fields, p: &mut Problems) -> Bounds {
     let min = f.number("min", p);
     let max = f.number("max", p);
     let equals = f.number("equals", p);
-    if let (Some(lo), Some(hi)) = (&min, &max)
-        && lo.value > hi.value
-    {
-        p.report(
-            hi.at,
-            format!(
-                "{}: `max` ({}) is below `min` ({})",
-                f.context(),
-                hi.value,
-                lo.value
-            ),
-        );
-    }
+    ordered(f, p, &min, &max);
     if let Some(eq) = &equals
         && (min.as_ref().is_some_and(|m| m.value > eq.value)
             || max.as_ref().is_some_and(|m| m.value < eq.value))

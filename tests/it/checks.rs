@@ -154,7 +154,17 @@ min = 1
     assert_eq!(check(&report, "set").unexpected_count, Some(0));
     // The column checks ran in one aggregate over the restored table; custom SQL on its own.
     let queries = &report.verify.as_ref().unwrap().queries;
-    assert_eq!(queries.iter().filter(|q| q.target == "restored").count(), 1);
+    let restored: Vec<&str> = queries
+        .iter()
+        .filter(|q| q.target == "restored")
+        .map(|q| q.sql.as_str())
+        .collect();
+    let grouped = restored.iter().filter(|q| q.contains("GROUP BY")).count();
+    assert_eq!(
+        (restored.len(), grouped),
+        (3, 2),
+        "one aggregate and one GROUP BY per key set: {restored:#?}"
+    );
     assert_eq!(queries.iter().filter(|q| q.target == "custom").count(), 1);
 }
 
