@@ -48,7 +48,12 @@ fn main() {
         .chain(extra.iter().map(String::as_str))
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("transactions");
+    // RESTORE_DRILL_BENCH_DIR keeps the table there, e.g. for benches/other_engines.py.
+    let table = match std::env::var_os("RESTORE_DRILL_BENCH_DIR") {
+        Some(d) => PathBuf::from(d).join("transactions"),
+        None => dir.path().join("transactions"),
+    };
+    let _ = std::fs::remove_dir_all(&table);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let started = Instant::now();
     runtime.block_on(async {
@@ -124,6 +129,10 @@ async fn stage(name: &str, table_dir: &Path) {
     let table = restore_drill::table::open(&url, None).await.unwrap();
     let info = restore_drill::table::describe(&table).await.unwrap();
     let columns = info.columns.clone();
+    let context = evaluate::Context {
+        columns: info.typed_columns(),
+        ..Default::default()
+    };
     match name {
         _ if name.starts_with("sql:") => {
             // A single expression, for finding what a stage spends its time on.
@@ -157,10 +166,8 @@ async fn stage(name: &str, table_dir: &Path) {
         }
         _ => {
             let mut plan = match name {
-                "checks" => evaluate::plan_checks(&suite, &Default::default()),
-                "checks_and_fingerprint" => {
-                    evaluate::plan_restored(&suite, &columns, &Default::default())
-                }
+                "checks" => evaluate::plan_checks(&suite, &context),
+                "checks_and_fingerprint" => evaluate::plan_restored(&suite, &columns, &context),
                 _ => scan::AggregatePlan::default(),
             };
             match name {

@@ -433,7 +433,13 @@ async fn source_side(
     };
     let (source, source_info) = match at_version {
         Ok(found) => found,
-        Err(e) => return unavailable(job, source_url, version, e.to_string(), report).await,
+        Err(e) => {
+            let reason = format!(
+                "{} (the source's log or files no longer hold this version: its time-travel window is shorter than the snapshot's age)",
+                table::explain_log_error(&e)
+            );
+            return unavailable(job, source_url, version, reason, report).await;
+        }
     };
     if let Ok(snap) = &snapshot.table
         && !snap.table_id.is_empty()

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::fingerprint::{self, Fingerprint};
+use super::keys;
 use super::scan::{self, AggregatePlan, ScanValues};
 use super::suite::{Bounds, Check, CheckKind, RowRule, Severity, Suite, Tolerance};
 
@@ -109,7 +110,11 @@ pub fn plan_checks(suite: &Suite, context: &Context) -> AggregatePlan {
         if let CheckKind::Unique { columns } | CheckKind::DistinctCount { columns, .. } =
             &check.kind
         {
-            plan.add_key_set(columns);
+            if keys::fits(columns, &context.columns) {
+                plan.add(keys::expr(&columns[0]));
+            } else {
+                plan.add_key_set(columns);
+            }
         }
     }
     plan
@@ -395,9 +400,7 @@ fn evaluate_one(
             }
         }
         CheckKind::Unique { columns } => {
-            let (present, distinct) = scan::key_counts(columns);
-            let present = as_u64(&value(&present));
-            let distinct = as_u64(&value(&distinct));
+            let (present, distinct) = key_counts(columns, restored, context);
             let duplicates = present.saturating_sub(distinct);
             result.element_count = Some(present);
             result.unexpected_count = Some(duplicates);
@@ -411,11 +414,11 @@ fn evaluate_one(
             }
         }
         CheckKind::DistinctCount { columns, bounds } => {
-            let (_, distinct) = scan::key_counts(columns);
+            let (_, distinct) = key_counts(columns, restored, context);
             compare_number(
                 &mut result,
                 &format!("distinct count of ({})", columns.join(", ")),
-                &value(&distinct),
+                &ScalarValue::UInt64(Some(distinct)),
                 *bounds,
                 Tolerance::default(),
                 None,
@@ -494,6 +497,20 @@ fn evaluate_one(
         }
     }
     result
+}
+
+/// Rows with a key and distinct keys of a key set, from the scan's key aggregate or from the
+/// key set's `GROUP BY`.
+fn key_counts(columns: &[String], restored: &ScanValues, context: &Context) -> (u64, u64) {
+    if keys::fits(columns, &context.columns) {
+        return restored
+            .get(&keys::expr(&columns[0]))
+            .and_then(keys::decode)
+            .unwrap_or((0, 0));
+    }
+    let (present, distinct) = scan::key_counts(columns);
+    let get = |name: &str| restored.get(name).map_or(0, as_u64);
+    (get(&present), get(&distinct))
 }
 
 fn skip(result: &mut CheckResult, reason: &str) {

@@ -163,6 +163,7 @@ pub fn session() -> SessionContext {
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udaf(super::fingerprint::udaf());
+    ctx.register_udaf(super::keys::udaf());
     ctx.register_udf(super::sample::key_hash_udf());
     ctx
 }
