@@ -86,21 +86,15 @@ struct State {
 
 impl State {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 * (2 + self.columns.len()));
-        for v in [self.rows, self.table].iter().chain(&self.columns) {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
+        let words: Vec<u64> = [self.rows, self.table]
+            .into_iter()
+            .chain(self.columns.iter().copied())
+            .collect();
+        encode_words(&words)
     }
 
     fn decode(bytes: &[u8]) -> Option<State> {
-        if !bytes.len().is_multiple_of(8) || bytes.len() < 16 {
-            return None;
-        }
-        let words: Vec<u64> = bytes
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of eight")))
-            .collect();
+        let words = decode_words(bytes).filter(|w| w.len() >= 2)?;
         Some(State {
             rows: words[0],
             table: words[1],
@@ -226,6 +220,24 @@ pub(crate) fn combine(row: u64, value: u64) -> u64 {
     (row ^ value)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .rotate_left(29)
+}
+
+/// Unsigned 64-bit words as the bytes of a `Binary` aggregate value or state.
+pub(crate) fn encode_words(words: &[u64]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// The words of `encode_words`, or `None` if the bytes are not whole words.
+pub(crate) fn decode_words(bytes: &[u8]) -> Option<Vec<u64>> {
+    if !bytes.len().is_multiple_of(8) {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of eight")))
+            .collect(),
+    )
 }
 
 /// The SplitMix64 finaliser: spreads a combined row hash over all 64 bits.

@@ -11,6 +11,7 @@ use deltalake::datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
 
+use super::fingerprint::{decode_words, encode_words};
 use super::scan::ident;
 
 /// The SQL name of the aggregate.
@@ -41,27 +42,11 @@ pub fn decode(value: &ScalarValue) -> Option<(u64, u64)> {
     let ScalarValue::Binary(Some(bytes)) = value else {
         return None;
     };
-    let words = words(bytes)?;
+    let words = decode_words(bytes)?;
     match words.as_slice() {
         [rows, distinct] => Some((*rows, *distinct)),
         _ => None,
     }
-}
-
-fn words(bytes: &[u8]) -> Option<Vec<u64>> {
-    if !bytes.len().is_multiple_of(8) {
-        return None;
-    }
-    Some(
-        bytes
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of eight")))
-            .collect(),
-    )
-}
-
-fn encode(words: &[u64]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
 /// The aggregate, to register with a session.
@@ -132,7 +117,7 @@ impl Accumulator for KeyAccumulator {
         };
         for i in 0..binary.len() {
             if binary.is_valid(i) {
-                match words(binary.value(i)) {
+                match decode_words(binary.value(i)) {
                     Some(w) => self.keys.extend(w),
                     None => return exec_err!("{NAME}: malformed partial state"),
                 }
@@ -143,7 +128,7 @@ impl Accumulator for KeyAccumulator {
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let keys = std::mem::take(&mut self.keys);
-        Ok(vec![ScalarValue::Binary(Some(encode(&keys)))])
+        Ok(vec![ScalarValue::Binary(Some(encode_words(&keys)))])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -157,7 +142,7 @@ impl Accumulator for KeyAccumulator {
                 previous = Some(*k);
             }
         }
-        Ok(ScalarValue::Binary(Some(encode(&[rows, distinct]))))
+        Ok(ScalarValue::Binary(Some(encode_words(&[rows, distinct]))))
     }
 
     fn size(&self) -> usize {
