@@ -77,7 +77,10 @@ impl AggregateUDFImpl for KeyCounts {
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let data_type = args.expr_fields[0].data_type();
         match data_type.primitive_width() {
-            Some(w) if w <= 8 => Ok(Box::new(KeyAccumulator { keys: Vec::new() })),
+            Some(w) if w <= 8 => Ok(Box::new(KeyAccumulator {
+                keys: Vec::new(),
+                runs: Vec::new(),
+            })),
             _ => exec_err!("{NAME} counts keys of at most eight bytes, not {data_type}"),
         }
     }
@@ -87,9 +90,13 @@ impl AggregateUDFImpl for KeyCounts {
     }
 }
 
+/// Collects key values; each partition sorts its own values when it hands over its state
+/// (in parallel), and the final step merges the sorted runs, counting distinct values.
 #[derive(Debug)]
 struct KeyAccumulator {
     keys: Vec<u64>,
+    /// Sorted runs received from partial aggregates.
+    runs: Vec<Vec<u64>>,
 }
 
 impl Accumulator for KeyAccumulator {
@@ -118,7 +125,7 @@ impl Accumulator for KeyAccumulator {
         for i in 0..binary.len() {
             if binary.is_valid(i) {
                 match decode_words(binary.value(i)) {
-                    Some(w) => self.keys.extend(w),
+                    Some(run) => self.runs.push(run),
                     None => return exec_err!("{NAME}: malformed partial state"),
                 }
             }
@@ -127,27 +134,49 @@ impl Accumulator for KeyAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let keys = std::mem::take(&mut self.keys);
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.sort_unstable();
         Ok(vec![ScalarValue::Binary(Some(encode_words(&keys)))])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.keys.sort_unstable();
-        let rows = self.keys.len() as u64;
-        let mut distinct = 0u64;
-        let mut previous = None;
-        for k in &self.keys {
-            if previous != Some(*k) {
-                distinct += 1;
-                previous = Some(*k);
-            }
-        }
+        let mut own = std::mem::take(&mut self.keys);
+        own.sort_unstable();
+        self.runs.push(own);
+        let (rows, distinct) = count_sorted_runs(&self.runs);
         Ok(ScalarValue::Binary(Some(encode_words(&[rows, distinct]))))
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.keys.capacity() * 8
+        std::mem::size_of_val(self)
+            + self.keys.capacity() * 8
+            + self.runs.iter().map(|r| r.capacity() * 8).sum::<usize>()
     }
+}
+
+/// Values and distinct values of sorted runs, merged without copying them.
+fn count_sorted_runs(runs: &[Vec<u64>]) -> (u64, u64) {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let rows = runs.iter().map(|r| r.len() as u64).sum();
+    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(i, r)| Reverse((r[0], i, 0)))
+        .collect();
+    let mut distinct = 0;
+    let mut previous = None;
+    while let Some(Reverse((value, run, at))) = heap.pop() {
+        if previous != Some(value) {
+            distinct += 1;
+            previous = Some(value);
+        }
+        if let Some(next) = runs[run].get(at + 1) {
+            heap.push(Reverse((*next, run, at + 1)));
+        }
+    }
+    (rows, distinct)
 }
 
 #[cfg(test)]
@@ -196,6 +225,15 @@ mod tests {
             (5, 3)
         );
         assert_eq!(counts(vec![vec![None]]).await, (0, 0));
+    }
+
+    #[test]
+    fn sorted_runs_merge_into_rows_and_distinct_values() {
+        assert_eq!(
+            count_sorted_runs(&[vec![1, 2, 2, 5], vec![], vec![2, 3, 5]]),
+            (7, 4)
+        );
+        assert_eq!(count_sorted_runs(&[]), (0, 0));
     }
 
     #[test]
