@@ -399,3 +399,26 @@ async fn identical_contents_in_another_row_order_and_layout_pass() {
     assert_eq!(check(&report, "fingerprint").outcome, CheckOutcome::Passed);
     assert_eq!(report.compare.as_ref().unwrap().mismatched(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_retyped_in_the_snapshot_log_is_named_by_the_fingerprint() {
+    let lake = Lake::new(2, 1_000).await;
+    let snapshot = lake.snapshot(DATE);
+    let first = snapshot.join("_delta_log/00000000000000000000.json");
+    let text = std::fs::read_to_string(&first).unwrap();
+    let retyped = text.replace(
+        r#"{\"name\":\"account_id\",\"type\":\"long\""#,
+        r#"{\"name\":\"account_id\",\"type\":\"integer\""#,
+    );
+    assert_ne!(text, retyped, "the schema names account_id as long");
+    std::fs::write(&first, retyped).unwrap();
+    let report = lake
+        .drill(&config_with_compare(&lake, FULL_SAMPLE), None)
+        .await;
+    assert_eq!(report.outcome, Outcome::Failed, "{}", findings(&report));
+    let message = check(&report, "fingerprint").message.clone().unwrap();
+    assert!(
+        message.contains("columns whose values differ: account_id"),
+        "{message}"
+    );
+}
