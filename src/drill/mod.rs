@@ -24,7 +24,9 @@ use crate::verify::suite::CheckKind;
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, damage, scan};
 use deltalake::DeltaTable;
+use deltalake::arrow::array::RecordBatch;
 use deltalake::datafusion::common::ScalarValue;
+use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::prelude::SessionContext;
 
@@ -188,12 +190,20 @@ async fn drill(
             .unwrap_or_default(),
         source_columns: None,
     };
+    // The keyed sample is collected during each side's one scan.
+    let sampling = job
+        .compare
+        .as_ref()
+        .map(|spec| (spec, spec.fraction(context.logged_rows)));
     let scanned = match &structure.table {
         Some(info)
             if structure.missing_files.is_empty() && structure.wrong_size_files.is_empty() =>
         {
             check_columns(job, &info.typed_columns())?;
-            let plan = verify::plan_restored(&job.suite, &info.columns, &context);
+            let mut plan = verify::plan_restored(&job.suite, &info.columns, &context);
+            if let Some((spec, fraction)) = &sampling {
+                plan.add(sample::collect_expr(&info.columns, &spec.key, *fraction));
+            }
             for sql in plan.queries() {
                 queries.push(Query {
                     target: "restored".into(),
@@ -245,7 +255,7 @@ async fn drill(
     let compare_started = Instant::now();
     let source_url = ReadOnlyDir::new(&job.source).url();
     let source = match &scanned {
-        Some(_) => source_side(job, &snapshot, &source_url, report, &mut queries).await,
+        Some(_) => source_side(job, &snapshot, &source_url, sampling, report, &mut queries).await,
         None => SourceSide::not_read(),
     };
     match (&scanned, &structure.table) {
@@ -268,16 +278,19 @@ async fn drill(
                 &info.columns,
                 &source.values,
             ));
-            if let (Some(spec), Some((source_table, source_columns))) =
-                (&job.compare, &source.table)
+            let restored_sample = sampling.and_then(|(_, fraction)| {
+                let expr =
+                    sample::collect_expr(&info.columns, &job.compare.as_ref()?.key, fraction);
+                values.get(&expr).and_then(sample::collected_rows)
+            });
+            if let (Some((spec, fraction)), Some(restored_sample), Some(source_sample)) =
+                (sampling, &restored_sample, &source.sample)
             {
-                let rows = rows.unwrap_or(0);
                 let check = sample_diff(
                     job,
                     spec,
-                    (restored_table, &info.columns),
-                    (source_table, source_columns),
-                    rows,
+                    fraction,
+                    (restored_sample, source_sample),
                     source.mode,
                     report,
                     &mut queries,
@@ -305,9 +318,7 @@ async fn drill(
             }
         }
     }
-    let compare_seconds = source
-        .table
-        .is_some()
+    let compare_seconds = (!matches!(source.values, SourceValues::NotNeeded))
         .then(|| elapsed_seconds(compare_started));
     report.verify = Some(VerifyEvidence {
         seconds: verify_seconds,
@@ -395,9 +406,9 @@ async fn scan_restored(
 /// What was read of the source: values for the checks, and the table a sample diff joins with.
 struct SourceSide {
     values: SourceValues,
-    /// The source table (at the snapshot's version, or current for the append-only
-    /// fallback) with its columns.
-    table: Option<(DeltaTable, Vec<String>)>,
+    /// The source's rows in the keyed sample (at the snapshot's version, or current for the
+    /// append-only fallback), collected during its one scan.
+    sample: Option<RecordBatch>,
     /// The source's columns with their Delta types at the snapshot's version.
     typed_columns: Option<Vec<(String, String)>>,
     mode: DiffMode,
@@ -407,7 +418,7 @@ impl SourceSide {
     fn not_read() -> Self {
         SourceSide {
             values: SourceValues::NotNeeded,
-            table: None,
+            sample: None,
             typed_columns: None,
             mode: DiffMode::Exact,
         }
@@ -421,6 +432,7 @@ async fn source_side(
     job: &Job,
     snapshot: &Snapshot,
     source_url: &url::Url,
+    sampling: Option<(&CompareSpec, f64)>,
     report: &mut DrillReport,
     queries: &mut Vec<Query>,
 ) -> SourceSide {
@@ -438,7 +450,7 @@ async fn source_side(
                 "{} (the source's log or files no longer hold this version: its time-travel window is shorter than the snapshot's age)",
                 table::explain_log_error(&e)
             );
-            return unavailable(job, source_url, version, reason, report).await;
+            return unavailable(job, source_url, version, reason, sampling, report, queries).await;
         }
     };
     if let Ok(snap) = &snapshot.table
@@ -455,28 +467,44 @@ async fn source_side(
         });
         return SourceSide {
             values: SourceValues::Unavailable("the source is a different table".into()),
-            table: None,
+            sample: None,
             typed_columns: None,
             mode: DiffMode::Exact,
         };
     }
-    let plan = verify::plan_source(&job.suite, &source_info.columns);
+    let mut plan = verify::plan_source(&job.suite, &source_info.columns);
+    let collect = sampling
+        .map(|(spec, fraction)| sample::collect_expr(&source_info.columns, &spec.key, fraction));
+    if let Some(expr) = &collect {
+        plan.add(expr.clone());
+    }
     queries.push(Query {
         target: "source".into(),
         sql: plan.sql(),
     });
     match scan::run(&plan, &source).await {
         Ok(values) => SourceSide {
+            sample: collect.and_then(|expr| values.get(&expr).and_then(sample::collected_rows)),
             values: SourceValues::At {
                 version,
                 values,
                 columns: source_info.columns.clone(),
             },
             typed_columns: Some(source_info.typed_columns()),
-            table: Some((source, source_info.columns)),
             mode: DiffMode::Exact,
         },
-        Err(e) => unavailable(job, source_url, version, e.to_string(), report).await,
+        Err(e) => {
+            unavailable(
+                job,
+                source_url,
+                version,
+                e.to_string(),
+                sampling,
+                report,
+                queries,
+            )
+            .await
+        }
     }
 }
 
@@ -487,14 +515,14 @@ async fn unavailable(
     source_url: &url::Url,
     version: u64,
     reason: String,
+    sampling: Option<(&CompareSpec, f64)>,
     report: &mut DrillReport,
+    queries: &mut Vec<Query>,
 ) -> SourceSide {
-    let fallback = job.compare.as_ref().map(|c| c.fallback);
-    let current = match fallback {
-        Some(Fallback::AppendOnly) => match table::open(source_url, None).await {
-            Ok(t) => table::describe(&t).await.ok().map(|info| (t, info.columns)),
-            Err(_) => None,
-        },
+    let current = match sampling {
+        Some((spec, fraction)) if spec.fallback == Fallback::AppendOnly => {
+            current_sample(source_url, spec, fraction, queries).await
+        }
         _ => None,
     };
     let then = if current.is_some() {
@@ -512,10 +540,30 @@ async fn unavailable(
     });
     SourceSide {
         values: SourceValues::Unavailable(reason),
-        table: current,
+        sample: current,
         typed_columns: None,
         mode: DiffMode::AppendOnly,
     }
+}
+
+/// The keyed sample of the source as it is now, for the append-only fallback.
+async fn current_sample(
+    source_url: &url::Url,
+    spec: &CompareSpec,
+    fraction: f64,
+    queries: &mut Vec<Query>,
+) -> Option<RecordBatch> {
+    let current = table::open(source_url, None).await.ok()?;
+    let info = table::describe(&current).await.ok()?;
+    let expr = sample::collect_expr(&info.columns, &spec.key, fraction);
+    let mut plan = scan::AggregatePlan::default();
+    plan.add(expr.clone());
+    queries.push(Query {
+        target: "source".into(),
+        sql: plan.sql(),
+    });
+    let values = scan::run(&plan, &current).await.ok()?;
+    values.get(&expr).and_then(sample::collected_rows)
 }
 
 /// Runs each `custom_sql` check's query on its own over the restored table.
@@ -575,25 +623,30 @@ async fn add_examples(
     }
 }
 
-/// Runs the keyed sample diff and turns it into the `sample` check.
-#[allow(clippy::too_many_arguments)]
+/// Joins the two sides' keyed samples and turns the diff into the `sample` check.
 async fn sample_diff(
     job: &Job,
     spec: &CompareSpec,
-    (restored, restored_columns): (&DeltaTable, &[String]),
-    (source, source_columns): (&DeltaTable, &[String]),
-    rows: u64,
+    fraction: f64,
+    (restored, source): (&RecordBatch, &RecordBatch),
     mode: DiffMode,
     report: &mut DrillReport,
     queries: &mut Vec<Query>,
 ) -> CheckResult {
     let mut check = CheckResult::new("sample", "sample_diff", Severity::Fail);
-    let columns: Vec<String> = restored_columns
+    let source_columns: Vec<String> = source
+        .schema()
+        .fields()
         .iter()
-        .filter(|c| source_columns.contains(c) && !spec.key.contains(c))
-        .cloned()
+        .map(|f| f.name().clone())
         .collect();
-    let fraction = spec.fraction(rows);
+    let columns: Vec<String> = restored
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|c| source_columns.contains(c) && !spec.key.contains(c))
+        .collect();
     let q = sample::queries(spec, &columns, fraction, mode, "t", "src");
     queries.push(Query {
         target: "compare".into(),
@@ -601,20 +654,10 @@ async fn sample_diff(
     });
     let result = async {
         let ctx = scan::session();
-        ctx.register_table(
-            scan::TABLE,
-            restored
-                .table_provider()
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?,
-        )?;
-        ctx.register_table(
-            "src",
-            source
-                .table_provider()
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?,
-        )?;
+        for (name, batch) in [(scan::TABLE, restored), ("src", source)] {
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
+            ctx.register_table(name, std::sync::Arc::new(table))?;
+        }
         sample::run(&ctx, spec, &columns, fraction, mode, &job.redact, &q).await
     }
     .await;

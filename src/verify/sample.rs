@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use deltalake::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
 use deltalake::arrow::datatypes::DataType;
 use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
-use deltalake::datafusion::common::Result;
+use deltalake::datafusion::common::{Result, ScalarValue};
 use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -59,18 +59,14 @@ pub struct CompareSpec {
 }
 
 impl CompareSpec {
-    /// The fraction of keys to sample, given the restored table's row count.
-    pub fn fraction(&self, rows: u64) -> f64 {
-        match self.sample {
-            SampleSize::Fraction(f) => f.clamp(0.0, 1.0),
-            SampleSize::Rows(n) if rows == 0 => {
-                if n > 0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            SampleSize::Rows(n) => (n as f64 / rows as f64).min(1.0),
+    /// The fraction of keys to sample, given the table's row count as the log records it
+    /// (when unknown, `sample_rows` is taken as a share of a million rows).
+    pub fn fraction(&self, rows: Option<u64>) -> f64 {
+        match (self.sample, rows) {
+            (SampleSize::Fraction(f), _) => f.clamp(0.0, 1.0),
+            (SampleSize::Rows(n), Some(rows)) if rows > 0 => (n as f64 / rows as f64).min(1.0),
+            (SampleSize::Rows(_), Some(_)) => 1.0,
+            (SampleSize::Rows(n), None) => (n as f64 / 1e6).min(1.0),
         }
     }
 }
@@ -136,6 +132,36 @@ pub fn filter(key: &[String], fraction: f64) -> String {
         present.join(" AND "),
         keys.join(", ")
     )
+}
+
+/// The aggregate that collects the sampled rows during a table's one scan, so the diff needs
+/// no second read of either side.
+pub fn collect_expr(columns: &[String], key: &[String], fraction: f64) -> String {
+    let fields: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{}, {}", super::scan::literal(c), ident(c)))
+        .collect();
+    format!(
+        "array_agg(named_struct({})) FILTER (WHERE {})",
+        fields.join(", "),
+        filter(key, fraction)
+    )
+}
+
+/// The rows an aggregate of `collect_expr` collected, as a batch (empty when none matched).
+pub fn collected_rows(value: &ScalarValue) -> Option<RecordBatch> {
+    let ScalarValue::List(list) = value else {
+        return None;
+    };
+    let DataType::List(item) = list.data_type() else {
+        return None;
+    };
+    let rows: ArrayRef = if list.is_null(0) {
+        deltalake::arrow::array::new_empty_array(item.data_type())
+    } else {
+        list.value(0)
+    };
+    rows.as_struct_opt().map(|s| RecordBatch::from(s.clone()))
 }
 
 const SIDE: &str = "\"__restore_drill_side\"";

@@ -133,6 +133,14 @@ async fn a_healthy_snapshot_matches_its_source_exactly() {
         "{}",
         restored[0].sql
     );
+    // Each side is read once: the sample is collected in the same scans, then joined in memory.
+    assert!(
+        restored[0].sql.contains("array_agg(named_struct("),
+        "{}",
+        restored[0].sql
+    );
+    assert_eq!(queries.iter().filter(|q| q.target == "restored").count(), 1);
+    assert_eq!(queries.iter().filter(|q| q.target == "source").count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
