@@ -135,6 +135,10 @@ async fn stage(name: &str, table_dir: &Path) {
     let columns = info.columns.clone();
     let context = evaluate::Context {
         columns: info.typed_columns(),
+        key_ranges: evaluate::key_columns(&suite)
+            .into_iter()
+            .filter_map(|c| info.integer_range(c).map(|r| (c.to_string(), r)))
+            .collect(),
         ..Default::default()
     };
     match name {

@@ -14,6 +14,8 @@ pub struct LogFile {
     pub size: u64,
     /// `numRecords` from the file's statistics, when the writer recorded it.
     pub num_records: Option<u64>,
+    /// The file's statistics as the log holds them (JSON), when recorded.
+    pub stats: Option<String>,
 }
 
 /// What the log of a table says at one version.
@@ -43,6 +45,25 @@ impl TableInfo {
 
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// The smallest and largest value of an integer column according to the files' statistics,
+    /// if every file with rows recorded both.
+    pub fn integer_range(&self, column: &str) -> Option<(i64, i64)> {
+        let mut range: Option<(i64, i64)> = None;
+        for file in &self.files {
+            if file.num_records == Some(0) {
+                continue;
+            }
+            let stats: serde_json::Value = serde_json::from_str(file.stats.as_deref()?).ok()?;
+            let min = stats.get("minValues")?.get(column)?.as_i64()?;
+            let max = stats.get("maxValues")?.get(column)?.as_i64()?;
+            range = Some(match range {
+                None => (min, max),
+                Some((lo, hi)) => (lo.min(min), hi.max(max)),
+            });
+        }
+        range
     }
 
     /// The sum of `numRecords` over all files, if every file recorded it.
@@ -104,6 +125,7 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
             path: f.path().into_owned(),
             size: f.size().max(0) as u64,
             num_records: f.num_records().map(|n| n as u64),
+            stats: f.stats(),
         })
         .collect();
     let newest: Vec<_> = table

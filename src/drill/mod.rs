@@ -189,6 +189,16 @@ async fn drill(
             .map(|i| i.typed_columns())
             .unwrap_or_default(),
         source_columns: None,
+        key_ranges: structure
+            .table
+            .as_ref()
+            .map(|info| {
+                verify::evaluate::key_columns(&job.suite)
+                    .into_iter()
+                    .filter_map(|c| info.integer_range(c).map(|r| (c.to_string(), r)))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     // The keyed sample is collected during each side's one scan.
     let sampling = job

@@ -89,6 +89,36 @@ pub struct Context {
     pub columns: Vec<(String, String)>,
     /// The source's columns with their Delta types at the snapshot's version, when read.
     pub source_columns: Option<Vec<(String, String)>>,
+    /// Value ranges of integer key columns from the log's file statistics.
+    pub key_ranges: Vec<(String, (i64, i64))>,
+}
+
+impl Context {
+    fn key_range(&self, column: &str) -> Option<(i64, i64)> {
+        self.key_ranges
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, r)| *r)
+    }
+}
+
+/// The single-column keys of a suite's `unique` and `distinct_count` checks.
+pub fn key_columns(suite: &Suite) -> Vec<&str> {
+    let mut out: Vec<&str> = suite
+        .checks
+        .iter()
+        .filter_map(|c| match &c.kind {
+            CheckKind::Unique { columns } | CheckKind::DistinctCount { columns, .. } => {
+                match columns.as_slice() {
+                    [one] => Some(one.as_str()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect();
+    out.dedup();
+    out
 }
 
 /// The single aggregate over the restored table: every check's expressions, and the
@@ -111,7 +141,7 @@ pub fn plan_checks(suite: &Suite, context: &Context) -> AggregatePlan {
             &check.kind
         {
             if keys::fits(columns, &context.columns) {
-                plan.add(keys::expr(&columns[0]));
+                plan.add(keys::expr(&columns[0], context.key_range(&columns[0])));
             } else {
                 plan.add_key_set(columns);
             }
@@ -504,7 +534,7 @@ fn evaluate_one(
 fn key_counts(columns: &[String], restored: &ScanValues, context: &Context) -> (u64, u64) {
     if keys::fits(columns, &context.columns) {
         return restored
-            .get(&keys::expr(&columns[0]))
+            .get(&keys::expr(&columns[0], context.key_range(&columns[0])))
             .and_then(keys::decode)
             .unwrap_or((0, 0));
     }

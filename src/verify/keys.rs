@@ -1,15 +1,20 @@
 //! Counting keys in the one scan: for a key made of one fixed-width column of at most eight
-//! bytes (integers, dates, timestamps), an aggregate collects the raw values and counts
-//! duplicates by sorting them, so its memory is what the key column itself takes (eight bytes
-//! per row). Other key sets are counted by a `GROUP BY` of their own (see `scan::key_set_sql`).
+//! bytes (integers, dates, timestamps), an aggregate counts rows and distinct values. When the
+//! log's statistics bound an integer key to a range, one bit per possible value marks the values
+//! seen (values outside the range, which a damaged log could allow, are kept aside and sorted);
+//! otherwise the raw values are collected and sorted, eight bytes per row. Other key sets are
+//! counted by a `GROUP BY` of their own (see `scan::key_set_sql`).
 
-use deltalake::arrow::array::{Array, ArrayRef, BinaryArray};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, BinaryArray};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::Int64Type;
 use deltalake::arrow::datatypes::{DataType, Field, FieldRef};
 use deltalake::datafusion::common::{Result, ScalarValue, exec_err};
 use deltalake::datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use deltalake::datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
+use deltalake::datafusion::physical_expr::expressions::Literal;
 
 use super::fingerprint::{decode_words, encode_words};
 use super::scan::ident;
@@ -32,9 +37,20 @@ pub fn fits(columns: &[String], types: &[(String, String)]) -> bool {
     })
 }
 
-/// The aggregate expression over a one-column key.
-pub fn expr(column: &str) -> String {
-    format!("{NAME}({})", ident(column))
+/// The largest value range counted with a bitmap (64 MiB of bits).
+pub const MAX_BITMAP_RANGE: u64 = 1 << 29;
+
+/// The aggregate expression over a one-column key, with the key's range from the log's
+/// statistics when it is known and small enough for a bitmap.
+pub fn expr(column: &str, range: Option<(i64, i64)>) -> String {
+    match range {
+        Some((min, max))
+            if max >= min && (max as i128 - min as i128) < MAX_BITMAP_RANGE as i128 =>
+        {
+            format!("{NAME}({}, {min}, {max})", ident(column))
+        }
+        _ => format!("{NAME}({})", ident(column)),
+    }
 }
 
 /// Reads the aggregate's value: (rows with a key, distinct keys).
@@ -52,7 +68,7 @@ pub fn decode(value: &ScalarValue) -> Option<(u64, u64)> {
 /// The aggregate, to register with a session.
 pub fn udaf() -> AggregateUDF {
     AggregateUDF::from(KeyCounts {
-        signature: Signature::any(1, Volatility::Immutable),
+        signature: Signature::variadic_any(Volatility::Immutable),
     })
 }
 
@@ -76,13 +92,32 @@ impl AggregateUDFImpl for KeyCounts {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let data_type = args.expr_fields[0].data_type();
-        match data_type.primitive_width() {
-            Some(w) if w <= 8 => Ok(Box::new(KeyAccumulator {
+        if !matches!(data_type.primitive_width(), Some(w) if w <= 8) {
+            return exec_err!("{NAME} counts keys of at most eight bytes, not {data_type}");
+        }
+        let literal = |i: usize| -> Option<i64> {
+            let e = args.exprs.get(i)?.downcast_ref::<Literal>()?;
+            match e.value().cast_to(&DataType::Int64).ok()? {
+                ScalarValue::Int64(v) => v,
+                _ => None,
+            }
+        };
+        let mode = match (data_type.is_integer(), literal(1), literal(2)) {
+            (true, Some(min), Some(max)) if max >= min => Mode::Bitmap {
+                min,
+                bits: vec![0; ((max - min) as u64 / 64 + 1) as usize],
+                outside: Vec::new(),
+            },
+            _ => Mode::Sort {
                 keys: Vec::new(),
                 runs: Vec::new(),
-            })),
-            _ => exec_err!("{NAME} counts keys of at most eight bytes, not {data_type}"),
-        }
+            },
+        };
+        Ok(Box::new(KeyAccumulator {
+            rows: 0,
+            duplicates_seen: 0,
+            mode,
+        }))
     }
 
     fn state_fields(&self, _: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -90,29 +125,67 @@ impl AggregateUDFImpl for KeyCounts {
     }
 }
 
-/// Collects key values; each partition sorts its own values when it hands over its state
-/// (in parallel), and the final step merges the sorted runs, counting distinct values.
+/// How an accumulator remembers the keys it saw.
+#[derive(Debug)]
+enum Mode {
+    /// One bit per value of `[min, min + 64 * bits.len())`; values outside kept aside.
+    Bitmap {
+        min: i64,
+        bits: Vec<u64>,
+        outside: Vec<u64>,
+    },
+    /// The raw values; each partition sorts its own when it hands over its state (in
+    /// parallel), and the final step merges the sorted runs.
+    Sort { keys: Vec<u64>, runs: Vec<Vec<u64>> },
+}
+
 #[derive(Debug)]
 struct KeyAccumulator {
-    keys: Vec<u64>,
-    /// Sorted runs received from partial aggregates.
-    runs: Vec<Vec<u64>>,
+    rows: u64,
+    /// Bitmap mode: values found already set on insert (duplicates within this accumulator).
+    duplicates_seen: u64,
+    mode: Mode,
 }
+
+const BITMAP: u64 = 1;
+const SORTED: u64 = 0;
 
 impl Accumulator for KeyAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let column = &values[0];
-        let Some(width) = column.data_type().primitive_width() else {
-            return exec_err!("{NAME}: unexpected key type {}", column.data_type());
-        };
-        let data = column.to_data();
-        let bytes = &data.buffers()[0].as_slice()[data.offset() * width..];
-        self.keys.reserve(column.len() - column.null_count());
-        for (i, chunk) in bytes.chunks_exact(width).take(column.len()).enumerate() {
-            if column.is_valid(i) {
-                let mut padded = [0u8; 8];
-                padded[..width].copy_from_slice(chunk);
-                self.keys.push(u64::from_le_bytes(padded));
+        self.rows += (column.len() - column.null_count()) as u64;
+        match &mut self.mode {
+            Mode::Bitmap { min, bits, outside } => {
+                let ints = cast(column, &DataType::Int64)?;
+                let ints = ints.as_primitive::<Int64Type>();
+                let span = bits.len() as u64 * 64;
+                for v in ints.iter().flatten() {
+                    let offset = v.wrapping_sub(*min) as u64;
+                    if v >= *min && offset < span {
+                        let (word, bit) = ((offset / 64) as usize, offset % 64);
+                        if bits[word] & (1 << bit) != 0 {
+                            self.duplicates_seen += 1;
+                        }
+                        bits[word] |= 1 << bit;
+                    } else {
+                        outside.push(v as u64);
+                    }
+                }
+            }
+            Mode::Sort { keys, .. } => {
+                let Some(width) = column.data_type().primitive_width() else {
+                    return exec_err!("{NAME}: unexpected key type {}", column.data_type());
+                };
+                let data = column.to_data();
+                let bytes = &data.buffers()[0].as_slice()[data.offset() * width..];
+                keys.reserve(column.len() - column.null_count());
+                for (i, chunk) in bytes.chunks_exact(width).take(column.len()).enumerate() {
+                    if column.is_valid(i) {
+                        let mut padded = [0u8; 8];
+                        padded[..width].copy_from_slice(chunk);
+                        keys.push(u64::from_le_bytes(padded));
+                    }
+                }
             }
         }
         Ok(())
@@ -123,34 +196,78 @@ impl Accumulator for KeyAccumulator {
             return exec_err!("{NAME}: unexpected state type {}", states[0].data_type());
         };
         for i in 0..binary.len() {
-            if binary.is_valid(i) {
-                match decode_words(binary.value(i)) {
-                    Some(run) => self.runs.push(run),
-                    None => return exec_err!("{NAME}: malformed partial state"),
+            if binary.is_null(i) {
+                continue;
+            }
+            let Some(words) = decode_words(binary.value(i)) else {
+                return exec_err!("{NAME}: malformed partial state");
+            };
+            match (&mut self.mode, words.as_slice()) {
+                (Mode::Bitmap { bits, outside, .. }, [BITMAP, rows, n, rest @ ..])
+                    if *n as usize == bits.len() && rest.len() >= bits.len() =>
+                {
+                    self.rows += rows;
+                    for (a, b) in bits.iter_mut().zip(rest) {
+                        *a |= b;
+                    }
+                    outside.extend_from_slice(&rest[bits.len()..]);
                 }
+                (Mode::Sort { runs, .. }, [SORTED, rows, rest @ ..]) => {
+                    self.rows += rows;
+                    runs.push(rest.to_vec());
+                }
+                _ => return exec_err!("{NAME}: partial state of another kind"),
             }
         }
         Ok(())
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let mut keys = std::mem::take(&mut self.keys);
-        keys.sort_unstable();
-        Ok(vec![ScalarValue::Binary(Some(encode_words(&keys)))])
+        let rows = std::mem::take(&mut self.rows);
+        let words: Vec<u64> = match &mut self.mode {
+            Mode::Bitmap { bits, outside, .. } => [BITMAP, rows, bits.len() as u64]
+                .into_iter()
+                .chain(bits.iter().copied())
+                .chain(std::mem::take(outside))
+                .collect(),
+            Mode::Sort { keys, .. } => {
+                keys.sort_unstable();
+                [SORTED, rows]
+                    .into_iter()
+                    .chain(std::mem::take(keys))
+                    .collect()
+            }
+        };
+        Ok(vec![ScalarValue::Binary(Some(encode_words(&words)))])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let mut own = std::mem::take(&mut self.keys);
-        own.sort_unstable();
-        self.runs.push(own);
-        let (rows, distinct) = count_sorted_runs(&self.runs);
-        Ok(ScalarValue::Binary(Some(encode_words(&[rows, distinct]))))
+        let distinct = match &mut self.mode {
+            Mode::Bitmap { bits, outside, .. } => {
+                let set: u64 = bits.iter().map(|w| w.count_ones() as u64).sum();
+                outside.sort_unstable();
+                set + count_sorted_runs(std::slice::from_ref(outside)).1
+            }
+            Mode::Sort { keys, runs } => {
+                let mut own = std::mem::take(keys);
+                own.sort_unstable();
+                runs.push(own);
+                count_sorted_runs(runs).1
+            }
+        };
+        Ok(ScalarValue::Binary(Some(encode_words(&[
+            self.rows, distinct,
+        ]))))
     }
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
-            + self.keys.capacity() * 8
-            + self.runs.iter().map(|r| r.capacity() * 8).sum::<usize>()
+            + match &self.mode {
+                Mode::Bitmap { bits, outside, .. } => (bits.capacity() + outside.capacity()) * 8,
+                Mode::Sort { keys, runs } => {
+                    keys.capacity() * 8 + runs.iter().map(|r| r.capacity() * 8).sum::<usize>()
+                }
+            }
     }
 }
 
@@ -191,6 +308,16 @@ mod tests {
     use crate::verify::scan;
 
     async fn counts(partitions: Vec<Vec<Option<i64>>>) -> (u64, u64) {
+        let sorted = counts_with(partitions.clone(), None).await;
+        let bitmap = counts_with(partitions, Some((-3, 1))).await;
+        assert_eq!(sorted, bitmap, "both ways count alike");
+        sorted
+    }
+
+    async fn counts_with(
+        partitions: Vec<Vec<Option<i64>>>,
+        range: Option<(i64, i64)>,
+    ) -> (u64, u64) {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]));
         let batches: Vec<Vec<RecordBatch>> = partitions
             .into_iter()
@@ -205,7 +332,7 @@ mod tests {
         ctx.register_table("t", Arc::new(MemTable::try_new(schema, batches).unwrap()))
             .unwrap();
         let out = ctx
-            .sql(&format!("SELECT {} FROM t", expr("k")))
+            .sql(&format!("SELECT {} FROM t", expr("k", range)))
             .await
             .unwrap()
             .collect()
@@ -225,6 +352,15 @@ mod tests {
             (5, 3)
         );
         assert_eq!(counts(vec![vec![None]]).await, (0, 0));
+        // Values outside the range the log claims are still counted.
+        assert_eq!(
+            counts(vec![
+                vec![Some(7), Some(7), Some(1)],
+                vec![Some(-9), Some(1)]
+            ])
+            .await,
+            (5, 3)
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ async fn healthy_snapshot_passes_and_its_sandbox_is_removed() {
         restored[0]
     );
     assert!(
-        restored[0].contains("restore_drill_key_counts(\"transaction_id\")"),
+        restored[0].contains("restore_drill_key_counts(\"transaction_id\", 1, 9000)"),
         "{}",
         restored[0]
     );
