@@ -192,24 +192,46 @@ impl ValueHasher {
             other => {
                 let width = other.primitive_width().unwrap_or(8);
                 let data = column.to_data();
-                let values = &data.buffers()[0].as_slice()[data.offset() * width..];
-                values
-                    .chunks_exact(width)
-                    .take(column.len())
-                    .enumerate()
-                    .map(|(i, chunk)| {
+                let start = data.offset() * width;
+                let values = &data.buffers()[0].as_slice()[start..start + column.len() * width];
+                let mut out: Vec<u64> = if width == 8 {
+                    values
+                        .chunks_exact(8)
+                        .map(|c| {
+                            avalanche(seed ^ u64::from_le_bytes(c.try_into().expect("eight bytes")))
+                        })
+                        .collect()
+                } else if width == 16 {
+                    values
+                        .chunks_exact(16)
+                        .map(|c| {
+                            let lo = u64::from_le_bytes(c[..8].try_into().expect("eight bytes"));
+                            let hi = u64::from_le_bytes(c[8..].try_into().expect("eight bytes"));
+                            avalanche(avalanche(seed ^ lo) ^ hi)
+                        })
+                        .collect()
+                } else {
+                    values
+                        .chunks_exact(width)
+                        .map(|chunk| {
+                            let mut h = seed;
+                            for word in chunk.chunks(8) {
+                                let mut padded = [0u8; 8];
+                                padded[..word.len()].copy_from_slice(word);
+                                h = avalanche(h ^ u64::from_le_bytes(padded));
+                            }
+                            h
+                        })
+                        .collect()
+                };
+                if column.null_count() > 0 {
+                    for (i, h) in out.iter_mut().enumerate() {
                         if column.is_null(i) {
-                            return self.null;
+                            *h = self.null;
                         }
-                        let mut h = seed;
-                        for word in chunk.chunks(8) {
-                            let mut padded = [0u8; 8];
-                            padded[..word.len()].copy_from_slice(word);
-                            h = avalanche(h ^ u64::from_le_bytes(padded));
-                        }
-                        h
-                    })
-                    .collect()
+                    }
+                }
+                out
             }
         })
     }
