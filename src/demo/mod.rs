@@ -181,12 +181,15 @@ pub async fn run(
         "  {}/sandbox/                      restores (the failed drill's is kept)",
         root.display()
     );
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "restore-drill".into());
     println!(
-        "\nTry:  restore-drill run --config {} financial_transactions",
+        "\nTry:  {exe} run --config {} financial_transactions",
         files.config.display()
     );
     println!(
-        "      restore-drill snapshots --config {} financial_transactions",
+        "      {exe} snapshots --config {} financial_transactions",
         files.config.display()
     );
     let expected = healthy.outcome == Outcome::Passed && damaged.outcome == Outcome::Failed;
