@@ -140,3 +140,41 @@ objectives = { rpo = "1d", rto = "1h" }
         stderr(&out)
     );
 }
+
+#[test]
+fn the_demo_drills_a_healthy_and_a_damaged_snapshot_and_prints_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&[
+        "demo",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--rows",
+        "20000",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("outcome    PASSED — sandbox removed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("outcome    FAILED — sandbox kept for inspection"),
+        "{text}"
+    );
+    assert!(
+        text.contains("differ in size from the log (truncated or replaced)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "restore_drill_runs_total{job=\"financial_transactions\",outcome=\"failed\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(dir.path().join("config.toml").is_file());
+    assert!(
+        dir.path()
+            .join("checks/financial_transactions.toml")
+            .is_file()
+    );
+}
