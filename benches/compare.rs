@@ -159,10 +159,10 @@ async fn stage(name: &str, table_dir: &Path) {
                 tolerance: Default::default(),
             };
             let mut plan = evaluate::plan_restored(&suite, &columns, &context);
-            let collect = sample::collect_expr(&columns, &spec.key, 0.001);
-            plan.add(collect.clone());
+            let collector = sample::SampleCollector::new(&columns, &spec.key, 0.001);
+            plan.add(collector.expr.clone());
             let values = scan::run(&plan, &table).await.unwrap();
-            let rows = sample::collected_rows(values.get(&collect).unwrap()).unwrap();
+            let rows = collector.rows(&values).unwrap();
             let compared: Vec<String> = columns
                 .iter()
                 .filter(|c| *c != "transaction_id")

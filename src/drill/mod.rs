@@ -19,7 +19,7 @@ use crate::restore::{self, CopyProgress, StructureReport};
 use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::storage::{ReadOnlyDir, RunSandbox, SandboxRoot, StorageError};
 use crate::table;
-use crate::verify::sample::{self, CompareSpec, DiffMode, Fallback};
+use crate::verify::sample::{self, CompareSpec, DiffMode, Fallback, SampleCollector};
 use crate::verify::suite::CheckKind;
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, damage, scan};
@@ -212,7 +212,7 @@ async fn drill(
             check_columns(job, &info.typed_columns())?;
             let mut plan = verify::plan_restored(&job.suite, &info.columns, &context);
             if let Some((spec, fraction)) = &sampling {
-                plan.add(sample::collect_expr(&info.columns, &spec.key, *fraction));
+                plan.add(SampleCollector::new(&info.columns, &spec.key, *fraction).expr);
             }
             for sql in plan.queries() {
                 queries.push(Query {
@@ -289,9 +289,8 @@ async fn drill(
                 &source.values,
             ));
             let restored_sample = sampling.and_then(|(_, fraction)| {
-                let expr =
-                    sample::collect_expr(&info.columns, &job.compare.as_ref()?.key, fraction);
-                values.get(&expr).and_then(sample::collected_rows)
+                SampleCollector::new(&info.columns, &job.compare.as_ref()?.key, fraction)
+                    .rows(values)
             });
             if let (Some((spec, fraction)), Some(restored_sample), Some(source_sample)) =
                 (sampling, &restored_sample, &source.sample)
@@ -484,9 +483,9 @@ async fn source_side(
     }
     let mut plan = verify::plan_source(&job.suite, &source_info.columns);
     let collect = sampling
-        .map(|(spec, fraction)| sample::collect_expr(&source_info.columns, &spec.key, fraction));
-    if let Some(expr) = &collect {
-        plan.add(expr.clone());
+        .map(|(spec, fraction)| SampleCollector::new(&source_info.columns, &spec.key, fraction));
+    if let Some(collector) = &collect {
+        plan.add(collector.expr.clone());
     }
     queries.push(Query {
         target: "source".into(),
@@ -494,7 +493,7 @@ async fn source_side(
     });
     match scan::run(&plan, &source).await {
         Ok(values) => SourceSide {
-            sample: collect.and_then(|expr| values.get(&expr).and_then(sample::collected_rows)),
+            sample: collect.and_then(|collector| collector.rows(&values)),
             values: SourceValues::At {
                 version,
                 values,
@@ -565,15 +564,15 @@ async fn current_sample(
 ) -> Option<RecordBatch> {
     let current = table::open(source_url, None).await.ok()?;
     let info = table::describe(&current).await.ok()?;
-    let expr = sample::collect_expr(&info.columns, &spec.key, fraction);
+    let collector = SampleCollector::new(&info.columns, &spec.key, fraction);
     let mut plan = scan::AggregatePlan::default();
-    plan.add(expr.clone());
+    plan.add(collector.expr.clone());
     queries.push(Query {
         target: "source".into(),
         sql: plan.sql(),
     });
     let values = scan::run(&plan, &current).await.ok()?;
-    values.get(&expr).and_then(sample::collected_rows)
+    collector.rows(&values)
 }
 
 /// Runs each `custom_sql` check's query on its own over the restored table.

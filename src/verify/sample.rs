@@ -3,15 +3,24 @@
 //! the source, joined on the key, and counted as missing, extra or changed, with examples.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use deltalake::arrow::array::StructArray;
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
+use deltalake::arrow::compute::{concat_batches, filter_record_batch};
 use deltalake::arrow::datatypes::DataType;
+use deltalake::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+use deltalake::datafusion::common::exec_err;
+use deltalake::datafusion::common::utils::SingleRowListArrayBuilder;
 use deltalake::datafusion::common::{Result, ScalarValue};
 use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use deltalake::datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
+use deltalake::datafusion::physical_expr::expressions::Literal;
 use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -126,7 +135,7 @@ pub fn filter(key: &[String], fraction: f64) -> String {
         .map(|k| format!("{} IS NOT NULL", ident(k)))
         .collect();
     let keys: Vec<String> = key.iter().map(|k| ident(k)).collect();
-    let threshold = (fraction * PARTS as f64).ceil() as i64;
+    let threshold = threshold(fraction);
     format!(
         "{} AND {KEY_HASH}({}) % {PARTS} < {threshold}",
         present.join(" AND "),
@@ -134,34 +143,208 @@ pub fn filter(key: &[String], fraction: f64) -> String {
     )
 }
 
-/// The aggregate that collects the sampled rows during a table's one scan, so the diff needs
-/// no second read of either side.
-pub fn collect_expr(columns: &[String], key: &[String], fraction: f64) -> String {
-    let fields: Vec<String> = columns
-        .iter()
-        .map(|c| format!("{}, {}", super::scan::literal(c), ident(c)))
-        .collect();
-    format!(
-        "array_agg(named_struct({})) FILTER (WHERE {})",
-        fields.join(", "),
-        filter(key, fraction)
-    )
+/// The SQL name of the aggregate that collects the sampled rows.
+pub const COLLECT: &str = "restore_drill_sample";
+
+/// Collects a table's sampled rows during its one scan, so the diff needs no second read.
+#[derive(Debug, Clone)]
+pub struct SampleCollector {
+    /// The aggregate expression: `restore_drill_sample(threshold, key count, keys…, others…)`.
+    pub expr: String,
+    /// The collected columns, in the aggregate's argument order.
+    names: Vec<String>,
 }
 
-/// The rows an aggregate of `collect_expr` collected, as a batch (empty when none matched).
-pub fn collected_rows(value: &ScalarValue) -> Option<RecordBatch> {
-    let ScalarValue::List(list) = value else {
-        return None;
-    };
-    let DataType::List(item) = list.data_type() else {
-        return None;
-    };
-    let rows: ArrayRef = if list.is_null(0) {
-        deltalake::arrow::array::new_empty_array(item.data_type())
-    } else {
-        list.value(0)
-    };
-    rows.as_struct_opt().map(|s| RecordBatch::from(s.clone()))
+impl SampleCollector {
+    pub fn new(columns: &[String], key: &[String], fraction: f64) -> Self {
+        let names: Vec<String> = key
+            .iter()
+            .cloned()
+            .chain(columns.iter().filter(|c| !key.contains(c)).cloned())
+            .collect();
+        let mut args = vec![threshold(fraction).to_string(), key.len().to_string()];
+        args.extend(names.iter().map(|c| ident(c)));
+        Self {
+            expr: format!("{COLLECT}({})", args.join(", ")),
+            names,
+        }
+    }
+
+    /// The rows collected by a scan that ran `expr`.
+    pub fn rows(&self, values: &super::scan::ScanValues) -> Option<RecordBatch> {
+        let ScalarValue::List(list) = values.get(&self.expr)? else {
+            return None;
+        };
+        let rows = list.value(0);
+        let rows = rows.as_struct_opt()?;
+        let fields: Vec<Field> = rows
+            .fields()
+            .iter()
+            .zip(&self.names)
+            .map(|(f, name)| Field::new(name, f.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), rows.columns().to_vec()).ok()
+    }
+}
+
+fn threshold(fraction: f64) -> i64 {
+    (fraction * PARTS as f64).ceil() as i64
+}
+
+/// The key hash of every row: a non-negative 63-bit hash of the key columns' values.
+fn key_hashes(keys: &[ArrayRef], rows: usize) -> Result<Vec<i64>> {
+    let mut hashes = vec![0u64; rows];
+    for array in keys {
+        let hasher = ValueHasher::new(array.data_type())?;
+        for (row, h) in hashes.iter_mut().zip(hasher.hashes(array)?) {
+            *row = combine(*row, h);
+        }
+    }
+    Ok(hashes
+        .into_iter()
+        .map(|h| (avalanche(h) >> 1) as i64)
+        .collect())
+}
+
+/// The sampling aggregate, to register with a session.
+pub fn collect_udaf() -> AggregateUDF {
+    AggregateUDF::from(Collect {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Collect {
+    signature: Signature,
+}
+
+/// The struct of collected rows: positional field names, every field nullable.
+fn collected_type(arg_types: &[DataType]) -> DataType {
+    let fields: Vec<Field> = arg_types
+        .iter()
+        .skip(2)
+        .enumerate()
+        .map(|(i, t)| Field::new(format!("c{i}"), t.clone(), true))
+        .collect();
+    DataType::Struct(fields.into())
+}
+
+impl AggregateUDFImpl for Collect {
+    fn name(&self) -> &str {
+        COLLECT
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(Arc::new(Field::new_list_field(
+            collected_type(arg_types),
+            true,
+        ))))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let literal = |i: usize| -> Option<i64> {
+            let e = args.exprs.get(i)?.downcast_ref::<Literal>()?;
+            match e.value().cast_to(&DataType::Int64).ok()? {
+                ScalarValue::Int64(v) => v,
+                _ => None,
+            }
+        };
+        let (Some(threshold), Some(keys)) = (literal(0), literal(1)) else {
+            return exec_err!("{COLLECT}: the threshold and the key count must be literals");
+        };
+        let types: Vec<DataType> = args
+            .expr_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let DataType::Struct(fields) = collected_type(&types) else {
+            unreachable!("collected_type returns a struct")
+        };
+        Ok(Box::new(CollectAccumulator {
+            threshold,
+            keys: keys.max(0) as usize,
+            schema: Arc::new(Schema::new(fields)),
+            pieces: Vec::new(),
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![
+            Field::new("rows", args.return_field.data_type().clone(), true).into(),
+        ])
+    }
+}
+
+#[derive(Debug)]
+struct CollectAccumulator {
+    threshold: i64,
+    keys: usize,
+    schema: SchemaRef,
+    pieces: Vec<RecordBatch>,
+}
+
+impl CollectAccumulator {
+    fn collected(&self) -> Result<ScalarValue> {
+        let batch = concat_batches(&self.schema, &self.pieces)?;
+        let rows: ArrayRef = Arc::new(StructArray::from(batch));
+        Ok(SingleRowListArrayBuilder::new(rows).build_list_scalar())
+    }
+}
+
+impl Accumulator for CollectAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let columns = &values[2..];
+        let rows = columns.first().map_or(0, |c| c.len());
+        let keys = &columns[..self.keys.min(columns.len())];
+        let hashes = key_hashes(keys, rows)?;
+        let mask: BooleanArray = (0..rows)
+            .map(|i| Some(keys.iter().all(|k| k.is_valid(i)) && hashes[i] % PARTS < self.threshold))
+            .collect();
+        if mask.true_count() == 0 {
+            return Ok(());
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), columns.to_vec())?;
+        self.pieces.push(filter_record_batch(&batch, &mask)?);
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some(lists) = states[0].as_list_opt::<i32>() else {
+            return exec_err!("{COLLECT}: unexpected state type {}", states[0].data_type());
+        };
+        for i in 0..lists.len() {
+            if lists.is_valid(i)
+                && let Some(rows) = lists.value(i).as_struct_opt()
+            {
+                self.pieces.push(RecordBatch::try_new(
+                    self.schema.clone(),
+                    rows.columns().to_vec(),
+                )?);
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.collected()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.collected()
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self
+                .pieces
+                .iter()
+                .map(|p| p.get_array_memory_size())
+                .sum::<usize>()
+    }
 }
 
 const SIDE: &str = "\"__restore_drill_side\"";
@@ -403,17 +586,7 @@ impl ScalarUDFImpl for KeyHash {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays: Vec<ArrayRef> = ColumnarValue::values_to_arrays(&args.args)?;
-        let mut rows = vec![0u64; args.number_rows];
-        for array in &arrays {
-            let hasher = ValueHasher::new(array.data_type())?;
-            for (row, h) in rows.iter_mut().zip(hasher.hashes(array)?) {
-                *row = combine(*row, h);
-            }
-        }
-        let hashes: Int64Array = rows
-            .into_iter()
-            .map(|h| (avalanche(h) >> 1) as i64)
-            .collect();
-        Ok(ColumnarValue::Array(std::sync::Arc::new(hashes)))
+        let hashes: Int64Array = key_hashes(&arrays, args.number_rows)?.into_iter().collect();
+        Ok(ColumnarValue::Array(Arc::new(hashes)))
     }
 }

@@ -165,6 +165,7 @@ pub fn session() -> SessionContext {
     ctx.register_udaf(super::fingerprint::udaf());
     ctx.register_udaf(super::keys::udaf());
     ctx.register_udf(super::sample::key_hash_udf());
+    ctx.register_udaf(super::sample::collect_udaf());
     ctx
 }
 

@@ -135,7 +135,7 @@ async fn a_healthy_snapshot_matches_its_source_exactly() {
     );
     // Each side is read once: the sample is collected in the same scans, then joined in memory.
     assert!(
-        restored[0].sql.contains("array_agg(named_struct("),
+        restored[0].sql.contains("restore_drill_sample("),
         "{}",
         restored[0].sql
     );
