@@ -117,6 +117,7 @@ pub fn key_columns(suite: &Suite) -> Vec<&str> {
             _ => None,
         })
         .collect();
+    out.sort_unstable();
     out.dedup();
     out
 }

@@ -14,10 +14,9 @@ use deltalake::datafusion::logical_expr::function::{AccumulatorArgs, StateFields
 use deltalake::datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
 };
-use deltalake::datafusion::physical_expr::expressions::Literal;
 
 use super::fingerprint::{decode_words, encode_words};
-use super::scan::ident;
+use super::scan::{ident, integer_argument};
 
 /// The SQL name of the aggregate.
 pub const NAME: &str = "restore_drill_key_counts";
@@ -95,13 +94,7 @@ impl AggregateUDFImpl for KeyCounts {
         if !matches!(data_type.primitive_width(), Some(w) if w <= 8) {
             return exec_err!("{NAME} counts keys of at most eight bytes, not {data_type}");
         }
-        let literal = |i: usize| -> Option<i64> {
-            let e = args.exprs.get(i)?.downcast_ref::<Literal>()?;
-            match e.value().cast_to(&DataType::Int64).ok()? {
-                ScalarValue::Int64(v) => v,
-                _ => None,
-            }
-        };
+        let literal = |i: usize| integer_argument(&args, i);
         let mode = match (data_type.is_integer(), literal(1), literal(2)) {
             (true, Some(min), Some(max)) if max >= min => Mode::Bitmap {
                 min,

@@ -20,13 +20,12 @@ use deltalake::datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
 };
-use deltalake::datafusion::physical_expr::expressions::Literal;
 use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::fingerprint::{ValueHasher, avalanche, combine};
-use super::scan::ident;
+use super::scan::{ident, integer_argument};
 
 /// The SQL name of the key hash function.
 pub const KEY_HASH: &str = "restore_drill_key_hash";
@@ -246,13 +245,7 @@ impl AggregateUDFImpl for Collect {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let literal = |i: usize| -> Option<i64> {
-            let e = args.exprs.get(i)?.downcast_ref::<Literal>()?;
-            match e.value().cast_to(&DataType::Int64).ok()? {
-                ScalarValue::Int64(v) => v,
-                _ => None,
-            }
-        };
+        let literal = |i: usize| integer_argument(&args, i);
         let (Some(threshold), Some(keys)) = (literal(0), literal(1)) else {
             return exec_err!("{COLLECT}: the threshold and the key count must be literals");
         };

@@ -10,6 +10,9 @@ use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::SessionStateBuilder;
 use deltalake::datafusion::prelude::SessionConfig;
 
+use deltalake::datafusion::logical_expr::function::AccumulatorArgs;
+use deltalake::datafusion::physical_expr::expressions::Literal;
+
 use super::suite::Stat;
 use deltalake::datafusion::prelude::SessionContext;
 
@@ -71,6 +74,19 @@ impl AggregatePlan {
 /// `count(*)`.
 pub fn row_count() -> String {
     "count(*)".into()
+}
+
+/// An aggregate's argument that is an integer literal (e.g. a bound passed in the SQL).
+pub(crate) fn integer_argument(args: &AccumulatorArgs, index: usize) -> Option<i64> {
+    let e = args.exprs.get(index)?.downcast_ref::<Literal>()?;
+    match e
+        .value()
+        .cast_to(&deltalake::arrow::datatypes::DataType::Int64)
+        .ok()?
+    {
+        ScalarValue::Int64(v) => v,
+        _ => None,
+    }
 }
 
 /// A string as a SQL literal.
