@@ -1,4 +1,4 @@
-//! The commands: `demo`, `run`, `validate`, `snapshots`.
+//! The commands: `demo`, `run`, `serve`, `validate`, `snapshots`.
 //!
 //! Exit codes: 0 passed (or valid), 1 a drill failed (the backup is not trustworthy), 2 an error
 //! (bad configuration, no snapshot, storage unreachable, bad arguments).
@@ -53,6 +53,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run every job on its schedule and serve /metrics, /healthz, /readyz and /jobs over HTTP.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Check a configuration file and its suites; report every problem at once.
     Validate {
         #[arg(long)]
@@ -66,12 +71,22 @@ pub enum Command {
     },
 }
 
-/// Logs go to stderr: human-readable on a terminal, JSON lines otherwise. `RUST_LOG` filters;
-/// by default warnings and errors, without the Delta kernel's own error lines, which the
-/// drill reports as findings in words of its own.
-pub fn init_tracing() {
+impl Cli {
+    /// The log filter when `RUST_LOG` is not set: warnings and errors, without the Delta
+    /// kernel's own error lines (drills report those as findings in words of their own); for
+    /// `serve` also restore-drill's own lines (service start, each drill's start and end).
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Serve { .. } => "warn,restore_drill=info,buoyant_kernel=off",
+            _ => "warn,buoyant_kernel=off",
+        }
+    }
+}
+
+/// Logs go to stderr: human-readable on a terminal, JSON lines otherwise. `RUST_LOG` filters.
+pub fn init_tracing(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -101,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             crate::demo::run(&root, rows, progress.as_ref()).await?;
             Ok(0)
         }
+        Command::Serve { config } => crate::serve::serve(&config).await,
         Command::Validate { config } => match config::load(&config) {
             Ok(c) => {
                 // The suites against the sources' schemas: the logs are read, no data.
@@ -185,13 +201,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let config = load_or_report(&config)?;
             let Some(config) = config else { return Ok(2) };
             let job = config.job(&job).map_err(anyhow::Error::msg)?;
-            let options = DrillOptions { snapshot };
+            let options = DrillOptions {
+                snapshot,
+                ..Default::default()
+            };
             let progress: Box<dyn Progress> = if json {
                 Box::new(NoProgress)
             } else {
                 TerminalProgress::boxed()
             };
+            drill::sweep_sandboxes(std::slice::from_ref(job)).await;
             let report = drill::run_drill(job, &options, &SystemClock, progress.as_ref()).await;
+            drill::log_finished(&report);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

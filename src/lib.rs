@@ -15,6 +15,9 @@
 //! - [`verify`]: suites, the one-scan compiler, evaluation against thresholds and the source.
 //! - [`drill`]: one run from discovery to clean-up, and its report.
 //! - [`metrics`]: the Prometheus metric set.
+//! - [`scheduler`]: `serve`'s schedules, overlap guard, concurrency bound, timeouts.
+//! - [`server`]: `serve`'s HTTP endpoints, with optional TLS and basic auth.
+//! - [`serve`]: the service's life: start, reload on SIGHUP, shut down on SIGTERM.
 //! - [`clock`]: the injected clock.
 //! - [`demo`]: the self-contained demo.
 //! - [`cli`]: the commands.
@@ -26,6 +29,9 @@ pub mod demo;
 pub mod drill;
 pub mod metrics;
 pub mod restore;
+pub mod scheduler;
+pub mod serve;
+pub mod server;
 pub mod snapshot;
 pub mod storage;
 pub mod table;

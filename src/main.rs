@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = restore_drill::cli::Cli::parse();
-    restore_drill::cli::init_tracing();
+    restore_drill::cli::init_tracing(cli.default_log_filter());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,8 +1,12 @@
 //! The metric set: every drill's outcome and measurements as Prometheus metrics. Names are
 //! written here once; labels are `job`, `check` and `outcome` only (never a run id).
 
-use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
+use crate::config::Job;
 use crate::drill::{DrillReport, Outcome};
 
 /// The metrics of one process; values persist between scrapes and reflect each job's last drill.
@@ -23,6 +27,29 @@ pub struct DrillMetrics {
     check_success: IntGaugeVec,
     snapshot_age: GaugeVec,
     compare_mismatched_rows: GaugeVec,
+    skipped_runs: IntCounterVec,
+    running_drills: IntGauge,
+    config_reload_successful: IntGauge,
+    config_reload_success_timestamp: Gauge,
+}
+
+const ALL_OUTCOMES: [Outcome; 4] = [
+    Outcome::Passed,
+    Outcome::Failed,
+    Outcome::Error,
+    Outcome::Aborted,
+];
+
+/// A new metric, registered; metric definitions are fixed, so failures are bugs.
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: Result<M, prometheus::Error>,
+) -> M {
+    let metric = metric.expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -33,18 +60,10 @@ impl DrillMetrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = GaugeVec::new(opts(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric registered once");
-            g
+            registered(&registry, GaugeVec::new(opts(name, help), labels))
         };
         let int_gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(opts(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric registered once");
-            g
+            registered(&registry, IntGaugeVec::new(opts(name, help), labels))
         };
         let job = &["job"];
         let metrics = Self {
@@ -63,20 +82,16 @@ impl DrillMetrics {
                 "Unix time at which the job's last passed drill finished",
                 job,
             ),
-            runs_total: {
-                let c = IntCounterVec::new(
+            runs_total: registered(
+                &registry,
+                IntCounterVec::new(
                     opts(
                         "runs_total",
-                        "Drills run, by outcome (passed, failed, error)",
+                        "Drills run, by outcome (passed, failed, error, aborted)",
                     ),
                     &["job", "outcome"],
-                )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(c.clone()))
-                    .expect("metric registered once");
-                c
-            },
+                ),
+            ),
             rpo: gauge(
                 "rpo_seconds",
                 "Data a restore of the last drilled snapshot would lose: source's newest commit minus the snapshot's",
@@ -128,24 +143,88 @@ impl DrillMetrics {
                 "Rows of the last drill's keyed sample that were missing, extra or changed against the source",
                 job,
             ),
+            skipped_runs: registered(
+                &registry,
+                IntCounterVec::new(
+                    opts(
+                        "skipped_runs_total",
+                        "Scheduled drills not started because the job's previous drill was still running",
+                    ),
+                    job,
+                ),
+            ),
+            running_drills: registered(
+                &registry,
+                IntGauge::with_opts(opts(
+                    "running_drills",
+                    "Drills running now, across all jobs",
+                )),
+            ),
+            config_reload_successful: registered(
+                &registry,
+                IntGauge::with_opts(opts(
+                    "config_last_reload_successful",
+                    "1 if the last attempt to load the configuration succeeded, 0 if it was refused",
+                )),
+            ),
+            config_reload_success_timestamp: registered(
+                &registry,
+                Gauge::with_opts(opts(
+                    "config_last_reload_success_timestamp_seconds",
+                    "Unix time of the last successful configuration load",
+                )),
+            ),
             registry,
         };
-        let build_info = IntGaugeVec::new(
-            opts(
-                "build_info",
-                "Always 1; the version label names the running build",
+        let build_info = registered(
+            &metrics.registry,
+            IntGaugeVec::new(
+                opts(
+                    "build_info",
+                    "Always 1; the version label names the running build",
+                ),
+                &["version"],
             ),
-            &["version"],
-        )
-        .expect("valid metric");
-        metrics
-            .registry
-            .register(Box::new(build_info.clone()))
-            .expect("metric registered once");
+        );
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         metrics
+    }
+
+    /// Exports what is known of a job before its first drill: its objectives, and zero counts
+    /// for every outcome, so alert rules can compare and `rate()` sees a start.
+    pub fn register_job(&self, job: &Job) {
+        let labels = &[job.name.as_str()];
+        self.rpo_objective
+            .with_label_values(labels)
+            .set(job.objectives.rpo.as_secs_f64());
+        self.rto_objective
+            .with_label_values(labels)
+            .set(job.objectives.rto.as_secs_f64());
+        for outcome in ALL_OUTCOMES {
+            self.runs_total
+                .with_label_values(&[job.name.as_str(), outcome.as_str()]);
+        }
+        self.skipped_runs.with_label_values(labels);
+    }
+
+    /// Counts a scheduled drill that was skipped because the previous one still ran.
+    pub fn skipped(&self, job: &str) {
+        self.skipped_runs.with_label_values(&[job]).inc();
+    }
+
+    /// The number of drills running now.
+    pub fn set_running(&self, running: usize) {
+        self.running_drills.set(running as i64);
+    }
+
+    /// Records an attempt to load the configuration, at `at` (Unix seconds) if it succeeded.
+    pub fn config_loaded(&self, success: bool, at: f64) {
+        self.config_reload_successful.set(success as i64);
+        if success {
+            self.config_reload_success_timestamp.set(at);
+        }
     }
 
     /// Records a finished drill.
@@ -155,7 +234,7 @@ impl DrillMetrics {
         self.runs_total
             .with_label_values(&[report.job.as_str(), report.outcome.as_str()])
             .inc();
-        for outcome in [Outcome::Passed, Outcome::Failed, Outcome::Error] {
+        for outcome in ALL_OUTCOMES {
             // Every outcome series exists from the first run, so rate() and alerts see zeros.
             self.runs_total
                 .with_label_values(&[report.job.as_str(), outcome.as_str()]);

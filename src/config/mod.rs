@@ -8,11 +8,13 @@ mod substitute;
 pub use duration::{format_duration, parse_duration};
 pub use substitute::{UnsetVariable, substitute};
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fields::{Fields, Located, Position, Problem, Problems, parse_document};
 
+use crate::scheduler::Schedule;
 use crate::snapshot::SnapshotPattern;
 use crate::storage::Location;
 use crate::verify::sample::{CompareSpec, Fallback, SampleSize};
@@ -39,8 +41,40 @@ fn render(problems: &[Problem]) -> String {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub file: PathBuf,
+    pub server: Server,
     pub jobs: Vec<Job>,
 }
+
+/// How `serve` listens and runs drills (`[server]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// The HTTP listener for `/metrics`, `/healthz`, `/readyz` and `/jobs`.
+    pub listen: SocketAddr,
+    /// Drills running at once, across all jobs.
+    pub max_concurrent_drills: usize,
+    /// A Prometheus exporter web configuration file (`tls_server_config`, `basic_auth_users`).
+    pub web_config: Option<PathBuf>,
+    /// How long running drills may go on after SIGTERM before they are cancelled.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            max_concurrent_drills: DEFAULT_MAX_CONCURRENT_DRILLS,
+            web_config: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// The default port of `serve`'s HTTP listener.
+pub const DEFAULT_PORT: u16 = 9841;
+pub const DEFAULT_MAX_CONCURRENT_DRILLS: usize = 2;
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(300);
+/// A drill still running after this long is cancelled, unless the job sets `timeout`.
+pub const DEFAULT_DRILL_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 
 impl Config {
     /// The job with this name, or an error listing the names there are.
@@ -74,6 +108,12 @@ pub struct Job {
     pub compare: Option<CompareSpec>,
     /// Columns whose values are masked in example rows.
     pub redact: Vec<String>,
+    /// When `serve` drills the job; `None`: only when asked (`POST /jobs/{name}/run`).
+    pub schedule: Option<Schedule>,
+    /// A drill still running after this long is cancelled and recorded as `error`.
+    pub timeout: Duration,
+    /// Each scheduled drill starts after a random delay of up to this long.
+    pub jitter: Duration,
 }
 
 /// Where a job's snapshots are and what they are.
@@ -165,6 +205,10 @@ pub fn parse(
         Position { line: 1, column: 1 },
         "configuration",
     );
+    let server = match top.table("server", "[server]", &mut p) {
+        None => Some(Server::default()),
+        Some(f) => server(f, &base, &mut p),
+    };
     let mut jobs: Vec<Job> = Vec::new();
     let mut suite_problems = Vec::new();
     match top.item("job", &p) {
@@ -194,13 +238,87 @@ pub fn parse(
     top.finish(&mut p);
     let mut problems = p.into_vec();
     problems.extend(suite_problems);
-    if problems.is_empty() {
-        Ok(Config {
+    match server {
+        Some(server) if problems.is_empty() => Ok(Config {
             file: file.to_path_buf(),
+            server,
             jobs,
-        })
-    } else {
-        Err(ConfigError { problems })
+        }),
+        _ => Err(ConfigError { problems }),
+    }
+}
+
+fn server(mut f: Fields, base: &Path, p: &mut Problems) -> Option<Server> {
+    let defaults = Server::default();
+    let listen = match f.string("listen", p) {
+        None => Some(defaults.listen),
+        Some(text) => match text.value.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                p.report(
+                    text.at,
+                    format!(
+                        "[server]: `listen` must be an address and port such as \"127.0.0.1:{DEFAULT_PORT}\" or \"0.0.0.0:{DEFAULT_PORT}\", found `{}`",
+                        text.value
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let max_concurrent_drills = match f.integer("max_concurrent_drills", p) {
+        None => Some(defaults.max_concurrent_drills),
+        Some(Located { value, .. }) if (1..=1024).contains(&value) => Some(value as usize),
+        Some(Located { value, at }) => {
+            p.report(
+                at,
+                format!(
+                    "[server]: `max_concurrent_drills` must be between 1 and 1024, found {value}"
+                ),
+            );
+            None
+        }
+    };
+    let web_config = f.string("web_config", p).and_then(|text| {
+        let path = base.join(&text.value);
+        if path.is_file() {
+            Some(path)
+        } else {
+            p.report(
+                text.at,
+                format!(
+                    "[server]: web config file {} does not exist (paths are relative to the configuration file)",
+                    path.display()
+                ),
+            );
+            None
+        }
+    });
+    let shutdown_grace = optional_duration(&mut f, "shutdown_grace", p);
+    f.finish(p);
+    Some(Server {
+        listen: listen?,
+        max_concurrent_drills: max_concurrent_drills?,
+        web_config,
+        shutdown_grace: shutdown_grace?.unwrap_or(defaults.shutdown_grace),
+    })
+}
+
+/// An optional duration: `Some(None)` when absent, `None` when present but invalid (reported).
+fn optional_duration(
+    f: &mut Fields,
+    key: &'static str,
+    p: &mut Problems,
+) -> Option<Option<Duration>> {
+    match f.string(key, p) {
+        None => Some(None),
+        Some(text) => match parse_duration(&text.value) {
+            Ok(d) => Some(Some(d)),
+            Err(e) => {
+                p.report(text.at, format!("{}: `{key}`: {e}", f.context()));
+                None
+            }
+        },
     }
 }
 
@@ -263,6 +381,18 @@ fn read_job(
         Some(c) => compare_spec(c, p).map(Some),
     };
     let redact = f.strings("redact", p).map(|r| r.value).unwrap_or_default();
+    let schedule = schedule(&mut f, p);
+    let timeout = match optional_duration(&mut f, "timeout", p) {
+        Some(Some(d)) if d.is_zero() => {
+            p.report(
+                f.at(),
+                format!("{}: `timeout` must be longer than 0s", f.context()),
+            );
+            None
+        }
+        other => other.map(|d| d.unwrap_or(DEFAULT_DRILL_TIMEOUT)),
+    };
+    let jitter = optional_duration(&mut f, "jitter", p).map(Option::unwrap_or_default);
 
     if let Some(sandbox) = &sandbox {
         for (role, other) in [
@@ -325,9 +455,46 @@ fn read_job(
             copy_concurrency: copy_concurrency?,
             compare: compare?,
             redact,
+            schedule: schedule?,
+            timeout: timeout?,
+            jitter: jitter?,
         },
         at,
     ))
+}
+
+/// `schedule` and `timezone`: `Some(None)` when the job has no schedule.
+fn schedule(f: &mut Fields, p: &mut Problems) -> Option<Option<Schedule>> {
+    let expression = f.string("schedule", p);
+    let timezone = f.string("timezone", p);
+    let Some(expression) = expression else {
+        if let Some(tz) = timezone {
+            p.report(
+                tz.at,
+                format!(
+                    "{}: `timezone` is set but `schedule` is not; add a schedule such as \"0 30 2 * * *\" or remove the time zone",
+                    f.context()
+                ),
+            );
+            return None;
+        }
+        return Some(None);
+    };
+    let zone = timezone
+        .as_ref()
+        .map_or("UTC", |t| t.value.as_str())
+        .to_string();
+    match Schedule::parse(&expression.value, &zone) {
+        Ok(s) => Some(Some(s)),
+        Err(e) => {
+            let at = match (&e, &timezone) {
+                (crate::scheduler::ScheduleError::TimeZone(_), Some(tz)) => tz.at,
+                _ => expression.at,
+            };
+            p.report(at, format!("{}: {e}", f.context()));
+            None
+        }
+    }
 }
 
 fn location(

@@ -155,6 +155,7 @@ pub async fn run(
     );
     let options = DrillOptions {
         snapshot: Some(files.damaged.clone()),
+        ..Default::default()
     };
     let damaged = drill::run_drill(job, &options, &SystemClock, progress).await;
     metrics.observe(&damaged);

@@ -48,6 +48,8 @@ pub enum DrillError {
 pub struct DrillOptions {
     /// Drill this snapshot instead of the newest.
     pub snapshot: Option<String>,
+    /// The run id (it names the sandbox folder); a new one when `None`.
+    pub run_id: Option<String>,
 }
 
 /// What a drill reports while it works, for progress bars.
@@ -78,28 +80,11 @@ pub async fn run_drill(
     progress: &dyn Progress,
 ) -> DrillReport {
     let started_at = clock.now();
-    let mut report = DrillReport {
-        job: job.name.clone(),
-        run_id: new_run_id(started_at),
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        started_at,
-        finished_at: started_at,
-        outcome: Outcome::Passed,
-        error: None,
-        snapshot: None,
-        restore: None,
-        verify: None,
-        checks: Vec::new(),
-        rpo_seconds: None,
-        rpo_basis: None,
-        rto_seconds: None,
-        objectives: ObjectivesEvidence {
-            rpo_seconds: job.objectives.rpo.as_secs_f64(),
-            rto_seconds: job.objectives.rto.as_secs_f64(),
-        },
-        findings: Vec::new(),
-        compare: None,
-    };
+    let run_id = options
+        .run_id
+        .clone()
+        .unwrap_or_else(|| new_run_id(started_at));
+    let mut report = DrillReport::new(job, run_id, started_at);
     let mut sandbox = None;
     let result = drill(job, options, clock, progress, &mut report, &mut sandbox).await;
     report.outcome = match &result {
@@ -112,23 +97,15 @@ pub async fn run_drill(
     };
     if let Some(run) = sandbox {
         let keep = report.outcome == Outcome::Failed;
-        if !keep && let Err(e) = run.remove().await {
-            tracing::warn!(job = %job.name, error = %e, "could not remove the sandbox");
+        let cleaned = if keep { run.keep() } else { run.remove().await };
+        if let Err(e) = cleaned {
+            tracing::warn!(job = %job.name, error = %e, "could not clean up the sandbox");
         }
         if let Some(r) = report.restore.as_mut() {
             r.kept = keep;
         }
     }
     report.finished_at = clock.now();
-    tracing::info!(
-        job = %report.job,
-        run_id = %report.run_id,
-        outcome = report.outcome.as_str(),
-        findings = report.findings.len(),
-        rpo_seconds = report.rpo_seconds,
-        rto_seconds = report.rto_seconds,
-        "drill finished"
-    );
     report
 }
 
@@ -814,6 +791,40 @@ fn strip_table(mut s: StructureReport) -> StructureReport {
 
 /// A run id: the start time and a random suffix, e.g. `run-20261129T023000Z-4f3a9c`.
 /// Sandbox sweeps recognise run folders by this shape.
+/// Removes the sandboxes of drills whose process ended mid-drill (see [`SandboxRoot::sweep`]),
+/// logging each; problems are logged and do not stop the caller.
+pub async fn sweep_sandboxes(jobs: &[Job]) {
+    for job in jobs {
+        match SandboxRoot::new(&job.sandbox).sweep(&job.name).await {
+            Ok(removed) => {
+                for folder in removed {
+                    tracing::info!(job = %job.name, sandbox = %folder.display(), "removed the sandbox of a drill whose process ended before it finished");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.name, error = %e, "could not sweep the job's sandboxes")
+            }
+        }
+    }
+}
+
+/// Logs the end of a drill: one line with its job, run id, outcome and durations.
+pub fn log_finished(report: &DrillReport) {
+    tracing::info!(
+        job = %report.job,
+        run_id = %report.run_id,
+        outcome = report.outcome.as_str(),
+        findings = report.findings.len(),
+        restore_seconds = report.restore.as_ref().map(|r| r.seconds),
+        verify_seconds = report.verify.as_ref().map(|v| v.seconds),
+        rpo_seconds = report.rpo_seconds,
+        rto_seconds = report.rto_seconds,
+        seconds = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0,
+        error = report.error.as_deref(),
+        "drill finished"
+    );
+}
+
 pub fn new_run_id(at: DateTime<Utc>) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

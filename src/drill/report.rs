@@ -19,6 +19,8 @@ pub enum Outcome {
     Failed,
     /// The drill could not be carried out.
     Error,
+    /// The drill was cancelled because the service shut down.
+    Aborted,
 }
 
 impl Outcome {
@@ -27,6 +29,7 @@ impl Outcome {
             Outcome::Passed => "passed",
             Outcome::Failed => "failed",
             Outcome::Error => "error",
+            Outcome::Aborted => "aborted",
         }
     }
 
@@ -34,7 +37,7 @@ impl Outcome {
         match self {
             Outcome::Passed => 0,
             Outcome::Failed => 1,
-            Outcome::Error => 2,
+            Outcome::Error | Outcome::Aborted => 2,
         }
     }
 }
@@ -135,6 +138,49 @@ pub struct DrillReport {
 }
 
 impl DrillReport {
+    /// The report of a drill of `job` that starts now: no evidence yet.
+    pub fn new(job: &crate::config::Job, run_id: String, started_at: DateTime<Utc>) -> Self {
+        Self {
+            job: job.name.clone(),
+            run_id,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at,
+            finished_at: started_at,
+            outcome: Outcome::Passed,
+            error: None,
+            snapshot: None,
+            restore: None,
+            verify: None,
+            checks: Vec::new(),
+            rpo_seconds: None,
+            rpo_basis: None,
+            rto_seconds: None,
+            objectives: ObjectivesEvidence {
+                rpo_seconds: job.objectives.rpo.as_secs_f64(),
+                rto_seconds: job.objectives.rto.as_secs_f64(),
+            },
+            findings: Vec::new(),
+            compare: None,
+        }
+    }
+
+    /// The report of a drill that was cancelled before it ended (timed out, or the service
+    /// shut down): what it was doing is lost with it, the reason is kept.
+    pub fn interrupted(
+        job: &crate::config::Job,
+        run_id: String,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        outcome: Outcome,
+        reason: String,
+    ) -> Self {
+        let mut report = Self::new(job, run_id, started_at);
+        report.finished_at = finished_at;
+        report.outcome = outcome;
+        report.error = Some(reason);
+        report
+    }
+
     /// Whether a check passed, for metrics: `None` when it was not evaluated.
     pub fn check_passed(&self, check: &CheckResult) -> Option<bool> {
         match check.outcome {

@@ -145,6 +145,7 @@ pub fn render(report: &DrillReport) -> String {
         Outcome::Passed => "PASSED",
         Outcome::Failed => "FAILED",
         Outcome::Error => "ERROR",
+        Outcome::Aborted => "ABORTED",
     };
     let _ = writeln!(out, "outcome    {outcome}{sandbox}");
     if let Some(e) = &report.error {

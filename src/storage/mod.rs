@@ -3,12 +3,13 @@
 //! write below its own run folder.
 
 mod location;
+mod sandbox;
 
 pub use location::Location;
+pub use sandbox::{RunSandbox, SandboxRoot};
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
 /// An error of the storage layer; always names the path involved.
@@ -120,156 +121,7 @@ fn walk(root: &Path) -> Result<Vec<FileEntry>, StorageError> {
     Ok(out)
 }
 
-/// The root under which runs get their sandboxes. Creating a run is the only way to write.
-#[derive(Debug, Clone)]
-pub struct SandboxRoot {
-    root: PathBuf,
-}
-
-impl SandboxRoot {
-    pub fn new(location: &Location) -> Self {
-        Self {
-            root: location.path().to_path_buf(),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.root
-    }
-
-    /// Creates `<root>/<job>/<run_id>/`, which must not exist yet.
-    pub async fn create_run(&self, job: &str, run_id: &str) -> Result<RunSandbox, StorageError> {
-        let job_dir = self.root.join(job);
-        tokio::fs::create_dir_all(&job_dir)
-            .await
-            .map_err(|source| StorageError::Write {
-                path: job_dir.clone(),
-                source,
-            })?;
-        let path = job_dir.join(run_id);
-        tokio::fs::create_dir(&path)
-            .await
-            .map_err(|source| StorageError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(RunSandbox { root: path })
-    }
-}
-
-/// The folder of one run: everything a drill writes goes below it.
-#[derive(Debug, Clone)]
-pub struct RunSandbox {
-    root: PathBuf,
-}
-
-impl RunSandbox {
-    pub fn path(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn url(&self) -> Url {
-        directory_url(&self.root)
-    }
-
-    /// The sandbox path of a relative path, refused if it would leave the sandbox.
-    fn target(&self, relative: &Path) -> Result<PathBuf, StorageError> {
-        let inside = relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-        if !inside {
-            return Err(StorageError::OutsideSandbox {
-                path: relative.to_path_buf(),
-                sandbox: self.root.clone(),
-            });
-        }
-        Ok(self.root.join(relative))
-    }
-
-    /// Copies the files of `from` into the sandbox, at most `concurrency` at a time, calling
-    /// `copied(bytes)` after each file. Each copy's size is checked against the listing.
-    pub async fn copy_in(
-        &self,
-        from: &ReadOnlyDir,
-        files: &[FileEntry],
-        concurrency: usize,
-        copied: &(dyn Fn(u64) + Sync),
-    ) -> Result<(), StorageError> {
-        let mut folders: Vec<PathBuf> = files
-            .iter()
-            .filter_map(|f| f.relative.parent().map(Path::to_path_buf))
-            .collect();
-        folders.sort();
-        folders.dedup();
-        for folder in folders {
-            let target = self.target(&folder)?;
-            tokio::fs::create_dir_all(&target)
-                .await
-                .map_err(|source| StorageError::Write {
-                    path: target.clone(),
-                    source,
-                })?;
-        }
-        futures::stream::iter(files)
-            .map(|file| async move {
-                let source_path = from.path().join(&file.relative);
-                let target = self.target(&file.relative)?;
-                let written = tokio::fs::copy(&source_path, &target)
-                    .await
-                    .map_err(|source| StorageError::Read {
-                        path: source_path.clone(),
-                        source,
-                    })?;
-                if written != file.size {
-                    return Err(StorageError::Read {
-                        path: source_path,
-                        source: std::io::Error::other(format!(
-                            "size changed during the copy: listed {} bytes, copied {written}",
-                            file.size
-                        )),
-                    });
-                }
-                copied(written);
-                Ok(())
-            })
-            .buffer_unordered(concurrency.max(1))
-            .try_collect::<()>()
-            .await
-    }
-
-    /// Deletes the run's folder and everything in it.
-    pub async fn remove(&self) -> Result<(), StorageError> {
-        match tokio::fs::remove_dir_all(&self.root).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StorageError::Write {
-                path: self.root.clone(),
-                source,
-            }),
-        }
-    }
-}
-
 /// A local folder as a `file://` URL ending in `/`.
 pub fn directory_url(path: &Path) -> Url {
     Url::from_directory_path(path).expect("storage paths are absolute")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sandbox_refuses_paths_that_leave_it() {
-        let run = RunSandbox {
-            root: PathBuf::from("/tmp/sandbox/job/run-1"),
-        };
-        assert!(run.target(Path::new("part-0.parquet")).is_ok());
-        assert!(run.target(Path::new("_delta_log/0.json")).is_ok());
-        assert!(matches!(
-            run.target(Path::new("../other/x")),
-            Err(StorageError::OutsideSandbox { .. })
-        ));
-        assert!(run.target(Path::new("/etc/passwd")).is_err());
-    }
 }

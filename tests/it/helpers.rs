@@ -110,6 +110,7 @@ objectives = {{ rpo = "{rpo}", rto = "1h" }}
         let job = config.job(JOB).unwrap();
         let options = DrillOptions {
             snapshot: snapshot.map(String::from),
+            ..Default::default()
         };
         drill::run_drill(job, &options, &SystemClock, &NoProgress).await
     }

@@ -9,4 +9,6 @@ mod config_errors;
 mod corpus;
 mod drill_catches;
 mod metrics;
+mod scheduler;
+mod serve;
 mod shipped_files;

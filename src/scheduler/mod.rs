@@ -1,0 +1,588 @@
+//! `serve`'s scheduler: runs each job on its schedule, never two drills of one job at once, at
+//! most `max_concurrent_drills` drills in all, each cancelled after its `timeout`; stops
+//! starting drills on shutdown and cancels those that outlive the grace period.
+//!
+//! Every job with a schedule has one timer task that sleeps until the next occurrence (computed
+//! in the job's time zone each time, so daylight-saving changes are followed) plus an optional
+//! random jitter, then asks for a drill. Time is read from the injected [`Clock`] and waited for
+//! with tokio's timers, so tests run days of schedules in paused time.
+
+mod cron;
+
+pub use cron::{Schedule, ScheduleError};
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::{Config, Job, format_duration};
+use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome, new_run_id};
+use crate::metrics::DrillMetrics;
+use crate::storage::SandboxRoot;
+
+/// Carries out drills for the scheduler.
+pub trait DrillRunner: Send + Sync + 'static {
+    /// Runs one drill of `job` under `run_id` to its end. Dropping the future cancels it.
+    fn run(&self, job: Arc<Job>, run_id: String) -> BoxFuture<'static, DrillReport>;
+    /// Removes what a cancelled drill left in its sandbox.
+    fn discard(&self, job: Arc<Job>, run_id: String) -> BoxFuture<'static, ()>;
+}
+
+/// The real drills: restore, verify, measure, clean up.
+pub struct Drills {
+    clock: Arc<dyn Clock>,
+}
+
+impl Drills {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self { clock }
+    }
+}
+
+impl DrillRunner for Drills {
+    fn run(&self, job: Arc<Job>, run_id: String) -> BoxFuture<'static, DrillReport> {
+        let clock = self.clock.clone();
+        Box::pin(async move {
+            let options = DrillOptions {
+                run_id: Some(run_id),
+                ..Default::default()
+            };
+            drill::run_drill(&job, &options, clock.as_ref(), &NoProgress).await
+        })
+    }
+
+    fn discard(&self, job: Arc<Job>, run_id: String) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(e) = SandboxRoot::new(&job.sandbox)
+                .discard_run(&job.name, &run_id)
+                .await
+            {
+                tracing::error!(job = %job.name, run_id = %run_id, error = %e, "could not remove the sandbox of a cancelled drill");
+            }
+        })
+    }
+}
+
+/// Why a drill was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The job's schedule came due.
+    Schedule,
+    /// Someone asked for it (`POST /jobs/{name}/run`).
+    Request,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Request => "request",
+        }
+    }
+}
+
+/// Why a drill was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error("no job named `{0}`")]
+    UnknownJob(String),
+    #[error(
+        "job `{job}` is already being drilled (run {run_id}); a job never has two drills at once"
+    )]
+    AlreadyRunning { job: String, run_id: String },
+    #[error("the service is shutting down and starts no more drills")]
+    ShuttingDown,
+}
+
+/// What `/jobs` says about one job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub name: String,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    /// The cron expression, or `None` for a job drilled only on request.
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub next_run: Option<DateTime<Utc>>,
+    pub running: Option<RunningDrill>,
+    pub last: Option<LastDrill>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub objectives: Objectives,
+    pub timeout_seconds: u64,
+    /// Drills finished since the service started.
+    pub runs: u64,
+    /// Scheduled drills skipped because the previous one was still running.
+    pub skipped_runs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningDrill {
+    pub run_id: String,
+    pub trigger: Trigger,
+    pub queued_at: DateTime<Utc>,
+    /// When it got its turn (`None` while it waits for a free drill slot).
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastDrill {
+    pub run_id: String,
+    pub outcome: Outcome,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub findings: usize,
+    pub error: Option<String>,
+    pub rpo_seconds: Option<f64>,
+    pub rto_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Objectives {
+    pub rpo_seconds: f64,
+    pub rto_seconds: f64,
+}
+
+/// Runs jobs on their schedules. Cheap to clone; clones share one scheduler.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clock: Arc<dyn Clock>,
+    runner: Arc<dyn DrillRunner>,
+    metrics: Arc<DrillMetrics>,
+    state: Mutex<State>,
+    /// Cancelled at shutdown: no drill starts after it.
+    stopping: CancellationToken,
+    /// Cancelled when running drills must end now.
+    cancel: CancellationToken,
+    drills: TaskTracker,
+}
+
+struct State {
+    jobs: BTreeMap<String, Entry>,
+    permits: Arc<Semaphore>,
+    max_concurrent: usize,
+    /// The timers of the current configuration; a reload cancels them and starts new ones.
+    timers: CancellationToken,
+    running: usize,
+}
+
+struct Entry {
+    job: Arc<Job>,
+    status: JobStatus,
+    /// False once a reload removed the job; the entry goes when its last drill ends.
+    configured: bool,
+}
+
+impl Scheduler {
+    /// Starts scheduling the jobs of `config`. Must be called within a tokio runtime.
+    pub fn start(
+        config: &Config,
+        runner: Arc<dyn DrillRunner>,
+        metrics: Arc<DrillMetrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let max = config.server.max_concurrent_drills;
+        let scheduler = Self {
+            inner: Arc::new(Inner {
+                clock,
+                runner,
+                metrics,
+                state: Mutex::new(State {
+                    jobs: BTreeMap::new(),
+                    permits: Arc::new(Semaphore::new(max)),
+                    max_concurrent: max,
+                    timers: CancellationToken::new(),
+                    running: 0,
+                }),
+                stopping: CancellationToken::new(),
+                cancel: CancellationToken::new(),
+                drills: TaskTracker::new(),
+            }),
+        };
+        scheduler.reload(config);
+        scheduler
+    }
+
+    /// Replaces the jobs with those of `config`. Drills already running go on; a job that is
+    /// still configured keeps its history and its guard against overlapping drills.
+    pub fn reload(&self, config: &Config) {
+        let inner = &self.inner;
+        let mut state = inner.lock();
+        state.timers.cancel();
+        state.timers = CancellationToken::new();
+        let max = config.server.max_concurrent_drills;
+        if max != state.max_concurrent {
+            // Drills already waiting keep their place in the old queue.
+            state.permits = Arc::new(Semaphore::new(max));
+            state.max_concurrent = max;
+        }
+        let mut old = std::mem::take(&mut state.jobs);
+        for job in &config.jobs {
+            let job = Arc::new(job.clone());
+            let mut status = status_of(&job);
+            if let Some(previous) = old.remove(&job.name) {
+                status.running = previous.status.running;
+                status.last = previous.status.last;
+                status.last_success = previous.status.last_success;
+                status.runs = previous.status.runs;
+                status.skipped_runs = previous.status.skipped_runs;
+            }
+            inner.metrics.register_job(&job);
+            state.jobs.insert(
+                job.name.clone(),
+                Entry {
+                    job,
+                    status,
+                    configured: true,
+                },
+            );
+        }
+        for (name, mut entry) in old {
+            if entry.status.running.is_some() {
+                entry.configured = false;
+                state.jobs.insert(name, entry);
+            }
+        }
+        if inner.stopping.is_cancelled() {
+            return;
+        }
+        for entry in state.jobs.values().filter(|e| e.configured) {
+            if let Some(schedule) = entry.job.schedule.clone() {
+                tokio::spawn(timer(
+                    inner.clone(),
+                    entry.job.clone(),
+                    schedule,
+                    state.timers.clone(),
+                ));
+            }
+        }
+    }
+
+    /// Starts a drill of `name` now, unless one is running. Returns its run id.
+    pub fn run_now(&self, name: &str) -> Result<String, StartError> {
+        self.inner.start(name, Trigger::Request, None)
+    }
+
+    /// Every configured job's status, by name.
+    pub fn jobs(&self) -> Vec<JobStatus> {
+        let state = self.inner.lock();
+        state
+            .jobs
+            .values()
+            .filter(|e| e.configured)
+            .map(|e| e.status.clone())
+            .collect()
+    }
+
+    /// Whether the scheduler is starting drills (it stops at shutdown).
+    pub fn is_running(&self) -> bool {
+        !self.inner.stopping.is_cancelled()
+    }
+
+    /// How many drills are running or waiting for a slot.
+    pub fn active_drills(&self) -> usize {
+        self.inner.drills.len()
+    }
+
+    /// Stops starting drills: timers end, requests are refused, queued drills are dropped.
+    pub fn stop_starting(&self) {
+        self.inner.stopping.cancel();
+        self.inner.lock().timers.cancel();
+        self.inner.drills.close();
+    }
+
+    /// Cancels every running drill now; each is recorded as aborted and its sandbox removed.
+    pub fn cancel_running(&self) {
+        self.inner.cancel.cancel();
+    }
+
+    /// Stops starting drills, lets running ones finish within `grace`, then cancels the rest
+    /// and waits until their sandboxes are removed.
+    pub async fn shut_down(&self, grace: Duration) {
+        self.stop_starting();
+        let finished = tokio::time::timeout(grace, self.inner.drills.wait()).await;
+        if finished.is_err() {
+            tracing::warn!(
+                drills = self.inner.drills.len(),
+                grace = %format_duration(grace),
+                "drills still running after the grace period are cancelled"
+            );
+            self.cancel_running();
+            self.inner.drills.wait().await;
+        }
+    }
+
+    /// Waits until every drill has ended (after `stop_starting`, or in tests).
+    pub async fn wait_idle(&self) {
+        self.inner.drills.wait().await;
+    }
+}
+
+fn status_of(job: &Job) -> JobStatus {
+    JobStatus {
+        name: job.name.clone(),
+        description: job.description.clone(),
+        owner: job.owner.clone(),
+        schedule: job.schedule.as_ref().map(|s| s.expression().to_string()),
+        timezone: job.schedule.as_ref().map(|s| s.timezone().to_string()),
+        next_run: None,
+        running: None,
+        last: None,
+        last_success: None,
+        objectives: Objectives {
+            rpo_seconds: job.objectives.rpo.as_secs_f64(),
+            rto_seconds: job.objectives.rto.as_secs_f64(),
+        },
+        timeout_seconds: job.timeout.as_secs(),
+        runs: 0,
+        skipped_runs: 0,
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        name: &str,
+        trigger: Trigger,
+        due: Option<DateTime<Utc>>,
+    ) -> Result<String, StartError> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        if self.stopping.is_cancelled() {
+            return Err(StartError::ShuttingDown);
+        }
+        let permits = state.permits.clone();
+        let entry = state
+            .jobs
+            .get_mut(name)
+            .filter(|e| e.configured)
+            .ok_or_else(|| StartError::UnknownJob(name.to_string()))?;
+        if let Some(running) = &entry.status.running {
+            if trigger == Trigger::Schedule {
+                entry.status.skipped_runs += 1;
+                self.metrics.skipped(name);
+                tracing::warn!(
+                    job = name,
+                    running_run_id = %running.run_id,
+                    due = ?due,
+                    "scheduled drill skipped: the previous drill of this job is still running"
+                );
+            }
+            return Err(StartError::AlreadyRunning {
+                job: name.to_string(),
+                run_id: running.run_id.clone(),
+            });
+        }
+        let run_id = new_run_id(now);
+        entry.status.running = Some(RunningDrill {
+            run_id: run_id.clone(),
+            trigger,
+            queued_at: now,
+            started_at: None,
+        });
+        let job = entry.job.clone();
+        drop(state);
+        self.drills.spawn(
+            self.clone()
+                .drill(job, run_id.clone(), trigger, due, permits),
+        );
+        Ok(run_id)
+    }
+
+    async fn drill(
+        self: Arc<Self>,
+        job: Arc<Job>,
+        run_id: String,
+        trigger: Trigger,
+        due: Option<DateTime<Utc>>,
+        permits: Arc<Semaphore>,
+    ) {
+        let queued_at = self.clock.now();
+        let permit = tokio::select! {
+            permit = permits.acquire_owned() => permit.ok(),
+            _ = self.stopping.cancelled() => None,
+        };
+        let Some(permit) = permit.filter(|_| !self.stopping.is_cancelled()) else {
+            let now = self.clock.now();
+            let report = DrillReport::interrupted(
+                &job,
+                run_id,
+                now,
+                now,
+                Outcome::Aborted,
+                "the service shut down before the drill's turn came; it never started".into(),
+            );
+            self.finished(report, false);
+            return;
+        };
+        let started_at = self.clock.now();
+        let running = {
+            let mut state = self.lock();
+            if let Some(r) = state
+                .jobs
+                .get_mut(&job.name)
+                .and_then(|e| e.status.running.as_mut())
+            {
+                r.started_at = Some(started_at);
+            }
+            state.running += 1;
+            state.running
+        };
+        self.metrics.set_running(running);
+        let seconds = |from: DateTime<Utc>| (started_at - from).num_milliseconds() as f64 / 1000.0;
+        tracing::info!(
+            job = %job.name,
+            run_id = %run_id,
+            trigger = trigger.as_str(),
+            due = due.map(|d| d.to_rfc3339()),
+            delay_seconds = due.map(seconds),
+            waited_seconds = seconds(queued_at),
+            "drill started"
+        );
+
+        let run = self.runner.run(job.clone(), run_id.clone());
+        let ended = tokio::select! {
+            ended = tokio::time::timeout(job.timeout, run) => Some(ended),
+            _ = self.cancel.cancelled() => None,
+        };
+        let report = match ended {
+            Some(Ok(report)) => report,
+            cancelled => {
+                let (outcome, reason) = match cancelled {
+                    Some(Err(_)) => (
+                        Outcome::Error,
+                        format!(
+                            "the drill did not finish within its timeout of {}; it was cancelled and its sandbox removed (raise the job's `timeout` if drills of this size need longer)",
+                            format_duration(job.timeout)
+                        ),
+                    ),
+                    _ => (
+                        Outcome::Aborted,
+                        "the service shut down before the drill finished; it was cancelled and its sandbox removed".to_string(),
+                    ),
+                };
+                self.runner.discard(job.clone(), run_id.clone()).await;
+                DrillReport::interrupted(
+                    &job,
+                    run_id,
+                    started_at,
+                    self.clock.now(),
+                    outcome,
+                    reason,
+                )
+            }
+        };
+        drop(permit);
+        self.finished(report, true);
+    }
+
+    fn finished(&self, report: DrillReport, was_running: bool) {
+        self.metrics.observe(&report);
+        drill::log_finished(&report);
+        let running = {
+            let mut state = self.lock();
+            if was_running {
+                state.running -= 1;
+            }
+            let remove = match state.jobs.get_mut(&report.job) {
+                Some(entry) => {
+                    let status = &mut entry.status;
+                    status.running = None;
+                    status.runs += 1;
+                    if report.outcome == Outcome::Passed {
+                        status.last_success = Some(report.finished_at);
+                    }
+                    status.last = Some(LastDrill {
+                        run_id: report.run_id.clone(),
+                        outcome: report.outcome,
+                        started_at: report.started_at,
+                        finished_at: report.finished_at,
+                        findings: report.findings.len(),
+                        error: report.error.clone(),
+                        rpo_seconds: report.rpo_seconds,
+                        rto_seconds: report.rto_seconds,
+                    });
+                    !entry.configured
+                }
+                None => false,
+            };
+            if remove {
+                state.jobs.remove(&report.job);
+            }
+            state.running
+        };
+        self.metrics.set_running(running);
+    }
+
+    fn set_next_run(&self, name: &str, next: Option<DateTime<Utc>>) {
+        if let Some(entry) = self.lock().jobs.get_mut(name) {
+            entry.status.next_run = next;
+        }
+    }
+}
+
+/// Asks for a drill of `job` at each occurrence of its schedule until `stop` is cancelled.
+async fn timer(inner: Arc<Inner>, job: Arc<Job>, schedule: Schedule, stop: CancellationToken) {
+    let mut after = inner.clock.now();
+    loop {
+        let Some(due) = schedule.next_after(after) else {
+            tracing::warn!(job = %job.name, schedule = schedule.expression(), "the schedule never comes due");
+            inner.set_next_run(&job.name, None);
+            return;
+        };
+        inner.set_next_run(&job.name, Some(due));
+        let jitter = random_delay(job.jitter);
+        let at = due + chrono::Duration::from_std(jitter).unwrap_or_default();
+        if !sleep_until(inner.clock.as_ref(), at, &stop).await {
+            return;
+        }
+        // Not an error to report here: overlap is counted and logged by `start`.
+        let _ = inner.start(&job.name, Trigger::Schedule, Some(due));
+        // Occurrences missed while the process could not run (a suspended machine) are not
+        // made up in a burst: the next one is the first after now.
+        let woke = inner.clock.now() - chrono::Duration::from_std(jitter).unwrap_or_default();
+        after = due.max(woke);
+    }
+}
+
+/// Sleeps until the clock reads `at`, in steps of at most a minute so a wall clock that jumps
+/// is noticed. Returns false if `stop` was cancelled first.
+async fn sleep_until(clock: &dyn Clock, at: DateTime<Utc>, stop: &CancellationToken) -> bool {
+    loop {
+        let now = clock.now();
+        if now >= at {
+            return true;
+        }
+        let wait = (at - now)
+            .to_std()
+            .unwrap_or_default()
+            .min(Duration::from_secs(60));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return false,
+        }
+    }
+}
+
+fn random_delay(up_to: Duration) -> Duration {
+    if up_to.is_zero() {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::random_range(0..=up_to.as_millis() as u64))
+}

@@ -1,0 +1,169 @@
+//! The service's life: load the configuration, sweep sandboxes left by a killed process, start
+//! the scheduler and the HTTP listener; reload on SIGHUP (a configuration that does not load is
+//! refused and the running one stays); on SIGTERM or SIGINT stop starting drills, give running
+//! ones the grace period, cancel the rest (a second signal cancels at once), exit 0.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Config, format_duration};
+use crate::drill::sweep_sandboxes;
+use crate::metrics::DrillMetrics;
+use crate::scheduler::{Drills, Scheduler};
+use crate::server::{self, App, WebConfig};
+
+/// Runs the service until SIGTERM or SIGINT. Returns the exit code: 0 after a clean shutdown,
+/// 2 if it could not start (bad configuration, address in use).
+pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
+    let config = match config::load(config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(2);
+        }
+    };
+    let web = match load_web_config(&config) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(2);
+        }
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Arc::new(DrillMetrics::new());
+    metrics.config_loaded(true, unix_seconds(clock.as_ref()));
+    sweep_sandboxes(&config.jobs).await;
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} ([server] listen in {})",
+                config.server.listen,
+                config_file.display()
+            )
+        })?;
+    let address = listener.local_addr()?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    let scheduler = Scheduler::start(
+        &config,
+        Arc::new(Drills::new(clock.clone())),
+        metrics.clone(),
+        clock.clone(),
+    );
+    let tls = web.tls.is_some();
+    let app = Arc::new(App::new(scheduler.clone(), metrics.clone(), web, address));
+    let stop_http = CancellationToken::new();
+    let http = tokio::spawn(server::serve(listener, app.clone(), stop_http.clone()));
+    tracing::info!(
+        listen = %address,
+        tls,
+        jobs = config.jobs.len(),
+        scheduled = config.jobs.iter().filter(|j| j.schedule.is_some()).count(),
+        "serving"
+    );
+
+    let mut current = config;
+    let signal_name = loop {
+        tokio::select! {
+            _ = sighup.recv() => {
+                if let Some(new) = reload(config_file, &current, &scheduler, &app, &metrics, clock.as_ref()) {
+                    current = new;
+                }
+            }
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+        }
+    };
+    let grace = current.server.shutdown_grace;
+    tracing::info!(
+        signal = signal_name,
+        running = scheduler.active_drills(),
+        grace = %format_duration(grace),
+        "shutting down: no new drills; running drills may finish within the grace period"
+    );
+    let shutdown = scheduler.shut_down(grace);
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut shutdown => {}
+        _ = sigterm.recv() => cancel_now(&scheduler).await,
+        _ = sigint.recv() => cancel_now(&scheduler).await,
+    }
+    stop_http.cancel();
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+async fn cancel_now(scheduler: &Scheduler) {
+    tracing::warn!("second signal: cancelling running drills now");
+    scheduler.cancel_running();
+    scheduler.wait_idle().await;
+}
+
+/// Loads the configuration again; returns it if it was applied.
+fn reload(
+    config_file: &Path,
+    current: &Config,
+    scheduler: &Scheduler,
+    app: &App,
+    metrics: &DrillMetrics,
+    clock: &dyn Clock,
+) -> Option<Config> {
+    let loaded = config::load(config_file)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            load_web_config(&c)
+                .map(|w| (c, w))
+                .map_err(|e| e.to_string())
+        });
+    match loaded {
+        Err(problems) => {
+            metrics.config_loaded(false, unix_seconds(clock));
+            tracing::error!(
+                file = %config_file.display(),
+                problems = %problems,
+                "the new configuration is refused; the running one stays in effect"
+            );
+            None
+        }
+        Ok((new, web)) => {
+            if new.server.listen != current.server.listen {
+                tracing::warn!(
+                    listening = %current.server.listen,
+                    configured = %new.server.listen,
+                    "[server] listen changed; the new address takes effect after a restart"
+                );
+            }
+            scheduler.reload(&new);
+            app.set_web_config(web);
+            metrics.config_loaded(true, unix_seconds(clock));
+            tracing::info!(
+                file = %config_file.display(),
+                jobs = new.jobs.len(),
+                "configuration reloaded"
+            );
+            Some(new)
+        }
+    }
+}
+
+fn load_web_config(config: &Config) -> Result<WebConfig, server::WebConfigError> {
+    match &config.server.web_config {
+        Some(file) => WebConfig::load(file),
+        None => Ok(WebConfig::default()),
+    }
+}
+
+fn unix_seconds(clock: &dyn Clock) -> f64 {
+    clock.now().timestamp_millis() as f64 / 1000.0
+}

@@ -1,0 +1,275 @@
+//! The sandbox: the only place a drill writes. Each run gets `<root>/<job>/<run-id>/` and a
+//! lock file `<root>/<job>/<run-id>.lock` held while the run lives, so a sweep can tell the
+//! folders of runs whose process died (lock file present, nobody holds it) from running drills
+//! (lock held) and from sandboxes kept after a failure for inspection (no lock file).
+
+use std::fs::File;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use url::Url;
+
+use super::{FileEntry, ReadOnlyDir, StorageError, directory_url};
+use crate::storage::Location;
+
+/// The root under which runs get their sandboxes. Creating a run is the only way to write.
+#[derive(Debug, Clone)]
+pub struct SandboxRoot {
+    root: PathBuf,
+}
+
+impl SandboxRoot {
+    pub fn new(location: &Location) -> Self {
+        Self {
+            root: location.path().to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates `<root>/<job>/<run_id>/`, which must not exist yet, and takes its lock.
+    pub async fn create_run(&self, job: &str, run_id: &str) -> Result<RunSandbox, StorageError> {
+        let job_dir = self.root.join(job);
+        tokio::fs::create_dir_all(&job_dir)
+            .await
+            .map_err(|source| StorageError::Write {
+                path: job_dir.clone(),
+                source,
+            })?;
+        let lock_path = lock_file(&job_dir, run_id);
+        let lock = File::create_new(&lock_path)
+            .and_then(|f| f.try_lock().map(|()| f).map_err(std::io::Error::from))
+            .map_err(|source| StorageError::Write {
+                path: lock_path.clone(),
+                source,
+            })?;
+        let path = job_dir.join(run_id);
+        if let Err(source) = tokio::fs::create_dir(&path).await {
+            let _ = std::fs::remove_file(&lock_path);
+            return Err(StorageError::Write { path, source });
+        }
+        Ok(RunSandbox {
+            root: path,
+            _lock: Arc::new(lock),
+            lock_path,
+        })
+    }
+
+    /// Removes a run's folder and lock file, e.g. after its drill was cancelled. Retries a few
+    /// times: writes of the cancelled drill that were already under way may still land.
+    pub async fn discard_run(&self, job: &str, run_id: &str) -> Result<(), StorageError> {
+        let job_dir = self.root.join(job);
+        let folder = job_dir.join(run_id);
+        let mut attempt = 0;
+        loop {
+            match remove_folder(&folder).await {
+                Ok(()) => break,
+                Err(e) if attempt >= 20 => return Err(e),
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        remove_lock(&lock_file(&job_dir, run_id))
+    }
+
+    /// Removes the run folders of `job` whose process died mid-drill: their lock file is still
+    /// there and nobody holds it. Running drills (lock held) and sandboxes kept after a failure
+    /// (no lock file) are left alone, as is anything that is not named like a run folder.
+    /// Returns the folders removed.
+    pub async fn sweep(&self, job: &str) -> Result<Vec<PathBuf>, StorageError> {
+        let job_dir = self.root.join(job);
+        let entries = match std::fs::read_dir(&job_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StorageError::Read {
+                    path: job_dir,
+                    source,
+                });
+            }
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(run_id) = name.strip_suffix(".lock") else {
+                continue;
+            };
+            if !is_run_id(run_id) {
+                continue;
+            }
+            let lock_path = entry.path();
+            let Ok(lock) = File::open(&lock_path) else {
+                continue;
+            };
+            if lock.try_lock().is_err() {
+                continue; // a drill is running there
+            }
+            let folder = job_dir.join(run_id);
+            remove_folder(&folder).await?;
+            remove_lock(&lock_path)?;
+            drop(lock);
+            removed.push(folder);
+        }
+        removed.sort();
+        Ok(removed)
+    }
+}
+
+fn lock_file(job_dir: &Path, run_id: &str) -> PathBuf {
+    job_dir.join(format!("{run_id}.lock"))
+}
+
+/// Whether a folder name looks like one of restore-drill's run folders (`run-<time>-<hex>`).
+fn is_run_id(name: &str) -> bool {
+    name.strip_prefix("run-").is_some_and(|rest| {
+        rest.len() >= 16 && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+async fn remove_folder(folder: &Path) -> Result<(), StorageError> {
+    match tokio::fs::remove_dir_all(folder).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StorageError::Write {
+            path: folder.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn remove_lock(path: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StorageError::Write {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The folder of one run: everything a drill writes goes below it.
+#[derive(Debug, Clone)]
+pub struct RunSandbox {
+    root: PathBuf,
+    /// Held while the run lives; the kernel lets go if the process dies.
+    _lock: Arc<File>,
+    lock_path: PathBuf,
+}
+
+impl RunSandbox {
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn url(&self) -> Url {
+        directory_url(&self.root)
+    }
+
+    /// The sandbox path of a relative path, refused if it would leave the sandbox.
+    fn target(&self, relative: &Path) -> Result<PathBuf, StorageError> {
+        let inside = relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if !inside {
+            return Err(StorageError::OutsideSandbox {
+                path: relative.to_path_buf(),
+                sandbox: self.root.clone(),
+            });
+        }
+        Ok(self.root.join(relative))
+    }
+
+    /// Copies the files of `from` into the sandbox, at most `concurrency` at a time, calling
+    /// `copied(bytes)` after each file. Each copy's size is checked against the listing.
+    pub async fn copy_in(
+        &self,
+        from: &ReadOnlyDir,
+        files: &[FileEntry],
+        concurrency: usize,
+        copied: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), StorageError> {
+        let mut folders: Vec<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.relative.parent().map(Path::to_path_buf))
+            .collect();
+        folders.sort();
+        folders.dedup();
+        for folder in folders {
+            let target = self.target(&folder)?;
+            tokio::fs::create_dir_all(&target)
+                .await
+                .map_err(|source| StorageError::Write {
+                    path: target.clone(),
+                    source,
+                })?;
+        }
+        // Owned entries: a closure over borrowed ones is not `Send` for every lifetime, which
+        // a drill spawned on the runtime needs.
+        futures::stream::iter(files.iter().cloned())
+            .map(|file| async move {
+                let source_path = from.path().join(&file.relative);
+                let target = self.target(&file.relative)?;
+                let written = tokio::fs::copy(&source_path, &target)
+                    .await
+                    .map_err(|source| StorageError::Read {
+                        path: source_path.clone(),
+                        source,
+                    })?;
+                if written != file.size {
+                    return Err(StorageError::Read {
+                        path: source_path,
+                        source: std::io::Error::other(format!(
+                            "size changed during the copy: listed {} bytes, copied {written}",
+                            file.size
+                        )),
+                    });
+                }
+                copied(written);
+                Ok(())
+            })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect::<()>()
+            .await
+    }
+
+    /// Deletes the run's folder and everything in it, then its lock file.
+    pub async fn remove(&self) -> Result<(), StorageError> {
+        remove_folder(&self.root).await?;
+        remove_lock(&self.lock_path)
+    }
+
+    /// Keeps the run's folder for inspection: without its lock file, no sweep touches it.
+    pub fn keep(&self) -> Result<(), StorageError> {
+        remove_lock(&self.lock_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_refuses_paths_that_leave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock_path = dir.path().join("run-1.lock");
+        let run = RunSandbox {
+            root: PathBuf::from("/tmp/sandbox/job/run-1"),
+            _lock: Arc::new(File::create(&lock_path).unwrap()),
+            lock_path,
+        };
+        assert!(run.target(Path::new("part-0.parquet")).is_ok());
+        assert!(run.target(Path::new("_delta_log/0.json")).is_ok());
+        assert!(matches!(
+            run.target(Path::new("../other/x")),
+            Err(StorageError::OutsideSandbox { .. })
+        ));
+        assert!(run.target(Path::new("/etc/passwd")).is_err());
+    }
+}

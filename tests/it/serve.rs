@@ -1,0 +1,413 @@
+//! `restore-drill serve` as a process: drills on a schedule, `/metrics` checked by promtool and
+//! read for values, `/jobs`, run-now, SIGHUP with a broken configuration, SIGTERM mid-drill.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{JOB, Lake, SUITE};
+
+/// A running `serve`; killed when dropped.
+struct Service {
+    child: Child,
+    address: SocketAddr,
+    logs: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Service {
+    fn start(config: &Path) -> Service {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (send, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut service = Service {
+            child,
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logs,
+            seen: Vec::new(),
+        };
+        let line = service.wait_for_log("\"serving\"", Duration::from_secs(30));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        service.address = value["fields"]["listen"].as_str().unwrap().parse().unwrap();
+        service
+    }
+
+    /// Waits for a log line containing `needle` (lines already seen count too).
+    fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needle} within {within:?}; the log so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http(self.address, "GET", path)
+    }
+
+    /// Polls `/jobs` until `ready` holds for it.
+    fn wait_for_jobs(&self, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = self.get("/jobs");
+            let jobs: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if ready(&jobs) {
+                return jobs;
+            }
+            assert!(Instant::now() < deadline, "jobs never got ready: {jobs:#}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code and the rest of its log.
+    fn wait_exit(&mut self, within: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.logs.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(line);
+                }
+                return (status.code(), self.seen.join("\n"));
+            }
+            assert!(Instant::now() < deadline, "serve did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request; returns the status code and the body.
+fn http(address: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of one sample in a Prometheus text exposition.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A config with two jobs on the same lake: `transactions` passes, `impossible` fails (its
+/// suite wants more rows than there are).
+fn two_job_config(lake: &Lake, schedule: &str, server: &str) -> PathBuf {
+    let path = lake.config(SUITE, "26h");
+    std::fs::write(
+        lake.root.join("checks/impossible.toml"),
+        "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1000000000\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let scheduled = text.replace(
+        "objectives =",
+        &format!("schedule = \"{schedule}\"\nobjectives ="),
+    );
+    let impossible = scheduled
+        .replace(&format!("name = \"{JOB}\""), "name = \"impossible\"")
+        .replace("checks/suite.toml", "checks/impossible.toml");
+    std::fs::write(
+        &path,
+        format!("[server]\n{server}\n\n{scheduled}\n{impossible}"),
+    )
+    .unwrap();
+    path
+}
+
+fn promtool() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    found.expect("promtool is not installed: scripts/test installs Debian's `prometheus` package, which has it")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_drills_on_schedule_exports_metrics_promtool_accepts_and_survives_a_bad_reload() {
+    let lake = Lake::new(2, 500).await;
+    lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
+    let config = two_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"");
+    let mut service = Service::start(&config);
+
+    let (status, body) = service.get("/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert_eq!(service.get("/readyz").0, 200);
+    let jobs = service.wait_for_jobs(|jobs| {
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["last"]["outcome"].is_string())
+    });
+    let by_name = |name: &str| {
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name(JOB)["last"]["outcome"], "passed");
+    assert_eq!(by_name(JOB)["schedule"], "*/2 * * * * *");
+    assert_eq!(by_name(JOB)["timezone"], "UTC");
+    assert!(by_name(JOB)["next_run"].is_string());
+    assert!(by_name(JOB)["last_success"].is_string());
+    assert_eq!(by_name("impossible")["last"]["outcome"], "failed");
+    assert!(by_name("impossible")["last_success"].is_null());
+
+    let (status, metrics) = service.get("/metrics");
+    assert_eq!(status, 200);
+    let file = lake.root.join("scrape.prom");
+    std::fs::write(&file, &metrics).unwrap();
+    let lint = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        lint.status.success() && lint.stdout.is_empty() && lint.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{metrics}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let value = |series: &str| {
+        sample(&metrics, series).unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    assert_eq!(
+        value(&format!("restore_drill_last_run_success{{job=\"{JOB}\"}}")),
+        1.0
+    );
+    assert_eq!(
+        value("restore_drill_last_run_success{job=\"impossible\"}"),
+        0.0
+    );
+    assert_eq!(
+        value("restore_drill_check_success{check=\"rows\",job=\"impossible\"}"),
+        0.0
+    );
+    assert_eq!(
+        value(&format!(
+            "restore_drill_check_success{{check=\"rows\",job=\"{JOB}\"}}"
+        )),
+        1.0
+    );
+    assert!(
+        value(&format!(
+            "restore_drill_runs_total{{job=\"{JOB}\",outcome=\"passed\"}}"
+        )) >= 1.0
+    );
+    assert!(value("restore_drill_runs_total{job=\"impossible\",outcome=\"failed\"}") >= 1.0);
+    assert_eq!(
+        value(&format!(
+            "restore_drill_rpo_objective_seconds{{job=\"{JOB}\"}}"
+        )),
+        26.0 * 3600.0
+    );
+    assert_eq!(
+        value(&format!("restore_drill_restored_rows{{job=\"{JOB}\"}}")),
+        1000.0
+    );
+    assert_eq!(value("restore_drill_config_last_reload_successful"), 1.0);
+    let now = chrono::Utc::now().timestamp() as f64;
+    let last_success = value(&format!(
+        "restore_drill_last_success_timestamp_seconds{{job=\"{JOB}\"}}"
+    ));
+    assert!((now - last_success).abs() < 60.0, "{last_success} vs {now}");
+
+    // Drilling now over HTTP: accepted, or refused while the job is already being drilled.
+    let (status, body) = http(service.address, "POST", &format!("/jobs/{JOB}/run"));
+    assert!(status == 202 || status == 409, "{status} {body}");
+    assert_eq!(http(service.address, "POST", "/jobs/nope/run").0, 404);
+    assert_eq!(
+        http(service.address, "GET", &format!("/jobs/{JOB}/run")).0,
+        405
+    );
+
+    // A broken configuration on SIGHUP is refused; the service and its schedules go on.
+    let runs_before = by_name(JOB)["runs"].as_u64().unwrap();
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        good.replace("[server]", "[server]\nmax_concurrent_drills = \"two\""),
+    )
+    .unwrap();
+    service.signal("HUP");
+    let refused = service.wait_for_log("configuration is refused", Duration::from_secs(10));
+    assert!(
+        refused.contains("`max_concurrent_drills` must be"),
+        "{refused}"
+    );
+    assert_eq!(service.get("/readyz").0, 200);
+    service.wait_for_jobs(|jobs| {
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["name"] == JOB && j["runs"].as_u64().unwrap() > runs_before + 1)
+    });
+    let (_, metrics) = service.get("/metrics");
+    assert_eq!(
+        sample(&metrics, "restore_drill_config_last_reload_successful"),
+        Some(0.0)
+    );
+
+    // A good one is applied: the failing job is gone from /jobs.
+    std::fs::write(
+        &config,
+        good.split("\n[[job]]")
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n[[job]]"),
+    )
+    .unwrap();
+    service.signal("HUP");
+    service.wait_for_log("configuration reloaded", Duration::from_secs(10));
+    let jobs = service.wait_for_jobs(|jobs| jobs.as_array().unwrap().len() == 1);
+    assert_eq!(jobs[0]["name"], JOB);
+
+    service.signal("TERM");
+    let (code, _) = service.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_drill_cancels_it_removes_its_sandbox_and_exits_zero() {
+    let lake = Lake::new(4, 100_000).await;
+    lake.snapshot("2026-11-01");
+    let config = lake.config(SUITE, "1000d");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\n\n{}",
+            text.replace("objectives =", "copy_concurrency = 1\nobjectives =")
+        ),
+    )
+    .unwrap();
+    let mut service = Service::start(&config);
+    let (status, body) = http(service.address, "POST", &format!("/jobs/{JOB}/run"));
+    assert_eq!(status, 202, "{body}");
+    let run_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run_folder = lake.sandbox().join(JOB).join(&run_id);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !run_folder.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the drill never created its sandbox"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    service.signal("TERM");
+    let (code, log) = service.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("\"outcome\":\"aborted\""),
+        "the drill was not recorded as aborted:\n{log}"
+    );
+    assert!(
+        lake.sandbox_contents()
+            .iter()
+            .all(|p| p.parent() != Some(&lake.sandbox().join(JOB))),
+        "sandbox left behind: {:?}",
+        lake.sandbox_contents()
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration_and_a_taken_port_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[server]\nlisten = \"nowhere\"\n").unwrap();
+    let out = crate::helpers::cli(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::helpers::stderr(&out);
+    assert!(
+        err.contains("bad.toml:2:10") && err.contains("`listen` must be an address"),
+        "{err}"
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(
+        dir.path().join("suite.toml"),
+        "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[[job]]\nname = \"j\"\nsource = \"lake\"\nsnapshots = {{ kind = \"delta_copy\", location = \"backups\", pattern = \"t_{{date}}\" }}\nsandbox = \"sandbox\"\nsuite = \"suite.toml\"\nobjectives = {{ rpo = \"1d\", rto = \"1h\" }}\n"
+        ),
+    )
+    .unwrap();
+    let out = crate::helpers::cli(&["serve", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::helpers::stderr(&out);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
