@@ -28,9 +28,14 @@ pub struct DrillMetrics {
     snapshot_age: GaugeVec,
     compare_mismatched_rows: GaugeVec,
     skipped_runs: IntCounterVec,
+    last_run_outcome: IntGaugeVec,
+    consecutive_errors: IntGaugeVec,
+    schedule_interval: GaugeVec,
+    timeout: GaugeVec,
     running_drills: IntGauge,
     config_reload_successful: IntGauge,
     config_reload_success_timestamp: Gauge,
+    start_time: Gauge,
 }
 
 const ALL_OUTCOMES: [Outcome; 4] = [
@@ -153,6 +158,33 @@ impl DrillMetrics {
                     job,
                 ),
             ),
+            last_run_outcome: int_gauge(
+                "last_run_outcome",
+                "1 for the outcome of the job's last drill (passed, failed, error, aborted), 0 for the others",
+                &["job", "outcome"],
+            ),
+            consecutive_errors: int_gauge(
+                "consecutive_errors",
+                "Drills of the job in a row, up to the last, that ended in error",
+                job,
+            ),
+            schedule_interval: gauge(
+                "schedule_interval_seconds",
+                "The longest time between two scheduled drills of the job",
+                job,
+            ),
+            timeout: gauge(
+                "timeout_seconds",
+                "How long a drill of the job may run before it is cancelled",
+                job,
+            ),
+            start_time: registered(
+                &registry,
+                Gauge::with_opts(opts(
+                    "start_time_seconds",
+                    "Unix time at which the metrics of this process were created",
+                )),
+            ),
             running_drills: registered(
                 &registry,
                 IntGauge::with_opts(opts(
@@ -189,6 +221,11 @@ impl DrillMetrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        metrics.start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_millis() as f64 / 1000.0),
+        );
         metrics
     }
 
@@ -207,6 +244,23 @@ impl DrillMetrics {
                 .with_label_values(&[job.name.as_str(), outcome.as_str()]);
         }
         self.skipped_runs.with_label_values(labels);
+        self.consecutive_errors.with_label_values(labels);
+        self.timeout
+            .with_label_values(labels)
+            .set(job.timeout.as_secs_f64());
+        let interval = job
+            .schedule
+            .as_ref()
+            .and_then(|s| s.longest_interval(chrono::Utc::now()));
+        match interval {
+            Some(i) => self
+                .schedule_interval
+                .with_label_values(labels)
+                .set(i.as_secs_f64()),
+            None => {
+                let _ = self.schedule_interval.remove_label_values(labels);
+            }
+        }
     }
 
     /// Counts a scheduled drill that was skipped because the previous one still ran.
@@ -238,6 +292,18 @@ impl DrillMetrics {
             // Every outcome series exists from the first run, so rate() and alerts see zeros.
             self.runs_total
                 .with_label_values(&[report.job.as_str(), outcome.as_str()]);
+        }
+        for outcome in ALL_OUTCOMES {
+            self.last_run_outcome
+                .with_label_values(&[report.job.as_str(), outcome.as_str()])
+                .set((outcome == report.outcome) as i64);
+        }
+        let errors = self.consecutive_errors.with_label_values(job);
+        match report.outcome {
+            Outcome::Error => errors.inc(),
+            Outcome::Passed | Outcome::Failed => errors.set(0),
+            // A drill cut short by a shutdown says nothing either way.
+            Outcome::Aborted => {}
         }
         let passed = report.outcome == Outcome::Passed;
         self.last_run_success

@@ -300,7 +300,7 @@ fn server(mut f: Fields, base: &Path, p: &mut Problems) -> Option<Server> {
         listen: listen?,
         max_concurrent_drills: max_concurrent_drills?,
         web_config,
-        shutdown_grace: shutdown_grace?.unwrap_or(defaults.shutdown_grace),
+        shutdown_grace: shutdown_grace?.map_or(defaults.shutdown_grace, |d| d.value),
     })
 }
 
@@ -309,11 +309,11 @@ fn optional_duration(
     f: &mut Fields,
     key: &'static str,
     p: &mut Problems,
-) -> Option<Option<Duration>> {
+) -> Option<Option<Located<Duration>>> {
     match f.string(key, p) {
         None => Some(None),
         Some(text) => match parse_duration(&text.value) {
-            Ok(d) => Some(Some(d)),
+            Ok(d) => Some(Some(Located::new(d, text.at))),
             Err(e) => {
                 p.report(text.at, format!("{}: `{key}`: {e}", f.context()));
                 None
@@ -383,16 +383,17 @@ fn read_job(
     let redact = f.strings("redact", p).map(|r| r.value).unwrap_or_default();
     let schedule = schedule(&mut f, p);
     let timeout = match optional_duration(&mut f, "timeout", p) {
-        Some(Some(d)) if d.is_zero() => {
+        Some(Some(d)) if d.value.is_zero() => {
             p.report(
-                f.at(),
+                d.at,
                 format!("{}: `timeout` must be longer than 0s", f.context()),
             );
             None
         }
-        other => other.map(|d| d.unwrap_or(DEFAULT_DRILL_TIMEOUT)),
+        other => other.map(|d| d.map_or(DEFAULT_DRILL_TIMEOUT, |d| d.value)),
     };
-    let jitter = optional_duration(&mut f, "jitter", p).map(Option::unwrap_or_default);
+    let jitter =
+        optional_duration(&mut f, "jitter", p).map(|d| d.map(|d| d.value).unwrap_or_default());
 
     if let Some(sandbox) = &sandbox {
         for (role, other) in [

@@ -70,6 +70,29 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// The longest time between two consecutive occurrences after `from`, looking ahead up to
+    /// 1,000 occurrences or 400 days: how long a job may go without a drill by design (a
+    /// weekday schedule has its weekend; a daily one its 25-hour day when clocks fall back).
+    pub fn longest_interval(&self, from: DateTime<Utc>) -> Option<std::time::Duration> {
+        let horizon = from + chrono::Duration::days(400);
+        let mut previous = self.next_after(from)?;
+        let mut longest = None;
+        for _ in 0..1000 {
+            let Some(next) = self.next_after(previous) else {
+                break;
+            };
+            let gap = (next - previous).to_std().ok()?;
+            longest = Some(longest.map_or(gap, |l: std::time::Duration| l.max(gap)));
+            if next > horizon {
+                break;
+            }
+            previous = next;
+        }
+        longest
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
     #[error(
@@ -136,6 +159,26 @@ mod tests {
         );
         let e = Schedule::parse("0 30 2 * * *", "Europe/Berln").unwrap_err();
         assert_eq!(e, ScheduleError::TimeZone("Europe/Berln".into()));
+    }
+
+    #[test]
+    fn longest_interval_sees_weekends_and_long_days() {
+        let start = utc("2026-10-19T12:00:00Z"); // a Monday
+        let weekdays = Schedule::parse("0 30 2 * * MON-FRI", "UTC").unwrap();
+        assert_eq!(
+            weekdays.longest_interval(start),
+            Some(std::time::Duration::from_secs(3 * 86_400))
+        );
+        let daily = Schedule::parse("0 30 2 * * *", "Europe/Berlin").unwrap();
+        assert_eq!(
+            daily.longest_interval(start),
+            Some(std::time::Duration::from_secs(25 * 3600))
+        );
+        let every_five = Schedule::parse("*/5 * * * * *", "UTC").unwrap();
+        assert_eq!(
+            every_five.longest_interval(start),
+            Some(std::time::Duration::from_secs(5))
+        );
     }
 
     #[test]

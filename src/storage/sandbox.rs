@@ -272,4 +272,50 @@ mod tests {
         ));
         assert!(run.target(Path::new("/etc/passwd")).is_err());
     }
+
+    #[tokio::test]
+    async fn sweep_removes_only_runs_whose_process_died() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SandboxRoot {
+            root: dir.path().to_path_buf(),
+        };
+        let job = dir.path().join("orders");
+        // A drill running now (this process holds its lock).
+        let running = root
+            .create_run("orders", "run-20261129T010000Z-aaaaaa")
+            .await
+            .unwrap();
+        std::fs::write(running.path().join("part-0.parquet"), b"x").unwrap();
+        // A drill whose process died: lock file present, held by nobody.
+        let dead = root
+            .create_run("orders", "run-20261129T020000Z-bbbbbb")
+            .await
+            .unwrap();
+        std::fs::create_dir(dead.path().join("_delta_log")).unwrap();
+        let dead_path = dead.path().to_path_buf();
+        drop(dead);
+        // A failed drill's sandbox, kept for inspection: no lock file.
+        let kept = root
+            .create_run("orders", "run-20261129T030000Z-cccccc")
+            .await
+            .unwrap();
+        kept.keep().unwrap();
+        // Something else entirely.
+        std::fs::create_dir(job.join("notes")).unwrap();
+        std::fs::write(job.join("notes.lock"), b"").unwrap();
+
+        let removed = root.sweep("orders").await.unwrap();
+        assert_eq!(removed, vec![dead_path.clone()]);
+        assert!(!dead_path.exists());
+        assert!(!job.join("run-20261129T020000Z-bbbbbb.lock").exists());
+        assert!(running.path().join("part-0.parquet").exists());
+        assert!(job.join("run-20261129T010000Z-aaaaaa.lock").exists());
+        assert!(kept.path().exists());
+        assert!(job.join("notes").exists() && job.join("notes.lock").exists());
+        assert_eq!(root.sweep("nobody").await.unwrap(), Vec::<PathBuf>::new());
+
+        running.remove().await.unwrap();
+        assert!(!running.path().exists());
+        assert!(!job.join("run-20261129T010000Z-aaaaaa.lock").exists());
+    }
 }

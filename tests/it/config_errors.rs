@@ -171,3 +171,52 @@ async fn validate_checks_the_suite_against_the_source_schema() {
     );
     assert!(lake.sandbox_contents().is_empty());
 }
+
+#[test]
+fn service_settings_and_schedules_are_checked_with_their_positions() {
+    let text = format!(
+        "[server]\nlisten = \"localhost\"\nmax_concurrent_drills = 0\nweb_config = \"missing.yml\"\nshutdown_grace = \"soon\"\n\n{}",
+        GOOD_JOB.replace(
+            "objectives =",
+            "schedule = \"30 2 * * *\"\ntimeout = \"0s\"\njitter = \"2 minutes\"\nobjectives ="
+        )
+    );
+    let (code, out) = validate(&text);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("7 problems in the configuration"), "{out}");
+    for expected in [
+        "c.toml:2:10: [server]: `listen` must be an address and port such as \"127.0.0.1:9841\"",
+        "c.toml:3:25: [server]: `max_concurrent_drills` must be between 1 and 1024, found 0",
+        "c.toml:4:14: [server]: web config file",
+        "c.toml:5:18: [server]: `shutdown_grace`:",
+        "c.toml:13:12: job `orders`: `30 2 * * *` is not a cron expression: it has 5 fields; a schedule has 6",
+        "c.toml:14:11: job `orders`: `timeout` must be longer than 0s",
+        "c.toml:15:10: job `orders`: `jitter`:",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+
+    let (code, out) = validate(&GOOD_JOB.replace(
+        "objectives =",
+        "schedule = \"0 30 2 * * *\"\ntimezone = \"Europe/Berln\"\nobjectives =",
+    ));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("c.toml:8:12: job `orders`: unknown time zone `Europe/Berln`"),
+        "{out}"
+    );
+
+    let (code, out) =
+        validate(&GOOD_JOB.replace("objectives =", "timezone = \"UTC\"\nobjectives ="));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("`timezone` is set but `schedule` is not"),
+        "{out}"
+    );
+
+    let (code, out) = validate(&GOOD_JOB.replace(
+        "objectives =",
+        "schedule = \"0 30 2 * * *\"\ntimezone = \"Europe/Berlin\"\ntimeout = \"3h\"\njitter = \"5m\"\nobjectives =",
+    ));
+    assert_eq!(code, 0, "{out}");
+}

@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 use crate::helpers::{JOB, Lake, SUITE};
 
 /// A running `serve`; killed when dropped.
-struct Service {
+pub(crate) struct Service {
     child: Child,
-    address: SocketAddr,
+    pub(crate) address: SocketAddr,
     logs: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Service {
-    fn start(config: &Path) -> Service {
+    pub(crate) fn start(config: &Path) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
             .args(["serve", "--config"])
             .arg(config)
@@ -122,15 +122,15 @@ impl Drop for Service {
     }
 }
 
-/// One HTTP/1.1 request; returns the status code and the body.
-fn http(address: SocketAddr, method: &str, path: &str) -> (u16, String) {
+/// One HTTP/1.0 request (so the answer is not chunked); returns the status code and the body.
+pub(crate) fn http(address: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -150,9 +150,9 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// A config with two jobs on the same lake: `transactions` passes, `impossible` fails (its
-/// suite wants more rows than there are).
-fn two_job_config(lake: &Lake, schedule: &str, server: &str) -> PathBuf {
+/// A config with three jobs on the same lake: `transactions` passes, `impossible` fails (its
+/// suite wants more rows than there are), `unfound` errs (no snapshot matches its pattern).
+pub(crate) fn three_job_config(lake: &Lake, schedule: &str, server: &str) -> PathBuf {
     let path = lake.config(SUITE, "26h");
     std::fs::write(
         lake.root.join("checks/impossible.toml"),
@@ -167,15 +167,18 @@ fn two_job_config(lake: &Lake, schedule: &str, server: &str) -> PathBuf {
     let impossible = scheduled
         .replace(&format!("name = \"{JOB}\""), "name = \"impossible\"")
         .replace("checks/suite.toml", "checks/impossible.toml");
+    let unfound = scheduled
+        .replace(&format!("name = \"{JOB}\""), "name = \"unfound\"")
+        .replace("transactions_{date}", "nothing_{date}");
     std::fs::write(
         &path,
-        format!("[server]\n{server}\n\n{scheduled}\n{impossible}"),
+        format!("[server]\n{server}\n\n{scheduled}\n{impossible}\n{unfound}"),
     )
     .unwrap();
     path
 }
 
-fn promtool() -> PathBuf {
+pub(crate) fn promtool() -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join("promtool"))
@@ -188,7 +191,7 @@ fn promtool() -> PathBuf {
 async fn serve_drills_on_schedule_exports_metrics_promtool_accepts_and_survives_a_bad_reload() {
     let lake = Lake::new(2, 500).await;
     lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
-    let config = two_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"");
+    let config = three_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"");
     let mut service = Service::start(&config);
 
     let (status, body) = service.get("/healthz");
@@ -214,6 +217,15 @@ async fn serve_drills_on_schedule_exports_metrics_promtool_accepts_and_survives_
     assert!(by_name(JOB)["next_run"].is_string());
     assert!(by_name(JOB)["last_success"].is_string());
     assert_eq!(by_name("impossible")["last"]["outcome"], "failed");
+    assert_eq!(by_name("unfound")["last"]["outcome"], "error");
+    assert!(
+        by_name("unfound")["last"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing_{date}"),
+        "{:#}",
+        by_name("unfound")
+    );
     assert!(by_name("impossible")["last_success"].is_null());
 
     let (status, metrics) = service.get("/metrics");
@@ -258,6 +270,11 @@ async fn serve_drills_on_schedule_exports_metrics_promtool_accepts_and_survives_
         )) >= 1.0
     );
     assert!(value("restore_drill_runs_total{job=\"impossible\",outcome=\"failed\"}") >= 1.0);
+    assert!(value("restore_drill_runs_total{job=\"unfound\",outcome=\"error\"}") >= 1.0);
+    assert_eq!(
+        value("restore_drill_last_run_success{job=\"unfound\"}"),
+        0.0
+    );
     assert_eq!(
         value(&format!(
             "restore_drill_rpo_objective_seconds{{job=\"{JOB}\"}}"
@@ -311,7 +328,7 @@ async fn serve_drills_on_schedule_exports_metrics_promtool_accepts_and_survives_
         Some(0.0)
     );
 
-    // A good one is applied: the failing job is gone from /jobs.
+    // A good one is applied: the other jobs are gone from /jobs.
     std::fs::write(
         &config,
         good.split("\n[[job]]")
@@ -410,4 +427,168 @@ fn serve_refuses_a_bad_configuration_and_a_taken_port_with_exit_2() {
         err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
         "{err}"
     );
+}
+
+/// One HTTP/1.1 request over TLS, trusting `ca`; returns the status code, headers and body.
+async fn https(
+    address: SocketAddr,
+    ca: &Path,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = ServerName::IpAddress(address.ip().into());
+    let mut stream = connector.connect(name, tcp).await.unwrap();
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\nContent-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response[9..12].parse().unwrap();
+    (status, response)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_over_tls_with_basic_auth_protects_metrics_jobs_and_run_now() {
+    let lake = Lake::new(1, 100).await;
+    lake.snapshot("2026-11-01");
+    let dir = &lake.root;
+    // A test CA and a server certificate for 127.0.0.1 signed by it.
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "set -e
+             openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem
+             openssl req -newkey rsa:2048 -nodes -subj /CN=restore-drill -keyout key.pem -out server.csr
+             printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > server.ext
+             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out cert.pem",
+        )
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(
+        dir.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\nbasic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    let config = lake.config(SUITE, "1000d");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:0\"\nweb_config = \"web.yml\"\n\n{text}"),
+    )
+    .unwrap();
+    let service = Service::start(&config);
+    let ca = dir.join("ca.pem");
+    let good = "Basic cHJvbWV0aGV1czpzM2NyZXQ="; // prometheus:s3cret
+    let wrong = "Basic cHJvbWV0aGV1czp3cm9uZw=="; // prometheus:wrong
+
+    let (status, _) = https(service.address, &ca, "GET", "/healthz", None).await;
+    assert_eq!(status, 200, "probes need no credentials");
+    let (status, response) = https(service.address, &ca, "GET", "/metrics", None).await;
+    assert_eq!(status, 401);
+    assert!(
+        response.contains("www-authenticate: Basic realm=\"restore-drill\""),
+        "{response}"
+    );
+    assert_eq!(
+        https(service.address, &ca, "GET", "/metrics", Some(wrong))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        https(service.address, &ca, "GET", "/jobs", Some(wrong))
+            .await
+            .0,
+        401
+    );
+    let (status, response) = https(service.address, &ca, "GET", "/metrics", Some(good)).await;
+    assert_eq!(status, 200);
+    assert!(response.contains("restore_drill_build_info"), "{response}");
+    assert_eq!(
+        https(
+            service.address,
+            &ca,
+            "POST",
+            &format!("/jobs/{JOB}/run"),
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    let (status, response) = https(
+        service.address,
+        &ca,
+        "POST",
+        &format!("/jobs/{JOB}/run"),
+        Some(good),
+    )
+    .await;
+    assert_eq!(status, 202, "{response}");
+
+    // Plain HTTP on the TLS port gets no answer.
+    let mut plain = TcpStream::connect(service.address).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = plain.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    let _ = plain.read_to_string(&mut answer);
+    assert!(!answer.contains("restore_drill_"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_auth_run_now_is_refused_on_a_listener_that_is_not_loopback() {
+    let lake = Lake::new(1, 100).await;
+    let config = lake.config(SUITE, "1000d");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"0.0.0.0:0\"\n\n{text}"),
+    )
+    .unwrap();
+    let service = Service::start(&config);
+    let address = SocketAddr::from(([127, 0, 0, 1], service.address.port()));
+    let (status, body) = http(address, "POST", &format!("/jobs/{JOB}/run"));
+    assert_eq!(status, 403);
+    assert!(body.contains("basic_auth_users"), "{body}");
+    assert_eq!(http(address, "GET", "/jobs").0, 200);
 }

@@ -1,0 +1,161 @@
+//! `serve` with many jobs: the idle service's memory, and how late drills start when every job
+//! comes due in the same second.
+//!
+//! `cargo bench --bench serve -- [JOBS] [MAX_CONCURRENT] [JITTER]` (defaults: 1000 jobs, 4 drills
+//! at once, no jitter). Writes a small Delta table (1,000 rows) and one snapshot of it, and a
+//! configuration of JOBS jobs on it, all scheduled for the same second about 20 s after start;
+//! starts the built `restore-drill serve` and reads its resident memory from /proc while it
+//! idles, then the `drill started` log lines of every job. Prints, from the due time:
+//! - fired: until the scheduler asked for the drill (its delay minus the time it waited for a
+//!   free drill slot) — the scheduler's own lateness, plus the jitter;
+//! - started: until the drill began, which includes waiting behind the other drills.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use restore_drill::demo::data;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let jobs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let concurrent: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
+    let jitter = args.get(2).cloned().unwrap_or_else(|| "0s".into());
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let source = root.join("lake/transactions");
+    runtime.block_on(async {
+        let batch = data::transactions(1, 1000, chrono::Utc::now().timestamp_micros());
+        data::append(&source, vec![batch]).await.unwrap();
+    });
+    data::copy_folder(&source, &root.join("backups/transactions_2026-01-01")).unwrap();
+    std::fs::write(
+        root.join("suite.toml"),
+        "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1\n",
+    )
+    .unwrap();
+
+    let due = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 20, 0).unwrap();
+    let schedule = due.format("%S %M %H * * *").to_string();
+    let mut config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_drills = {concurrent}\nshutdown_grace = \"0s\"\n"
+    );
+    for i in 0..jobs {
+        config.push_str(&format!(
+            "\n[[job]]\nname = \"job-{i:04}\"\nsource = \"lake/transactions\"\nsnapshots = {{ kind = \"delta_copy\", location = \"backups\", pattern = \"transactions_{{date}}\" }}\nsandbox = \"sandbox\"\nsuite = \"suite.toml\"\nobjectives = {{ rpo = \"1000d\", rto = \"1h\" }}\nschedule = \"{schedule}\"\njitter = \"{jitter}\"\n"
+        ));
+    }
+    let config_file = root.join("restore-drill.toml");
+    std::fs::write(&config_file, config).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+        .args(["serve", "--config"])
+        .arg(&config_file)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut idle_kib = Vec::new();
+    let mut delays = Vec::new();
+    let mut fired = Vec::new();
+    let mut finished = 0;
+    while finished < jobs {
+        let line = match receive.recv_timeout(Duration::from_millis(500)) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if chrono::Utc::now() < due - chrono::Duration::seconds(1) {
+                    idle_kib.push(status_kib(pid, "VmRSS"));
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(600),
+                    "drills did not finish"
+                );
+                continue;
+            }
+            Err(e) => panic!("serve ended: {e}"),
+        };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let fields = &value["fields"];
+        match fields["message"].as_str() {
+            Some("drill started") => {
+                let delay = fields["delay_seconds"].as_f64().unwrap();
+                let waited = fields["waited_seconds"].as_f64().unwrap();
+                delays.push(delay);
+                fired.push(delay - waited);
+            }
+            Some("drill finished") => {
+                finished += 1;
+                assert_eq!(fields["outcome"], "passed", "{line}");
+            }
+            _ => {}
+        }
+    }
+    let all_done = chrono::Utc::now();
+    let peak_kib = status_kib(pid, "VmHWM");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+
+    idle_kib.sort_unstable();
+    let idle = idle_kib[idle_kib.len() / 2] as f64 / 1024.0;
+    println!(
+        "{jobs} jobs, max_concurrent_drills = {concurrent}, jitter = {jitter}, all due at {}",
+        due.format("%H:%M:%S")
+    );
+    println!(
+        "idle resident memory: {idle:.1} MiB (median of {} readings)",
+        idle_kib.len()
+    );
+    println!(
+        "fired   (due → the scheduler asks for the drill): p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+        quantile(&mut fired, 0.50),
+        quantile(&mut fired, 0.99),
+        quantile(&mut fired, 1.0)
+    );
+    println!(
+        "started (due → the drill begins, after waiting for a slot): p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+        quantile(&mut delays, 0.50),
+        quantile(&mut delays, 0.99),
+        quantile(&mut delays, 1.0)
+    );
+    println!(
+        "all {jobs} drills passed {:.1} s after the due time; peak resident memory {:.1} MiB",
+        (all_done - due).num_milliseconds() as f64 / 1000.0,
+        peak_kib as f64 / 1024.0
+    );
+}
+
+/// A `/proc/<pid>/status` field in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let index = ((values.len() as f64 - 1.0) * q).round() as usize;
+    values[index]
+}
