@@ -7,6 +7,7 @@ mod cli;
 mod compare;
 mod config_errors;
 mod corpus;
+mod deploy;
 mod drill_catches;
 mod metrics;
 mod scheduler;

@@ -1,0 +1,462 @@
+//! What `deploy/` ships, checked by real tools: promtool on the alert rules, a real Prometheus
+//! scraping a real `restore-drill serve` and evaluating every expression of the rules and the
+//! dashboard, and the structure of the compose stack and the Kubernetes manifests.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{JOB, Lake};
+use crate::serve::{Service, http, promtool};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml(path: &Path) -> serde_yaml::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The alerting rules of alerts.yml.
+fn prometheus_rules() -> Vec<serde_yaml::Value> {
+    let doc = yaml(&repo().join("deploy/prometheus/alerts.yml"));
+    doc["groups"][0]["rules"].as_sequence().unwrap().clone()
+}
+
+fn dashboard() -> Value {
+    let path = repo().join("deploy/grafana/dashboards/restore-drill.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every PromQL expression of the dashboard, with the job variable meaning all jobs.
+fn dashboard_expressions() -> Vec<String> {
+    let mut out = Vec::new();
+    for panel in dashboard()["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            out.push(target["expr"].as_str().unwrap().replace("$job", ".*"));
+        }
+    }
+    out
+}
+
+#[test]
+fn promtool_checks_and_unit_tests_the_alert_rules() {
+    let dir = repo().join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ] {
+        let out = Command::new(promtool())
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every alert is unit-tested.
+    let tests = std::fs::read_to_string(dir.join("alerts_test.yml")).unwrap();
+    for rule in prometheus_rules() {
+        let name = rule["alert"].as_str().unwrap();
+        assert!(
+            tests.contains(&format!("alertname: {name}")),
+            "{name} has no test"
+        );
+        assert!(
+            rule["labels"]["severity"].is_string(),
+            "{name} has no severity"
+        );
+    }
+}
+
+#[test]
+fn every_runbook_url_resolves_to_a_runbook_in_the_repository() {
+    let mut urls = BTreeSet::new();
+    for file in [
+        "deploy/prometheus/alerts.yml",
+        "deploy/kubernetes/prometheusrule.yaml",
+        "deploy/grafana/provisioning/alerting/restore-drill.yml",
+    ] {
+        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+        let found: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("runbook_url: "))
+            .collect();
+        assert_eq!(found.len(), prometheus_rules().len(), "{file}");
+        urls.extend(found.into_iter().map(String::from));
+    }
+    for url in urls {
+        let (_, path) = url
+            .split_once("/blob/main/")
+            .unwrap_or_else(|| panic!("{url} does not point into the repository"));
+        let file = repo().join(path);
+        assert!(file.is_file(), "{url}: {} does not exist", file.display());
+        let text = std::fs::read_to_string(&file).unwrap();
+        for section in [
+            "## Overview",
+            "## Prerequisites",
+            "## Steps",
+            "## Post-incident",
+        ] {
+            assert!(text.contains(section), "{}: no {section}", file.display());
+        }
+    }
+}
+
+#[test]
+fn operator_and_grafana_rules_equal_the_prometheus_rules() {
+    let rules = prometheus_rules();
+    let operator = yaml(&repo().join("deploy/kubernetes/prometheusrule.yaml"));
+    assert_eq!(
+        operator["spec"]["groups"][0]["rules"]
+            .as_sequence()
+            .unwrap(),
+        &rules
+    );
+    let grafana = yaml(&repo().join("deploy/grafana/provisioning/alerting/restore-drill.yml"));
+    let grafana_rules = grafana["groups"][0]["rules"].as_sequence().unwrap();
+    assert_eq!(grafana_rules.len(), rules.len());
+    for (g, p) in grafana_rules.iter().zip(&rules) {
+        assert_eq!(g["title"], p["alert"]);
+        assert_eq!(g["data"][0]["model"]["expr"], p["expr"], "{:?}", p["alert"]);
+        assert_eq!(g["data"][0]["datasourceUid"], "prometheus");
+        assert_eq!(g["labels"], p["labels"]);
+        let for_ = p.get("for").cloned().unwrap_or_else(|| "0m".into());
+        assert_eq!(g["for"], for_, "{:?}", p["alert"]);
+        assert_eq!(
+            g["annotations"]["runbook_url"],
+            p["annotations"]["runbook_url"]
+        );
+    }
+    let datasources = yaml(&repo().join("deploy/grafana/provisioning/datasources/prometheus.yml"));
+    assert_eq!(datasources["datasources"][0]["uid"], "prometheus");
+}
+
+#[test]
+fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_exist() {
+    let compose_dir = repo().join("deploy/compose");
+    let compose = yaml(&compose_dir.join("docker-compose.yml"));
+    let services = compose["services"].as_mapping().unwrap();
+    for name in [
+        "minio",
+        "postgres",
+        "seeder",
+        "restore-drill",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    ] {
+        assert!(
+            services.contains_key(serde_yaml::Value::from(name)),
+            "no service {name}"
+        );
+    }
+    let mut mounted = Vec::new();
+    for (name, service) in services {
+        for volume in service["volumes"].as_sequence().into_iter().flatten() {
+            let spec = volume.as_str().unwrap();
+            let source = spec.split(':').next().unwrap();
+            if source.starts_with('.') {
+                let path = compose_dir.join(source);
+                assert!(
+                    path.exists(),
+                    "service {name:?} mounts {source}, which does not exist"
+                );
+                mounted.push(path);
+            } else {
+                assert!(
+                    compose["volumes"]
+                        .as_mapping()
+                        .unwrap()
+                        .contains_key(serde_yaml::Value::from(source)),
+                    "service {name:?} uses an undeclared volume {source}"
+                );
+            }
+        }
+        if let Some(build) = service.get("build") {
+            let context = compose_dir.join(build["context"].as_str().unwrap());
+            assert!(
+                context
+                    .join(build["dockerfile"].as_str().unwrap())
+                    .is_file()
+            );
+        }
+    }
+    // Every mounted configuration parses.
+    for path in &mounted {
+        if path.is_dir() {
+            continue;
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yml" | "yaml") => {
+                yaml(path);
+            }
+            Some("toml") => {}
+            other => panic!("{}: unexpected mounted file kind {other:?}", path.display()),
+        }
+    }
+    // restore-drill's configuration validates as the container sees it: the config at
+    // /etc/restore-drill/restore-drill.toml with the repository's checks/ beside it.
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        compose_dir.join("restore-drill.toml"),
+        etc.path().join("restore-drill.toml"),
+    )
+    .unwrap();
+    restore_drill::demo::data::copy_folder(&repo().join("checks"), &etc.path().join("checks"))
+        .unwrap();
+    let config = restore_drill::config::load(&etc.path().join("restore-drill.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.jobs.iter().all(|j| j.schedule.is_some()));
+    // The scrape config keeps restore-drill's job label and loads the shipped rules.
+    let prometheus = yaml(&compose_dir.join("prometheus.yml"));
+    assert_eq!(prometheus["scrape_configs"][0]["honor_labels"], true);
+    assert_eq!(prometheus["scrape_configs"][0]["job_name"], "restore-drill");
+
+    // Kubernetes: every kustomization resource exists and parses; the ConfigMap's configuration
+    // and suite validate together.
+    let k8s = repo().join("deploy/kubernetes");
+    let kustomization = yaml(&k8s.join("kustomization.yaml"));
+    let mut kinds = BTreeSet::new();
+    for resource in kustomization["resources"].as_sequence().unwrap() {
+        let doc = yaml(&k8s.join(resource.as_str().unwrap()));
+        kinds.insert(doc["kind"].as_str().unwrap().to_string());
+        if doc["kind"] == "ConfigMap" {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("checks")).unwrap();
+            for (key, value) in doc["data"].as_mapping().unwrap() {
+                let key = key.as_str().unwrap();
+                let target = if key == "restore-drill.toml" {
+                    dir.path().join(key)
+                } else {
+                    dir.path().join("checks").join(key)
+                };
+                std::fs::write(target, value.as_str().unwrap()).unwrap();
+            }
+            restore_drill::config::load(&dir.path().join("restore-drill.toml"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    for kind in [
+        "Namespace",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "ServiceMonitor",
+        "PrometheusRule",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} in the kustomization");
+    }
+    let deployment = yaml(&k8s.join("deployment.yaml"));
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let container = &pod["containers"][0];
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    let monitor = yaml(&k8s.join("servicemonitor.yaml"));
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();
+    for needed in [
+        "USER 10001",
+        "HEALTHCHECK",
+        "/healthz",
+        "CMD [\"serve\"",
+        "VOLUME",
+    ] {
+        assert!(dockerfile.contains(needed), "the Dockerfile lacks {needed}");
+    }
+}
+
+/// A free port on loopback.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Prometheus server on loopback; killed when dropped.
+struct Prometheus {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn start(dir: &Path, target: SocketAddr) -> Prometheus {
+        std::fs::copy(
+            repo().join("deploy/prometheus/alerts.yml"),
+            dir.join("alerts.yml"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - alerts.yml\nscrape_configs:\n  - job_name: restore-drill\n    honor_labels: true\n    static_configs:\n      - targets: [\"{target}\"]\n"
+            ),
+        )
+        .unwrap();
+        let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={address}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package prometheus; scripts/test installs it)");
+        let prometheus = Prometheus { child, address };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(address).is_err()
+            || http(address, "GET", "/-/ready").0 != 200
+        {
+            assert!(Instant::now() < deadline, "Prometheus did not get ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        prometheus
+    }
+
+    /// An instant query; panics unless Prometheus accepts it.
+    fn query(&self, expr: &str) -> Vec<Value> {
+        let encoded: String = url::form_urlencoded::byte_serialize(expr.as_bytes()).collect();
+        let (status, body) = http(
+            self.address,
+            "GET",
+            &format!("/api/v1/query?query={encoded}"),
+        );
+        let answer: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{expr}: {e}: {body}"));
+        assert_eq!(status, 200, "{expr}: {body}");
+        assert_eq!(answer["status"], "success", "{expr}: {body}");
+        answer["data"]["result"].as_array().unwrap().clone()
+    }
+
+    fn wait_until(&self, what: &str, ready: impl Fn(&Prometheus) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !ready(self) {
+            assert!(Instant::now() < deadline, "Prometheus never saw {what}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+fn jobs_in(result: &[Value]) -> BTreeSet<String> {
+    result
+        .iter()
+        .filter_map(|s| s["metric"]["job"].as_str().map(String::from))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_prometheus_evaluates_every_rule_and_dashboard_expression_against_a_real_serve() {
+    let lake = Lake::new(2, 500).await;
+    lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
+    let config = crate::serve::three_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "objectives =",
+        "compare = { key = [\"transaction_id\"], sample_fraction = 0.5 }\nobjectives =",
+    );
+    std::fs::write(&config, text).unwrap();
+    let service = Service::start(&config);
+    let prometheus = Prometheus::start(&lake.root, service.address);
+
+    let all_jobs: BTreeSet<String> = [JOB, "impossible", "unfound"].map(String::from).into();
+    prometheus.wait_until("two scrapes of every job's drills", |p| {
+        jobs_in(&p.query("count_over_time(restore_drill_last_run_success[1m]) >= 2")) == all_jobs
+    });
+
+    // Every metric the rules and the dashboard use has data for the jobs.
+    let mut expressions: Vec<String> = prometheus_rules()
+        .iter()
+        .map(|r| r["expr"].as_str().unwrap().to_string())
+        .collect();
+    let dashboard = dashboard_expressions();
+    expressions.extend(dashboard.iter().cloned());
+    let metric = regex::Regex::new(r"\b(restore_drill_[a-z_]+|up)\b").unwrap();
+    let mut names = BTreeSet::new();
+    for e in &expressions {
+        names.extend(metric.find_iter(e).map(|m| m.as_str().to_string()));
+    }
+    for name in &names {
+        let result = prometheus.query(name);
+        assert!(!result.is_empty(), "no data for {name}");
+        if name.starts_with("restore_drill_") && !result[0]["metric"]["check"].is_string() {
+            let per_job = jobs_in(&result);
+            let expected: BTreeSet<String> = match name.as_str() {
+                // Not measured for drills that erred before the restore, or never passed.
+                "restore_drill_rpo_seconds"
+                | "restore_drill_rto_seconds"
+                | "restore_drill_restore_duration_seconds"
+                | "restore_drill_verify_duration_seconds"
+                | "restore_drill_restored_bytes"
+                | "restore_drill_restored_rows"
+                | "restore_drill_snapshot_age_seconds" => {
+                    [JOB, "impossible"].map(String::from).into()
+                }
+                "restore_drill_compare_mismatched_rows" => {
+                    [JOB, "impossible"].map(String::from).into()
+                }
+                "restore_drill_last_success_timestamp_seconds" => [JOB].map(String::from).into(),
+                "restore_drill_start_time_seconds" => ["restore-drill".to_string()].into(),
+                _ => all_jobs.clone(),
+            };
+            assert_eq!(per_job, expected, "jobs of {name}");
+        }
+    }
+    // Every expression is valid PromQL; the dashboard's all return data.
+    for e in &expressions {
+        prometheus.query(e);
+    }
+    for e in &dashboard {
+        assert!(
+            !prometheus.query(e).is_empty(),
+            "no data for the panel query {e}"
+        );
+    }
+
+    // The failing job's alert is active; the passing job has none.
+    prometheus.wait_until("RestoreDrillFailed for the failing job", |p| {
+        jobs_in(&p.query("ALERTS{alertname=\"RestoreDrillFailed\"}"))
+            == ["impossible".to_string()].into()
+    });
+    let active = prometheus.query("ALERTS");
+    let alerts_of = |job: &str| -> BTreeSet<String> {
+        active
+            .iter()
+            .filter(|a| a["metric"]["job"] == job)
+            .map(|a| a["metric"]["alertname"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        alerts_of(JOB).is_empty(),
+        "the passing job alerts: {:?}",
+        alerts_of(JOB)
+    );
+    assert!(alerts_of("impossible").contains("RestoreDrillFailed"));
+    assert!(alerts_of("unfound").contains("RestoreDrillErroring"));
+    assert!(alerts_of("restore-drill").is_empty(), "restore-drill is up");
+}
