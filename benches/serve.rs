@@ -43,7 +43,7 @@ fn main() {
     let due = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 20, 0).unwrap();
     let schedule = due.format("%S %M %H * * *").to_string();
     let mut config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_drills = {concurrent}\nshutdown_grace = \"0s\"\n"
+        "[history]\njournal = \"journal\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_drills = {concurrent}\nshutdown_grace = \"0s\"\n"
     );
     for i in 0..jobs {
         config.push_str(&format!(

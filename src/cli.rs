@@ -1,4 +1,4 @@
-//! The commands: `demo`, `run`, `serve`, `validate`, `snapshots`.
+//! The commands: `demo`, `run`, `serve`, `history`, `validate`, `snapshots`.
 //!
 //! Exit codes: 0 passed (or valid), 1 a drill failed (the backup is not trustworthy), 2 an error
 //! (bad configuration, no snapshot, storage unreachable, bad arguments).
@@ -14,6 +14,7 @@ use crate::clock::SystemClock;
 use crate::config;
 use crate::drill::summary::human_bytes;
 use crate::drill::{self, DrillOptions, NoProgress, Progress};
+use crate::history::History;
 use crate::restore::CopyProgress;
 use crate::snapshot;
 
@@ -62,6 +63,23 @@ pub enum Command {
     Validate {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Recent drills, newest first: from PostgreSQL when configured, else from the journal.
+    History {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this job's drills.
+        #[arg(long)]
+        job: Option<String>,
+        /// Only drills started at or after this date (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// At most this many drills.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print the reports as JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// List a job's snapshots, newest first.
     Snapshots {
@@ -166,6 +184,63 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 Ok(2)
             }
         },
+        Command::History {
+            config,
+            job,
+            since,
+            limit,
+            json,
+        } => {
+            let config = load_or_report(&config)?;
+            let Some(config) = config else { return Ok(2) };
+            if let Some(job) = &job {
+                config.job(job).map_err(anyhow::Error::msg)?;
+            }
+            let since = since.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+            let history = History::new(&config.history);
+            let (source, reports) = history.recent(job.as_deref(), since, limit).await?;
+            if json {
+                for r in &reports {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+                return Ok(0);
+            }
+            eprintln!(
+                "{} drill{} from {source}",
+                reports.len(),
+                if reports.len() == 1 { "" } else { "s" }
+            );
+            println!(
+                "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  RUN",
+                "STARTED (UTC)", "JOB", "OUTCOME", "RPO", "RTO", "FINDINGS"
+            );
+            let seconds = |v: &serde_json::Value| {
+                v.as_f64().map_or("-".to_string(), |s| {
+                    crate::config::format_duration(std::time::Duration::from_secs_f64(
+                        s.max(0.0).round(),
+                    ))
+                })
+            };
+            for r in &reports {
+                let started = r["started_at"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map_or("-".to_string(), |t| {
+                        t.format("%Y-%m-%d %H:%M:%S").to_string()
+                    });
+                println!(
+                    "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  {}",
+                    started,
+                    r["job"].as_str().unwrap_or("-"),
+                    r["outcome"].as_str().unwrap_or("-"),
+                    seconds(&r["rpo_seconds"]),
+                    seconds(&r["rto_seconds"]),
+                    r["findings"].as_array().map_or(0, |f| f.len()),
+                    r["run_id"].as_str().unwrap_or("-"),
+                );
+            }
+            Ok(0)
+        }
         Command::Snapshots { config, job } => {
             let config = load_or_report(&config)?;
             let Some(config) = config else { return Ok(2) };
@@ -217,6 +292,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", drill::summary::render(&report));
+            }
+            // Evidence: a drill that is not recorded did not happen, as far as an audit knows.
+            let history = std::sync::Arc::new(History::new(&config.history));
+            if let Err(e) = history.record(job, &report, &SystemClock).await {
+                eprintln!("error: the drill could not be recorded: {e}");
+                return Ok(2);
+            }
+            if let Err(e) = history.sync().await {
+                eprintln!(
+                    "warning: {e}; the record waits in the journal and is sent by the next run or serve"
+                );
             }
             Ok(report.outcome.exit_code())
         }

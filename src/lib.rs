@@ -14,6 +14,7 @@
 //! - [`restore`]: copying a snapshot into the sandbox; structure verification.
 //! - [`verify`]: suites, the one-scan compiler, evaluation against thresholds and the source.
 //! - [`drill`]: one run from discovery to clean-up, and its report.
+//! - [`history`]: the journal of every drill, and PostgreSQL fed from it.
 //! - [`metrics`]: the Prometheus metric set.
 //! - [`scheduler`]: `serve`'s schedules, overlap guard, concurrency bound, timeouts.
 //! - [`server`]: `serve`'s HTTP endpoints, with optional TLS and basic auth.
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod drill;
+pub mod history;
 pub mod metrics;
 pub mod restore;
 pub mod scheduler;

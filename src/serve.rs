@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, format_duration};
 use crate::drill::sweep_sandboxes;
+use crate::history::History;
 use crate::metrics::DrillMetrics;
 use crate::scheduler::{Drills, Scheduler};
 use crate::server::{self, App, WebConfig};
@@ -54,10 +55,14 @@ pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
+    let history = Arc::new(History::new(&config.history));
+    let stop_sync = CancellationToken::new();
+    let sync = tokio::spawn(history.clone().sync_loop(stop_sync.clone()));
     let scheduler = Scheduler::start(
         &config,
         Arc::new(Drills::new(clock.clone())),
         metrics.clone(),
+        Some(history.clone()),
         clock.clone(),
     );
     let tls = web.tls.is_some();
@@ -69,6 +74,8 @@ pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
         tls,
         jobs = config.jobs.len(),
         scheduled = config.jobs.iter().filter(|j| j.schedule.is_some()).count(),
+        journal = %config.history.journal.display(),
+        postgres = history.postgres_place(),
         "serving"
     );
 
@@ -100,6 +107,12 @@ pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
     }
     stop_http.cancel();
     let _ = http.await;
+    // A last send of what the shutdown recorded; what does not arrive waits in the journal.
+    stop_sync.cancel();
+    let _ = sync.await;
+    if let Err(e) = history.sync().await {
+        tracing::warn!(error = %e, "records wait in the journal until PostgreSQL is reachable");
+    }
     tracing::info!("stopped");
     Ok(0)
 }
@@ -142,6 +155,11 @@ fn reload(
                     listening = %current.server.listen,
                     configured = %new.server.listen,
                     "[server] listen changed; the new address takes effect after a restart"
+                );
+            }
+            if new.history != current.history {
+                tracing::warn!(
+                    "[history] changed; the new journal and database take effect after a restart"
                 );
             }
             scheduler.reload(&new);

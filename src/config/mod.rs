@@ -42,7 +42,17 @@ fn render(problems: &[Problem]) -> String {
 pub struct Config {
     pub file: PathBuf,
     pub server: Server,
+    pub history: HistorySettings,
     pub jobs: Vec<Job>,
+}
+
+/// Where drills are recorded (`[history]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySettings {
+    /// The journal's folder: one file per job.
+    pub journal: PathBuf,
+    /// A PostgreSQL URL; never shown in messages (it may hold a password).
+    pub postgres: Option<String>,
 }
 
 /// How `serve` listens and runs drills (`[server]`).
@@ -114,6 +124,9 @@ pub struct Job {
     pub timeout: Duration,
     /// Each scheduled drill starts after a random delay of up to this long.
     pub jitter: Duration,
+    /// SHA-256 of the configuration file's text and of the suite file's text, for the record.
+    pub config_sha256: String,
+    pub suite_sha256: String,
 }
 
 /// Where a job's snapshots are and what they are.
@@ -170,7 +183,7 @@ pub fn parse(
     raw: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let (text, unset) = substitute(raw, env);
+    let (text, unset) = substitute(raw, &env);
     let mut p = Problems::new(file, &text);
     {
         let raw_problems = Problems::new(file, raw);
@@ -209,6 +222,13 @@ pub fn parse(
         None => Some(Server::default()),
         Some(f) => server(f, &base, &mut p),
     };
+    let history = history(
+        top.table("history", "[history]", &mut p),
+        &base,
+        &env,
+        &mut p,
+    );
+    let config_sha256 = crate::history::journal::sha256_hex(raw.as_bytes());
     let mut jobs: Vec<Job> = Vec::new();
     let mut suite_problems = Vec::new();
     match top.item("job", &p) {
@@ -222,7 +242,10 @@ pub fn parse(
                 for (i, table) in tables.iter().enumerate() {
                     let at = p.position_of(table.span());
                     let fields = Fields::new(table, at, format!("job #{}", i + 1));
-                    if let Some((job, at)) = read_job(fields, &base, &mut p, &mut suite_problems) {
+                    if let Some((mut job, at)) =
+                        read_job(fields, &base, &mut p, &mut suite_problems)
+                    {
+                        job.config_sha256 = config_sha256.clone();
                         if jobs.iter().any(|j| j.name == job.name) {
                             p.report(
                                 at,
@@ -238,14 +261,60 @@ pub fn parse(
     top.finish(&mut p);
     let mut problems = p.into_vec();
     problems.extend(suite_problems);
-    match server {
-        Some(server) if problems.is_empty() => Ok(Config {
+    match (server, history) {
+        (Some(server), Some(history)) if problems.is_empty() => Ok(Config {
             file: file.to_path_buf(),
             server,
+            history,
             jobs,
         }),
         _ => Err(ConfigError { problems }),
     }
+}
+
+/// `[history]`; without `journal`, the journal lives in the user's state folder:
+/// `$RESTORE_DRILL_STATE_DIR/journal`, `$XDG_STATE_HOME/restore-drill/journal` or
+/// `~/.local/state/restore-drill/journal`.
+fn history(
+    f: Option<Fields>,
+    base: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+    p: &mut Problems,
+) -> Option<HistorySettings> {
+    let default_journal = || {
+        env("RESTORE_DRILL_STATE_DIR")
+            .map(|d| PathBuf::from(d).join("journal"))
+            .or_else(|| {
+                env("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("restore-drill/journal"))
+            })
+            .or_else(|| {
+                env("HOME").map(|d| PathBuf::from(d).join(".local/state/restore-drill/journal"))
+            })
+            .unwrap_or_else(|| base.join("restore-drill-journal"))
+    };
+    let Some(mut f) = f else {
+        return Some(HistorySettings {
+            journal: default_journal(),
+            postgres: None,
+        });
+    };
+    let journal = f.string("journal", p).map(|j| base.join(j.value));
+    let postgres = match f.string("postgres", p) {
+        None => Some(None),
+        Some(url) if url.value.parse::<tokio_postgres::Config>().is_ok() => Some(Some(url.value)),
+        Some(url) => {
+            p.report(
+                url.at,
+                "[history]: `postgres` is not a PostgreSQL URL; write e.g. \"postgres://user@host:5432/db\" (passwords belong in an environment variable: \"${RESTORE_DRILL_PG_URL}\")",
+            );
+            None
+        }
+    };
+    f.finish(p);
+    Some(HistorySettings {
+        journal: journal.unwrap_or_else(default_journal),
+        postgres: postgres?,
+    })
 }
 
 fn server(mut f: Fields, base: &Path, p: &mut Problems) -> Option<Server> {
@@ -442,6 +511,9 @@ fn read_job(
     });
     f.finish(p);
     let (suite_path, suite) = suite?;
+    let suite_sha256 = std::fs::read(&suite_path)
+        .map(|bytes| crate::history::journal::sha256_hex(&bytes))
+        .unwrap_or_default();
     Some((
         Job {
             name: name?.value,
@@ -459,6 +531,8 @@ fn read_job(
             schedule: schedule?,
             timeout: timeout?,
             jitter: jitter?,
+            config_sha256: String::new(),
+            suite_sha256,
         },
         at,
     ))

@@ -22,6 +22,12 @@ fn config_text(root: &Path) -> String {
     format!(
         r#"# A drill of the demo's financial_transactions table.
 
+[history]
+journal = "journal"                 # every drill's record, hash-chained
+
+[server]
+listen = "127.0.0.1:9841"           # for `restore-drill serve`
+
 [[job]]
 name = "financial_transactions"
 description = "Card and transfer transactions, one row per booking"
@@ -33,6 +39,7 @@ suite = "checks/financial_transactions.toml"
 objectives = {{ rpo = "26h", rto = "15m" }}
 compare = {{ key = ["transaction_id"], sample_fraction = 0.01 }}
 redact = ["account_id"]
+schedule = "0 */5 * * * *"          # `serve` drills it every five minutes
 "#,
         root = root.display()
     )
@@ -175,6 +182,10 @@ pub async fn run(
     );
     println!("  {}/config.toml                   the job", root.display());
     println!(
+        "  {}/journal/                      the record of every `run` and `serve` drill",
+        root.display()
+    );
+    println!(
         "  {}/checks/                       the suite",
         root.display()
     );
@@ -193,6 +204,11 @@ pub async fn run(
         "      {exe} snapshots --config {} financial_transactions",
         files.config.display()
     );
+    println!(
+        "      {exe} serve --config {}      (then http://127.0.0.1:9841/jobs and /metrics)",
+        files.config.display()
+    );
+    println!("      {exe} history --config {}", files.config.display());
     let expected = healthy.outcome == Outcome::Passed && damaged.outcome == Outcome::Failed;
     if !expected {
         anyhow::bail!(

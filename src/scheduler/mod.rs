@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::{Config, Job, format_duration};
 use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome, new_run_id};
+use crate::history::History;
 use crate::metrics::DrillMetrics;
 use crate::storage::SandboxRoot;
 
@@ -161,6 +162,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     runner: Arc<dyn DrillRunner>,
     metrics: Arc<DrillMetrics>,
+    history: Option<Arc<History>>,
     state: Mutex<State>,
     /// Cancelled at shutdown: no drill starts after it.
     stopping: CancellationToken,
@@ -186,11 +188,13 @@ struct Entry {
 }
 
 impl Scheduler {
-    /// Starts scheduling the jobs of `config`. Must be called within a tokio runtime.
+    /// Starts scheduling the jobs of `config`; each drill is recorded in `history` before it
+    /// counts as finished. Must be called within a tokio runtime.
     pub fn start(
         config: &Config,
         runner: Arc<dyn DrillRunner>,
         metrics: Arc<DrillMetrics>,
+        history: Option<Arc<History>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let max = config.server.max_concurrent_drills;
@@ -199,6 +203,7 @@ impl Scheduler {
                 clock,
                 runner,
                 metrics,
+                history,
                 state: Mutex::new(State {
                     jobs: BTreeMap::new(),
                     permits: Arc::new(Semaphore::new(max)),
@@ -428,6 +433,7 @@ impl Inner {
                 Outcome::Aborted,
                 "the service shut down before the drill's turn came; it never started".into(),
             );
+            self.record(&job, &report).await;
             self.finished(report, false);
             return;
         };
@@ -489,7 +495,16 @@ impl Inner {
             }
         };
         drop(permit);
+        self.record(&job, &report).await;
         self.finished(report, true);
+    }
+
+    async fn record(&self, job: &Job, report: &DrillReport) {
+        if let Some(history) = &self.history
+            && let Err(e) = history.record(job, report, self.clock.as_ref()).await
+        {
+            tracing::error!(job = %job.name, run_id = %report.run_id, error = %e, "the drill could not be recorded in the journal");
+        }
     }
 
     fn finished(&self, report: DrillReport, was_running: bool) {

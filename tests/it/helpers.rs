@@ -146,11 +146,17 @@ pub fn data_files(table: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Where the binary keeps its journal in tests whose configuration names none.
+pub fn state_dir() -> PathBuf {
+    std::env::temp_dir().join("restore-drill-tests-state")
+}
+
 /// Runs the built binary.
 pub fn cli(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
         .args(args)
         .env("RUST_LOG", "off")
+        .env("RESTORE_DRILL_STATE_DIR", state_dir())
         .output()
         .unwrap()
 }

@@ -9,6 +9,7 @@ mod config_errors;
 mod corpus;
 mod deploy;
 mod drill_catches;
+mod history;
 mod metrics;
 mod scheduler;
 mod serve;

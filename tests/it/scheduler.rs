@@ -105,6 +105,7 @@ fn start(config: &Config, drills: &Arc<StandIn>) -> (Scheduler, Arc<DrillMetrics
         config,
         drills.clone(),
         metrics.clone(),
+        None,
         Arc::new(drills.clock),
     );
     (scheduler, metrics)

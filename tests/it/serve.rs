@@ -24,6 +24,7 @@ impl Service {
             .args(["serve", "--config"])
             .arg(config)
             .env_remove("RUST_LOG")
+            .env("RESTORE_DRILL_STATE_DIR", crate::helpers::state_dir())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

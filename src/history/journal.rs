@@ -1,0 +1,400 @@
+//! The journal: every drill's record, appended to a local file per job and chained by hashes.
+//!
+//! `<dir>/<job>.jsonl` holds one line per drill: `{"hash":"<sha256>","record":{…}}`, where the
+//! hash is the SHA-256 of the record's exact bytes and each record names the previous record's
+//! hash (`prev`) and its sequence number (`seq`). Editing or removing a record breaks the chain
+//! at that place, and the check says where. An append takes an exclusive lock on the file,
+//! writes the line and `fsync`s before returning: once `append` returns, the drill is
+//! recorded. A line torn by a crash (no final newline) was never acknowledged; the next append
+//! cuts it off and readers skip it. `<dir>/id` names the journal (PostgreSQL keeps one sequence
+//! per journal and job).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::HistoryError;
+
+/// The journal in one folder.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+/// What a record says besides the report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub seq: u64,
+    /// The hash of the job's previous record; `None` for its first.
+    pub prev: Option<String>,
+    pub job: String,
+    pub run_id: String,
+    pub recorded_at: DateTime<Utc>,
+    pub tool_version: String,
+    /// SHA-256 of the configuration file's text and of the job's suite file's text.
+    pub config_sha256: String,
+    pub suite_sha256: String,
+    /// The drill's JSON report (see the README's report contract).
+    pub report: Value,
+}
+
+/// A record as stored, with its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub hash: String,
+    pub record: Record,
+}
+
+/// The result of checking one job's chain.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChainCheck {
+    pub job: String,
+    pub records: usize,
+    /// Empty when the chain is intact; otherwise each place where it breaks, in words.
+    pub problems: Vec<String>,
+}
+
+impl ChainCheck {
+    pub fn intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+const PREFIX: &str = "{\"hash\":\"";
+const MIDDLE: &str = "\",\"record\":";
+
+impl Journal {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, job: &str) -> PathBuf {
+        self.dir.join(format!("{job}.jsonl"))
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> HistoryError {
+        let path = path.to_path_buf();
+        move |source| HistoryError::Journal {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    /// The journal's id, created with the journal.
+    pub fn id(&self) -> Result<String, HistoryError> {
+        let path = self.dir.join("id");
+        let io = self.io(&path);
+        match std::fs::read_to_string(&path) {
+            Ok(id) => Ok(id.trim().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
+                let id = format!("{:016x}", rand::random::<u64>());
+                let temporary = self.dir.join(format!("id.{}", std::process::id()));
+                std::fs::write(&temporary, format!("{id}\n")).map_err(&io)?;
+                // Another process may have created it meanwhile: the first one wins.
+                match std::fs::hard_link(&temporary, &path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io(e)),
+                }
+                let _ = std::fs::remove_file(&temporary);
+                sync_dir(&self.dir).map_err(self.io(&self.dir))?;
+                Ok(std::fs::read_to_string(&path)
+                    .map_err(io)?
+                    .trim()
+                    .to_string())
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// Appends a record of `job`; fills in `seq` and `prev`. Returns the record as stored.
+    pub fn append(&self, mut record: Record) -> Result<Stored, HistoryError> {
+        std::fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
+        self.id()?;
+        let path = self.file(&record.job);
+        let io = self.io(&path);
+        let created = !path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(&io)?;
+        file.lock().map_err(&io)?;
+        let last = cut_torn_tail(&mut file).map_err(&io)?;
+        match last {
+            Some(line) => {
+                let previous = parse_line(&line).map_err(|reason| HistoryError::Corrupt {
+                    path: path.clone(),
+                    reason: format!("its last record cannot be read ({reason})"),
+                })?;
+                record.seq = previous.record.seq + 1;
+                record.prev = Some(previous.hash);
+            }
+            None => {
+                record.seq = 1;
+                record.prev = None;
+            }
+        }
+        let body = serde_json::to_string(&record).expect("records serialize");
+        let hash = sha256_hex(body.as_bytes());
+        let line = format!("{PREFIX}{hash}{MIDDLE}{body}}}\n");
+        file.seek(SeekFrom::End(0)).map_err(&io)?;
+        file.write_all(line.as_bytes()).map_err(&io)?;
+        file.sync_data().map_err(&io)?;
+        file.unlock().map_err(&io)?;
+        if created {
+            sync_dir(&self.dir).map_err(self.io(&self.dir))?;
+        }
+        Ok(Stored { hash, record })
+    }
+
+    /// The jobs that have records, by name.
+    pub fn jobs(&self) -> Result<Vec<String>, HistoryError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io(&self.dir)(e)),
+        };
+        let mut jobs: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".jsonl"))
+                    .map(String::from)
+            })
+            .collect();
+        jobs.sort();
+        Ok(jobs)
+    }
+
+    /// Every readable record of `job`, in order, and the check of its chain.
+    pub fn read(&self, job: &str) -> Result<(Vec<Stored>, ChainCheck), HistoryError> {
+        let path = self.file(job);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(self.io(&path)(e)),
+        };
+        let mut records: Vec<Stored> = Vec::new();
+        let mut problems = Vec::new();
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..end],
+            None => "",
+        };
+        for (number, line) in complete.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+            let place = format!("{}:{}", path.display(), number + 1);
+            let stored = match parse_line(line) {
+                Ok(s) => s,
+                Err(reason) => {
+                    problems.push(format!("{place}: the record cannot be read ({reason})"));
+                    continue;
+                }
+            };
+            let body = &line[PREFIX.len() + 64 + MIDDLE.len()..line.len() - 1];
+            let name = format!(
+                "record {} (run {})",
+                stored.record.seq, stored.record.run_id
+            );
+            if sha256_hex(body.as_bytes()) != stored.hash {
+                problems.push(format!(
+                    "{place}: {name} was altered: its content does not match its hash"
+                ));
+            }
+            match records.last() {
+                None if stored.record.seq != 1 && stored.record.prev.is_some() => {
+                    problems.push(format!(
+                        "{place}: records 1 to {} are missing: the journal starts at {name}",
+                        stored.record.seq - 1
+                    ));
+                }
+                Some(previous) if stored.record.seq != previous.record.seq + 1 => {
+                    let first = previous.record.seq + 1;
+                    let last = stored.record.seq.saturating_sub(1);
+                    problems.push(if first == last {
+                        format!("{place}: record {first} is missing (before {name})")
+                    } else if first < last {
+                        format!("{place}: records {first} to {last} are missing (before {name})")
+                    } else {
+                        format!(
+                            "{place}: {name} repeats or goes back in sequence after record {}",
+                            previous.record.seq
+                        )
+                    });
+                }
+                Some(previous) if stored.record.prev.as_deref() != Some(previous.hash.as_str()) => {
+                    problems.push(format!(
+                        "{place}: {name} does not follow record {}: that record was altered or replaced",
+                        previous.record.seq
+                    ));
+                }
+                _ => {}
+            }
+            records.push(stored);
+        }
+        let check = ChainCheck {
+            job: job.to_string(),
+            records: records.len(),
+            problems,
+        };
+        Ok((records, check))
+    }
+}
+
+/// Parses one stored line.
+fn parse_line(line: &str) -> Result<Stored, String> {
+    let rest = line
+        .strip_prefix(PREFIX)
+        .ok_or("it does not start with its hash")?;
+    if rest.len() < 64 + MIDDLE.len() || !rest.ends_with('}') {
+        return Err("it is cut short".into());
+    }
+    let (hash, rest) = rest.split_at(64);
+    let body = rest
+        .strip_prefix(MIDDLE)
+        .ok_or("its hash is not 64 hex digits")?;
+    let body = &body[..body.len() - 1];
+    let record: Record = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    Ok(Stored {
+        hash: hash.to_string(),
+        record,
+    })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Cuts off a last line without a newline (a torn write) and returns the last complete line.
+fn cut_torn_tail(file: &mut File) -> std::io::Result<Option<String>> {
+    let length = file.seek(SeekFrom::End(0))?;
+    if length == 0 {
+        return Ok(None);
+    }
+    // Read backwards until two newlines (or the start) bracket the last complete line.
+    let mut tail: Vec<u8> = Vec::new();
+    let mut position = length;
+    let chunk = 64 * 1024;
+    loop {
+        let start = position.saturating_sub(chunk);
+        let mut buffer = vec![0; (position - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buffer)?;
+        buffer.extend_from_slice(&tail);
+        tail = buffer;
+        position = start;
+        let newlines = tail.iter().filter(|b| **b == b'\n').count();
+        let ends_complete = tail.last() == Some(&b'\n');
+        if position == 0 || newlines >= 2 || (newlines == 1 && !ends_complete) {
+            break;
+        }
+    }
+    let Some(last_newline) = tail.iter().rposition(|b| *b == b'\n') else {
+        // No complete line at all: the whole file is one torn write.
+        file.set_len(0)?;
+        return Ok(None);
+    };
+    if last_newline + 1 < tail.len() {
+        let keep = position + last_newline as u64 + 1;
+        file.set_len(keep)?;
+        file.sync_data()?;
+    }
+    let complete = &tail[..last_newline];
+    let start = complete
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    Ok(Some(
+        String::from_utf8_lossy(&complete[start..]).into_owned(),
+    ))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(job: &str, run: &str) -> Record {
+        Record {
+            seq: 0,
+            prev: None,
+            job: job.into(),
+            run_id: run.into(),
+            recorded_at: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+            tool_version: "0.1.0".into(),
+            config_sha256: "c".repeat(64),
+            suite_sha256: "s".repeat(64),
+            report: serde_json::json!({ "job": job, "run_id": run, "outcome": "passed" }),
+        }
+    }
+
+    #[test]
+    fn appends_chain_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        let a = journal.append(record("orders", "run-1")).unwrap();
+        let b = journal.append(record("orders", "run-2")).unwrap();
+        journal.append(record("payments", "run-3")).unwrap();
+        assert_eq!((a.record.seq, b.record.seq), (1, 2));
+        assert_eq!(b.record.prev.as_deref(), Some(a.hash.as_str()));
+        let (records, check) = journal.read("orders").unwrap();
+        assert!(check.intact(), "{:?}", check.problems);
+        assert_eq!(records, vec![a, b]);
+        assert_eq!(journal.jobs().unwrap(), vec!["orders", "payments"]);
+        assert_eq!(journal.id().unwrap().len(), 16);
+    }
+
+    #[test]
+    fn edited_and_removed_records_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        for i in 1..=5 {
+            journal
+                .append(record("orders", &format!("run-{i}")))
+                .unwrap();
+        }
+        let path = dir.path().join("orders.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        lines[1] = lines[1].replace("\"passed\"", "\"failed\"");
+        lines.remove(3);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let (_, check) = journal.read("orders").unwrap();
+        assert_eq!(check.problems.len(), 2, "{:?}", check.problems);
+        assert!(check.problems[0].contains("orders.jsonl:2: record 2 (run run-2) was altered"));
+        assert!(check.problems[1].contains("orders.jsonl:4: record 4 is missing (before record 5"));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_and_cut_by_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        journal.append(record("orders", "run-1")).unwrap();
+        let path = dir.path().join("orders.jsonl");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"hash\":\"abc").unwrap();
+        let (records, check) = journal.read("orders").unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(check.intact());
+        let next = journal.append(record("orders", "run-2")).unwrap();
+        assert_eq!(next.record.seq, 2);
+        let (records, check) = journal.read("orders").unwrap();
+        assert_eq!(records.len(), 2);
+        assert!(check.intact(), "{:?}", check.problems);
+    }
+}

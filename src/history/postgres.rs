@@ -1,0 +1,327 @@
+//! The PostgreSQL store: runs and check results in tables, fed from the journal.
+//!
+//! The schema is created and migrated by restore-drill itself: numbered migrations applied in a
+//! transaction that holds an advisory lock, so several processes starting at once apply each
+//! migration exactly once. Records arrive in journal order; the run id is the key, so sending a
+//! record twice stores it once.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls};
+
+use super::HistoryError;
+use super::journal::Stored;
+
+/// The schema, one migration per entry; applied in order, never edited once released.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "runs and check results",
+    r#"
+CREATE TABLE restore_drill_runs (
+    run_id text PRIMARY KEY,
+    job text NOT NULL,
+    journal_id text NOT NULL,
+    seq bigint NOT NULL,
+    record_hash text NOT NULL,
+    prev_hash text,
+    recorded_at timestamptz NOT NULL,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL,
+    outcome text NOT NULL,
+    error text,
+    snapshot_id text,
+    snapshot_version bigint,
+    snapshot_commit_at timestamptz,
+    restored_files bigint,
+    restored_bytes bigint,
+    restored_rows bigint,
+    restore_seconds double precision,
+    verify_seconds double precision,
+    rpo_seconds double precision,
+    rto_seconds double precision,
+    rpo_objective_seconds double precision NOT NULL,
+    rto_objective_seconds double precision NOT NULL,
+    findings integer NOT NULL,
+    tool_version text NOT NULL,
+    config_sha256 text NOT NULL,
+    suite_sha256 text NOT NULL,
+    report jsonb NOT NULL,
+    UNIQUE (journal_id, job, seq)
+);
+CREATE INDEX restore_drill_runs_job_started ON restore_drill_runs (job, started_at DESC);
+CREATE INDEX restore_drill_runs_started ON restore_drill_runs (started_at DESC);
+CREATE TABLE restore_drill_check_results (
+    run_id text NOT NULL REFERENCES restore_drill_runs (run_id) ON DELETE CASCADE,
+    check_id text NOT NULL,
+    kind text NOT NULL,
+    severity text NOT NULL,
+    outcome text NOT NULL,
+    message text,
+    observed jsonb,
+    expected jsonb,
+    PRIMARY KEY (run_id, check_id)
+);
+CREATE INDEX restore_drill_check_results_failed
+    ON restore_drill_check_results (check_id) WHERE outcome = 'failed';
+"#,
+)];
+
+/// Any number that other applications are unlikely to use as an advisory lock key.
+const MIGRATION_LOCK: i64 = 0x7265_7374_6f72_6531;
+
+/// A connection to the history database.
+pub struct PostgresStore {
+    client: Client,
+    /// `host:port` for messages: never the URL, which may hold a password.
+    pub place: String,
+}
+
+fn pg_error(place: &str, e: tokio_postgres::Error) -> HistoryError {
+    HistoryError::Postgres {
+        place: place.to_string(),
+        reason: e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.to_string()),
+    }
+}
+
+/// Where a URL points, without its credentials.
+pub fn place_of(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(config) => {
+            let host = config
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into());
+            let port = config.get_ports().first().copied().unwrap_or(5432);
+            let db = config.get_dbname().unwrap_or("");
+            format!("{host}:{port}/{db}")
+        }
+        Err(_) => "an unparsable PostgreSQL URL".into(),
+    }
+}
+
+impl PostgresStore {
+    /// Connects (giving up after `timeout`) and brings the schema up to date.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, HistoryError> {
+        let place = place_of(url);
+        let unreachable = |reason: String| HistoryError::Postgres {
+            place: place.clone(),
+            reason,
+        };
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| unreachable(format!("{e}")))?;
+        config.connect_timeout(timeout);
+        config.application_name("restore-drill");
+        let (client, connection) = tokio::time::timeout(timeout, config.connect(NoTls))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} s", timeout.as_secs())))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        let mut store = Self { client, place };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    fn error(&self, e: tokio_postgres::Error) -> HistoryError {
+        pg_error(&self.place, e)
+    }
+
+    /// Applies the migrations this database lacks; safe to run from several processes at once.
+    pub async fn migrate(&mut self) -> Result<(), HistoryError> {
+        let place = self.place.clone();
+        let transaction = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| pg_error(&place, e))?;
+        let result: Result<(), tokio_postgres::Error> = async {
+            transaction
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            transaction
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS restore_drill_schema_migrations (
+                        version integer PRIMARY KEY,
+                        name text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now())",
+                )
+                .await?;
+            let applied: Vec<i32> = transaction
+                .query("SELECT version FROM restore_drill_schema_migrations", &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for (version, name, sql) in MIGRATIONS {
+                if applied.contains(version) {
+                    continue;
+                }
+                transaction.batch_execute(sql).await?;
+                transaction
+                    .execute(
+                        "INSERT INTO restore_drill_schema_migrations (version, name) VALUES ($1, $2)",
+                        &[version, name],
+                    )
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => transaction.commit().await.map_err(|e| pg_error(&place, e)),
+            Err(e) => Err(pg_error(&place, e)),
+        }
+    }
+
+    /// The highest sequence number stored for `job` from the journal `journal_id` (0: none).
+    pub async fn stored_up_to(&self, journal_id: &str, job: &str) -> Result<u64, HistoryError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT coalesce(max(seq), 0) FROM restore_drill_runs WHERE journal_id = $1 AND job = $2",
+                &[&journal_id, &job],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    /// Stores one record and its check results; a record already stored is left as it is.
+    /// Returns whether it was new.
+    pub async fn insert(
+        &mut self,
+        journal_id: &str,
+        stored: &Stored,
+    ) -> Result<bool, HistoryError> {
+        let r = &stored.record;
+        let report = &r.report;
+        let text = |v: &Value| v.as_str().map(String::from);
+        let time = |v: &Value| {
+            v.as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let int = |v: &Value| v.as_i64();
+        let float = |v: &Value| v.as_f64();
+        let findings = report["findings"].as_array().map_or(0, |f| f.len()) as i32;
+        let started = time(&report["started_at"]).unwrap_or(r.recorded_at);
+        let finished = time(&report["finished_at"]).unwrap_or(r.recorded_at);
+        let place = self.place.clone();
+        let transaction = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| pg_error(&place, e))?;
+        let result: Result<bool, tokio_postgres::Error> = async {
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO restore_drill_runs (run_id, job, journal_id, seq, record_hash, prev_hash,
+                        recorded_at, started_at, finished_at, outcome, error, snapshot_id,
+                        snapshot_version, snapshot_commit_at, restored_files, restored_bytes,
+                        restored_rows, restore_seconds, verify_seconds, rpo_seconds, rto_seconds,
+                        rpo_objective_seconds, rto_objective_seconds, findings, tool_version,
+                        config_sha256, suite_sha256, report)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                        $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
+                     ON CONFLICT (run_id) DO NOTHING",
+                    &[
+                        &r.run_id,
+                        &r.job,
+                        &journal_id,
+                        &(r.seq as i64),
+                        &stored.hash,
+                        &r.prev,
+                        &r.recorded_at,
+                        &started,
+                        &finished,
+                        &text(&report["outcome"]).unwrap_or_default(),
+                        &text(&report["error"]),
+                        &text(&report["snapshot"]["id"]),
+                        &int(&report["snapshot"]["version"]),
+                        &time(&report["snapshot"]["commit_timestamp"]),
+                        &int(&report["restore"]["files"]),
+                        &int(&report["restore"]["bytes"]),
+                        &int(&report["verify"]["rows"]),
+                        &float(&report["restore"]["seconds"]),
+                        &float(&report["verify"]["seconds"]),
+                        &float(&report["rpo_seconds"]),
+                        &float(&report["rto_seconds"]),
+                        &float(&report["objectives"]["rpo_seconds"]).unwrap_or_default(),
+                        &float(&report["objectives"]["rto_seconds"]).unwrap_or_default(),
+                        &findings,
+                        &r.tool_version,
+                        &r.config_sha256,
+                        &r.suite_sha256,
+                        report,
+                    ],
+                )
+                .await?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            for check in report["checks"].as_array().into_iter().flatten() {
+                transaction
+                    .execute(
+                        "INSERT INTO restore_drill_check_results
+                            (run_id, check_id, kind, severity, outcome, message, observed, expected)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         ON CONFLICT (run_id, check_id) DO NOTHING",
+                        &[
+                            &r.run_id,
+                            &text(&check["id"]).unwrap_or_default(),
+                            &text(&check["kind"]).unwrap_or_default(),
+                            &text(&check["severity"]).unwrap_or_default(),
+                            &text(&check["outcome"]).unwrap_or_default(),
+                            &text(&check["message"]),
+                            &check["observed"],
+                            &check["expected"],
+                        ],
+                    )
+                    .await?;
+            }
+            Ok(true)
+        }
+        .await;
+        match result {
+            Ok(new) => {
+                transaction
+                    .commit()
+                    .await
+                    .map_err(|e| pg_error(&place, e))?;
+                Ok(new)
+            }
+            Err(e) => Err(pg_error(&place, e)),
+        }
+    }
+
+    /// The reports of recent drills, newest first.
+    pub async fn recent(
+        &self,
+        job: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<Value>, HistoryError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT report FROM restore_drill_runs
+                 WHERE ($1::text IS NULL OR job = $1) AND ($2::timestamptz IS NULL OR started_at >= $2)
+                 ORDER BY started_at DESC LIMIT $3",
+                &[&job, &since, &(limit as i64)],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows.iter().map(|r| r.get::<_, Value>(0)).collect())
+    }
+}
