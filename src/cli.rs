@@ -1,4 +1,4 @@
-//! The commands: `demo`, `run`, `serve`, `history`, `validate`, `snapshots`.
+//! The commands: `demo`, `run`, `serve`, `history`, `report`, `validate`, `snapshots`.
 //!
 //! Exit codes: 0 passed (or valid), 1 a drill failed (the backup is not trustworthy), 2 an error
 //! (bad configuration, no snapshot, storage unreachable, bad arguments).
@@ -81,12 +81,45 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// An audit report of a period: drills per job, days with and without a verified restore,
+    /// failures, RPO and RTO against objectives, the newest verified snapshot, chain integrity.
+    Report {
+        #[arg(long)]
+        config: PathBuf,
+        /// First day of the period (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day of the period, included (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+        format: ReportFormat,
+        /// Write the report to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// List a job's snapshots, newest first.
     Snapshots {
         #[arg(long)]
         config: PathBuf,
         job: String,
     },
+}
+
+/// The formats of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown.
+    Md,
+    /// One self-contained HTML page that prints well.
+    Html,
+    /// JSON, for other tools.
+    Json,
+    /// JUnit XML, so CI systems show drills as test results.
+    Junit,
 }
 
 impl Cli {
@@ -215,11 +248,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 "STARTED (UTC)", "JOB", "OUTCOME", "RPO", "RTO", "FINDINGS"
             );
             let seconds = |v: &serde_json::Value| {
-                v.as_f64().map_or("-".to_string(), |s| {
-                    crate::config::format_duration(std::time::Duration::from_secs_f64(
-                        s.max(0.0).round(),
-                    ))
-                })
+                v.as_f64()
+                    .map_or("-".to_string(), |s| drill::summary::seconds(s.max(0.0)))
             };
             for r in &reports {
                 let started = r["started_at"]
@@ -238,6 +268,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     r["findings"].as_array().map_or(0, |f| f.len()),
                     r["run_id"].as_str().unwrap_or("-"),
                 );
+            }
+            Ok(0)
+        }
+        Command::Report {
+            config,
+            from,
+            to,
+            job,
+            format,
+            output,
+        } => {
+            let config = load_or_report(&config)?;
+            let Some(config) = config else { return Ok(2) };
+            if let Some(job) = &job {
+                config.job(job).map_err(anyhow::Error::msg)?;
+            }
+            if to < from {
+                anyhow::bail!("--to {to} is before --from {from}");
+            }
+            let history = History::new(&config.history);
+            let (source, reports) = history.recent(job.as_deref(), None, usize::MAX).await?;
+            let chains = history.check_chains()?;
+            let report = crate::report::build(
+                &config,
+                job.as_deref(),
+                from,
+                to,
+                crate::report::Evidence {
+                    reports: &reports,
+                    chains: &chains,
+                    source,
+                },
+                chrono::Utc::now(),
+            );
+            let text = match format {
+                ReportFormat::Md => crate::report::markdown(&report),
+                ReportFormat::Html => crate::report::html(&report),
+                ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+                ReportFormat::Junit => crate::report::junit(&report),
+            };
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing the report to {}", path.display()))?,
+                None => print!("{text}"),
             }
             Ok(0)
         }

@@ -15,6 +15,7 @@
 //! - [`verify`]: suites, the one-scan compiler, evaluation against thresholds and the source.
 //! - [`drill`]: one run from discovery to clean-up, and its report.
 //! - [`history`]: the journal of every drill, and PostgreSQL fed from it.
+//! - [`report`]: audit reports of a period, in Markdown, HTML, JSON and JUnit XML.
 //! - [`metrics`]: the Prometheus metric set.
 //! - [`scheduler`]: `serve`'s schedules, overlap guard, concurrency bound, timeouts.
 //! - [`server`]: `serve`'s HTTP endpoints, with optional TLS and basic auth.
@@ -30,6 +31,7 @@ pub mod demo;
 pub mod drill;
 pub mod history;
 pub mod metrics;
+pub mod report;
 pub mod restore;
 pub mod scheduler;
 pub mod serve;

@@ -23,7 +23,8 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-fn seconds(s: f64) -> String {
+/// Seconds as people read them: `0.42s` under a minute, else `1h2m3s`.
+pub fn seconds(s: f64) -> String {
     if s < 60.0 {
         format!("{s:.2}s")
     } else {

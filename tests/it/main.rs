@@ -11,6 +11,7 @@ mod deploy;
 mod drill_catches;
 mod history;
 mod metrics;
+mod report;
 mod scheduler;
 mod serve;
 mod shipped_files;
