@@ -53,6 +53,8 @@ pub struct HistorySettings {
     pub journal: PathBuf,
     /// A PostgreSQL URL; never shown in messages (it may hold a password).
     pub postgres: Option<String>,
+    /// Records of drills older than this are dropped (`serve` prunes daily); `None` keeps all.
+    pub keep: Option<Duration>,
 }
 
 /// How `serve` listens and runs drills (`[server]`).
@@ -296,6 +298,7 @@ fn history(
         return Some(HistorySettings {
             journal: default_journal(),
             postgres: None,
+            keep: None,
         });
     };
     let journal = f.string("journal", p).map(|j| base.join(j.value));
@@ -310,10 +313,21 @@ fn history(
             None
         }
     };
+    let keep = match optional_duration(&mut f, "keep", p) {
+        Some(Some(k)) if k.value < Duration::from_secs(86_400) => {
+            p.report(
+                k.at,
+                "[history]: `keep` must be at least 1d (audits look back months, e.g. \"400d\")",
+            );
+            None
+        }
+        other => other.map(|k| k.map(|k| k.value)),
+    };
     f.finish(p);
     Some(HistorySettings {
         journal: journal.unwrap_or_else(default_journal),
         postgres: postgres?,
+        keep: keep?,
     })
 }
 

@@ -8,6 +8,11 @@
 //! recorded. A line torn by a crash (no final newline) was never acknowledged; the next append
 //! cuts it off and readers skip it. `<dir>/id` names the journal (PostgreSQL keeps one sequence
 //! per journal and job).
+//!
+//! Retention drops the oldest records of a job and leaves an anchor, `<dir>/<job>.anchor`: the
+//! sequence number and hash of the last dropped record. The chain then starts at the anchor:
+//! the first kept record must follow it, so records removed after the compaction are still
+//! found.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -65,6 +70,16 @@ impl ChainCheck {
     }
 }
 
+/// Where a compacted chain starts: the last record that retention dropped.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: u64,
+    pub hash: String,
+    /// Records dropped in all compactions so far.
+    pub dropped: u64,
+    pub compacted_at: DateTime<Utc>,
+}
+
 const PREFIX: &str = "{\"hash\":\"";
 const MIDDLE: &str = "\",\"record\":";
 
@@ -79,6 +94,87 @@ impl Journal {
 
     fn file(&self, job: &str) -> PathBuf {
         self.dir.join(format!("{job}.jsonl"))
+    }
+
+    fn anchor_file(&self, job: &str) -> PathBuf {
+        self.dir.join(format!("{job}.anchor"))
+    }
+
+    /// The anchor of a compacted job, if any.
+    pub fn anchor(&self, job: &str) -> Result<Option<Anchor>, HistoryError> {
+        let path = self.anchor_file(job);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| HistoryError::Corrupt {
+                    path,
+                    reason: format!("the anchor cannot be read ({e})"),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(&path)(e)),
+        }
+    }
+
+    /// Drops the records of `job` whose drill started before `before`, oldest first (only a
+    /// run of the oldest: the chain stays whole), and moves the anchor to the last one dropped.
+    /// The file is replaced atomically. Returns how many were dropped.
+    pub fn compact(
+        &self,
+        job: &str,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, HistoryError> {
+        let path = self.file(job);
+        let io = self.io(&path);
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(e)),
+        };
+        file.lock().map_err(&io)?;
+        cut_torn_tail(&mut file).map_err(&io)?;
+        let mut text = String::new();
+        file.seek(SeekFrom::Start(0)).map_err(&io)?;
+        file.read_to_string(&mut text).map_err(&io)?;
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        let mut dropped: Option<Stored> = None;
+        let mut count = 0;
+        for line in &lines {
+            let Ok(stored) = parse_line(line) else { break };
+            let started = stored.record.report["started_at"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map_or(stored.record.recorded_at, |t| t.with_timezone(&Utc));
+            if started >= before {
+                break;
+            }
+            dropped = Some(stored);
+            count += 1;
+        }
+        let Some(last) = dropped else {
+            file.unlock().map_err(&io)?;
+            return Ok(0);
+        };
+        let previous = self.anchor(job)?.map_or(0, |a| a.dropped);
+        let anchor = Anchor {
+            seq: last.record.seq,
+            hash: last.hash,
+            dropped: previous + count as u64,
+            compacted_at: now,
+        };
+        // The anchor first: a crash between the two writes leaves records the anchor already
+        // covers, which the check accepts; the reverse would leave a chain without a start.
+        let anchor_path = self.anchor_file(job);
+        write_atomically(
+            &anchor_path,
+            &(serde_json::to_string(&anchor).expect("anchors serialize") + "\n"),
+        )
+        .map_err(self.io(&anchor_path))?;
+        let kept: String = lines[count..].iter().map(|l| format!("{l}\n")).collect();
+        write_atomically(&path, &kept).map_err(&io)?;
+        sync_dir(&self.dir).map_err(self.io(&self.dir))?;
+        file.unlock().map_err(&io)?;
+        Ok(count)
     }
 
     fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> HistoryError {
@@ -190,6 +286,7 @@ impl Journal {
         };
         let mut records: Vec<Stored> = Vec::new();
         let mut problems = Vec::new();
+        let anchor = self.anchor(job)?;
         let complete = match text.rfind('\n') {
             Some(end) => &text[..end],
             None => "",
@@ -213,14 +310,33 @@ impl Journal {
                     "{place}: {name} was altered: its content does not match its hash"
                 ));
             }
-            match records.last() {
-                None if stored.record.seq != 1 && stored.record.prev.is_some() => {
+            match (records.last(), &anchor) {
+                // Records the anchor covers (a compaction interrupted between its two writes).
+                (None, Some(a)) if stored.record.seq <= a.seq => continue,
+                (None, Some(a)) if stored.record.seq != a.seq + 1 => {
+                    let missing = if stored.record.seq == a.seq + 2 {
+                        format!("record {} is", a.seq + 1)
+                    } else {
+                        format!("records {} to {} are", a.seq + 1, stored.record.seq - 1)
+                    };
+                    problems.push(format!(
+                        "{place}: {missing} missing: the journal was compacted up to record {} but starts at {name}",
+                        a.seq
+                    ));
+                }
+                (None, Some(a)) if stored.record.prev.as_deref() != Some(a.hash.as_str()) => {
+                    problems.push(format!(
+                        "{place}: {name} does not follow record {}, the last one retention dropped: it was altered or replaced",
+                        a.seq
+                    ));
+                }
+                (None, None) if stored.record.seq != 1 => {
                     problems.push(format!(
                         "{place}: records 1 to {} are missing: the journal starts at {name}",
                         stored.record.seq - 1
                     ));
                 }
-                Some(previous) if stored.record.seq != previous.record.seq + 1 => {
+                (Some(previous), _) if stored.record.seq != previous.record.seq + 1 => {
                     let first = previous.record.seq + 1;
                     let last = stored.record.seq.saturating_sub(1);
                     problems.push(if first == last {
@@ -234,7 +350,9 @@ impl Journal {
                         )
                     });
                 }
-                Some(previous) if stored.record.prev.as_deref() != Some(previous.hash.as_str()) => {
+                (Some(previous), _)
+                    if stored.record.prev.as_deref() != Some(previous.hash.as_str()) =>
+                {
                     problems.push(format!(
                         "{place}: {name} does not follow record {}: that record was altered or replaced",
                         previous.record.seq
@@ -321,6 +439,15 @@ fn cut_torn_tail(file: &mut File) -> std::io::Result<Option<String>> {
     ))
 }
 
+/// Writes `text` to a temporary file beside `path`, syncs it and renames it over `path`.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut file = File::create(&temporary)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -396,5 +523,50 @@ mod tests {
         let (records, check) = journal.read("orders").unwrap();
         assert_eq!(records.len(), 2);
         assert!(check.intact(), "{:?}", check.problems);
+    }
+
+    #[test]
+    fn compaction_keeps_the_chain_checkable_from_its_anchor() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        for day in 1..=5 {
+            let mut r = record("orders", &format!("run-{day}"));
+            r.report["started_at"] = serde_json::json!(format!("2026-11-0{day}T02:30:00Z"));
+            journal.append(r).unwrap();
+        }
+        let before = DateTime::parse_from_rfc3339("2026-11-03T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let now = before;
+        assert_eq!(journal.compact("orders", before, now).unwrap(), 2);
+        assert_eq!(journal.compact("orders", before, now).unwrap(), 0);
+        let anchor = journal.anchor("orders").unwrap().unwrap();
+        assert_eq!((anchor.seq, anchor.dropped), (2, 2));
+        let (records, check) = journal.read("orders").unwrap();
+        assert!(check.intact(), "{:?}", check.problems);
+        assert_eq!(records.first().unwrap().record.seq, 3);
+        // Appends go on from the kept records.
+        assert_eq!(
+            journal
+                .append(record("orders", "run-6"))
+                .unwrap()
+                .record
+                .seq,
+            6
+        );
+
+        // Removing the first kept record is found against the anchor.
+        let path = dir.path().join("orders.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rest: Vec<&str> = text.lines().skip(1).collect();
+        std::fs::write(&path, rest.join("\n") + "\n").unwrap();
+        let (_, check) = journal.read("orders").unwrap();
+        assert_eq!(check.problems.len(), 1, "{:?}", check.problems);
+        assert!(
+            check.problems[0]
+                .contains("record 3 is missing: the journal was compacted up to record 2"),
+            "{:?}",
+            check.problems
+        );
     }
 }

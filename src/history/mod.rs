@@ -40,6 +40,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct History {
     journal: Journal,
     postgres: Option<String>,
+    keep: Option<Duration>,
     /// Woken after each record, so a sync loop can send it on.
     pub recorded: tokio::sync::Notify,
 }
@@ -56,6 +57,7 @@ impl History {
         Self {
             journal: Journal::new(&settings.journal),
             postgres: settings.postgres.clone(),
+            keep: settings.keep,
             recorded: tokio::sync::Notify::new(),
         }
     }
@@ -95,14 +97,43 @@ impl History {
         Ok(stored)
     }
 
-    /// Sends records to PostgreSQL after each record and every minute, until `stop`; logs when
-    /// PostgreSQL becomes unreachable and when it is back (records wait in the journal).
-    pub async fn sync_loop(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        let Some(place) = self.postgres_place() else {
-            return;
-        };
+    /// Until `stop`: sends records to PostgreSQL after each record and every minute, logging when
+    /// PostgreSQL becomes unreachable and when it is back (records wait in the journal); and
+    /// drops history older than `keep` once a day.
+    pub async fn sync_loop(
+        self: Arc<Self>,
+        clock: Arc<dyn Clock>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let place = self.postgres_place().unwrap_or_default();
         let mut reachable = true;
+        let mut pruned_at: Option<DateTime<Utc>> = None;
         loop {
+            let now = clock.now();
+            if self.keep.is_some() && pruned_at.is_none_or(|p| now - p >= chrono::Duration::days(1))
+            {
+                match self.prune(now).await {
+                    Ok((journal, rows)) => {
+                        pruned_at = Some(now);
+                        if journal > 0 || rows > 0 {
+                            tracing::info!(
+                                journal_records = journal,
+                                postgres_rows = rows,
+                                "history older than `keep` dropped"
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not drop old history; trying again later")
+                    }
+                }
+            }
+            if self.postgres.is_none() {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => continue,
+                    _ = stop.cancelled() => return,
+                }
+            }
             match self.sync().await {
                 Ok(synced) => {
                     if !reachable {
@@ -199,6 +230,35 @@ impl History {
             format!("the journal {}", self.journal.dir().display()),
             reports,
         ))
+    }
+
+    /// Drops the records older than `[history] keep` from the journal (leaving an anchor per
+    /// job) and from PostgreSQL. Returns (journal records, PostgreSQL rows) dropped.
+    pub async fn prune(&self, now: DateTime<Utc>) -> Result<(usize, u64), HistoryError> {
+        let Some(keep) = self.keep else {
+            return Ok((0, 0));
+        };
+        let before = now - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        let journal = self.journal.clone();
+        let dropped = tokio::task::spawn_blocking(move || -> Result<usize, HistoryError> {
+            let mut dropped = 0;
+            for job in journal.jobs()? {
+                dropped += journal.compact(&job, before, now)?;
+            }
+            Ok(dropped)
+        })
+        .await
+        .expect("compaction does not panic")?;
+        let rows = match &self.postgres {
+            Some(url) => {
+                PostgresStore::connect(url, CONNECT_TIMEOUT)
+                    .await?
+                    .prune(before)
+                    .await?
+            }
+            None => 0,
+        };
+        Ok((dropped, rows))
     }
 
     /// The chain check of every job in the journal.

@@ -305,6 +305,17 @@ impl PostgresStore {
         }
     }
 
+    /// Deletes the drills (and their check results) that started before `before`.
+    pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64, HistoryError> {
+        self.client
+            .execute(
+                "DELETE FROM restore_drill_runs WHERE started_at < $1",
+                &[&before],
+            )
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     /// The reports of recent drills, newest first.
     pub async fn recent(
         &self,

@@ -220,3 +220,19 @@ fn service_settings_and_schedules_are_checked_with_their_positions() {
     ));
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn history_settings_are_checked() {
+    let (code, out) = validate(&format!(
+        "[history]\nkeep = \"12h\"\npostgres = \"not a url\"\njurnal = \"j\"\n\n{GOOD_JOB}"
+    ));
+    assert_eq!(code, 2, "{out}");
+    for expected in [
+        "c.toml:2:8: [history]: `keep` must be at least 1d",
+        "c.toml:3:12: [history]: `postgres` is not a PostgreSQL URL",
+        "c.toml:4:1: [history]: unknown key `jurnal`; did you mean `journal`?",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    assert!(!out.contains("not a url"), "the URL is echoed: {out}");
+}

@@ -270,3 +270,61 @@ async fn two_connections_migrating_at_once_apply_each_migration_once() {
         .collect();
     assert_eq!(versions, vec![1]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_drops_old_records_from_journal_and_postgres_and_the_chain_stays_checkable() {
+    use restore_drill::history::journal::{Journal, Record};
+    let db = Database::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::new(dir.path().join("journal"));
+    let now = chrono::Utc::now();
+    for (i, age_days) in [400, 60, 1].into_iter().enumerate() {
+        let started = now - chrono::Duration::days(age_days);
+        journal
+            .append(Record {
+                seq: 0,
+                prev: None,
+                job: JOB.into(),
+                run_id: format!("run-old-{i}"),
+                recorded_at: started,
+                tool_version: "0.1.0".into(),
+                config_sha256: "c".repeat(64),
+                suite_sha256: "s".repeat(64),
+                report: serde_json::json!({
+                    "job": JOB, "run_id": format!("run-old-{i}"), "outcome": "passed",
+                    "started_at": started.to_rfc3339(), "finished_at": started.to_rfc3339(),
+                }),
+            })
+            .unwrap();
+    }
+    let settings = restore_drill::config::HistorySettings {
+        journal: dir.path().join("journal"),
+        postgres: Some(db.url()),
+        keep: Some(std::time::Duration::from_secs(30 * 86_400)),
+    };
+    let history = restore_drill::history::History::new(&settings);
+    assert_eq!(history.sync().await.unwrap().sent, 3);
+    assert_eq!(history.prune(now).await.unwrap(), (2, 2));
+
+    let (records, check) = journal.read(JOB).unwrap();
+    assert!(check.intact(), "{:?}", check.problems);
+    assert_eq!(
+        records
+            .iter()
+            .map(|s| s.record.run_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["run-old-2"]
+    );
+    assert_eq!(journal.anchor(JOB).unwrap().unwrap().seq, 2);
+    let client = db.client().await;
+    let left: Vec<String> = client
+        .query("SELECT run_id FROM restore_drill_runs", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, vec!["run-old-2"]);
+    // Nothing pruned comes back, nothing kept is sent twice.
+    assert_eq!(history.sync().await.unwrap().sent, 0);
+}
