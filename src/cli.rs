@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config;
 use crate::drill::summary::human_bytes;
 use crate::drill::{self, DrillOptions, NoProgress, Progress};
@@ -53,6 +53,10 @@ pub enum Command {
         /// Print the JSON report instead of the summary.
         #[arg(long)]
         json: bool,
+        /// Print what the drill would do (snapshot, files and bytes, from where to where,
+        /// checks) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Run every job on its schedule and serve /metrics, /healthz, /readyz and /jobs over HTTP.
     Serve {
@@ -346,6 +350,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             job,
             snapshot,
             json,
+            dry_run,
         } => {
             let config = load_or_report(&config)?;
             let Some(config) = config else { return Ok(2) };
@@ -354,12 +359,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 snapshot,
                 ..Default::default()
             };
+            if dry_run {
+                return match drill::plan::plan(job, &options).await {
+                    Ok(plan) if json => {
+                        println!("{}", serde_json::to_string_pretty(&plan)?);
+                        Ok(0)
+                    }
+                    Ok(plan) => {
+                        print!("{}", drill::plan::render(&plan));
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Ok(2)
+                    }
+                };
+            }
             let progress: Box<dyn Progress> = if json {
                 Box::new(NoProgress)
             } else {
                 TerminalProgress::boxed()
             };
-            drill::sweep_sandboxes(std::slice::from_ref(job)).await;
+            drill::sweep_sandboxes(std::slice::from_ref(job), SystemClock.now()).await;
             let report = drill::run_drill(job, &options, &SystemClock, progress.as_ref()).await;
             drill::log_finished(&report);
             if json {

@@ -39,7 +39,7 @@ pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let metrics = Arc::new(DrillMetrics::new());
     metrics.config_loaded(true, unix_seconds(clock.as_ref()));
-    sweep_sandboxes(&config.jobs).await;
+    sweep_sandboxes(&config.jobs, clock.now()).await;
 
     let listener = TcpListener::bind(config.server.listen)
         .await

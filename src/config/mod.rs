@@ -85,6 +85,8 @@ impl Default for Server {
 pub const DEFAULT_PORT: u16 = 9841;
 pub const DEFAULT_MAX_CONCURRENT_DRILLS: usize = 2;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(300);
+/// How long a failed drill's sandbox is kept, unless the job sets `keep_failed_sandbox`.
+pub const DEFAULT_KEEP_FAILED_SANDBOX: Duration = Duration::from_secs(48 * 3600);
 /// A drill still running after this long is cancelled, unless the job sets `timeout`.
 pub const DEFAULT_DRILL_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 
@@ -126,6 +128,8 @@ pub struct Job {
     pub timeout: Duration,
     /// Each scheduled drill starts after a random delay of up to this long.
     pub jitter: Duration,
+    /// A failed drill's sandbox is kept this long for inspection, then swept.
+    pub keep_failed_sandbox: Duration,
     /// SHA-256 of the configuration file's text and of the suite file's text, for the record.
     pub config_sha256: String,
     pub suite_sha256: String,
@@ -477,6 +481,8 @@ fn read_job(
     };
     let jitter =
         optional_duration(&mut f, "jitter", p).map(|d| d.map(|d| d.value).unwrap_or_default());
+    let keep_failed_sandbox = optional_duration(&mut f, "keep_failed_sandbox", p)
+        .map(|d| d.map_or(DEFAULT_KEEP_FAILED_SANDBOX, |d| d.value));
 
     if let Some(sandbox) = &sandbox {
         for (role, other) in [
@@ -545,6 +551,7 @@ fn read_job(
             schedule: schedule?,
             timeout: timeout?,
             jitter: jitter?,
+            keep_failed_sandbox: keep_failed_sandbox?,
             config_sha256: String::new(),
             suite_sha256,
         },

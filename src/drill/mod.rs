@@ -1,5 +1,6 @@
 //! One drill: discover → restore → verify → measure → report → clean up.
 
+pub mod plan;
 mod report;
 pub mod summary;
 
@@ -789,16 +790,18 @@ fn strip_table(mut s: StructureReport) -> StructureReport {
     s
 }
 
-/// A run id: the start time and a random suffix, e.g. `run-20261129T023000Z-4f3a9c`.
-/// Sandbox sweeps recognise run folders by this shape.
-/// Removes the sandboxes of drills whose process ended mid-drill (see [`SandboxRoot::sweep`]),
-/// logging each; problems are logged and do not stop the caller.
-pub async fn sweep_sandboxes(jobs: &[Job]) {
+/// Removes the sandboxes no drill needs any more (see [`SandboxRoot::sweep`]): those of drills
+/// whose process died, and failed drills' sandboxes older than `keep_failed_sandbox`. Each is
+/// logged; problems are logged and do not stop the caller.
+pub async fn sweep_sandboxes(jobs: &[Job], now: DateTime<Utc>) {
     for job in jobs {
-        match SandboxRoot::new(&job.sandbox).sweep(&job.name).await {
+        match SandboxRoot::new(&job.sandbox)
+            .sweep(&job.name, now, job.keep_failed_sandbox)
+            .await
+        {
             Ok(removed) => {
-                for folder in removed {
-                    tracing::info!(job = %job.name, sandbox = %folder.display(), "removed the sandbox of a drill whose process ended before it finished");
+                for swept in removed {
+                    tracing::info!(job = %job.name, sandbox = %swept.path.display(), reason = swept.reason.as_str(), "removed a sandbox");
                 }
             }
             Err(e) => {
@@ -825,6 +828,8 @@ pub fn log_finished(report: &DrillReport) {
     );
 }
 
+/// A run id: the start time and a random suffix, e.g. `run-20261129T023000Z-4f3a9c`.
+/// Sandbox sweeps recognise run folders by this shape and read their age from it.
 pub fn new_run_id(at: DateTime<Utc>) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

@@ -52,6 +52,8 @@ impl DrillRunner for Drills {
     fn run(&self, job: Arc<Job>, run_id: String) -> BoxFuture<'static, DrillReport> {
         let clock = self.clock.clone();
         Box::pin(async move {
+            // Failed drills' sandboxes expire while the service runs, too.
+            drill::sweep_sandboxes(std::slice::from_ref(job.as_ref()), clock.now()).await;
             let options = DrillOptions {
                 run_id: Some(run_id),
                 ..Default::default()

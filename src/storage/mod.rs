@@ -6,7 +6,7 @@ mod location;
 mod sandbox;
 
 pub use location::Location;
-pub use sandbox::{RunSandbox, SandboxRoot};
+pub use sandbox::{RunSandbox, SandboxRoot, SweepReason, Swept};
 
 use std::path::{Path, PathBuf};
 

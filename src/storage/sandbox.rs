@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
@@ -78,11 +79,19 @@ impl SandboxRoot {
         remove_lock(&lock_file(&job_dir, run_id))
     }
 
-    /// Removes the run folders of `job` whose process died mid-drill: their lock file is still
-    /// there and nobody holds it. Running drills (lock held) and sandboxes kept after a failure
-    /// (no lock file) are left alone, as is anything that is not named like a run folder.
-    /// Returns the folders removed.
-    pub async fn sweep(&self, job: &str) -> Result<Vec<PathBuf>, StorageError> {
+    /// Removes the run folders of `job` that nobody needs any more:
+    /// - those whose process died mid-drill: their lock file is still there and nobody holds it;
+    /// - sandboxes kept after a failure (no lock file) once they are older than `keep_failed`,
+    ///   by the time in their run id.
+    ///
+    /// Running drills (lock held), younger kept sandboxes and anything not named like a run
+    /// folder are left alone. Returns what was removed and why, by path.
+    pub async fn sweep(
+        &self,
+        job: &str,
+        now: DateTime<Utc>,
+        keep_failed: Duration,
+    ) -> Result<Vec<Swept>, StorageError> {
         let job_dir = self.root.join(job);
         let entries = match std::fs::read_dir(&job_dir) {
             Ok(e) => e,
@@ -97,28 +106,75 @@ impl SandboxRoot {
         let mut removed = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(run_id) = name.strip_suffix(".lock") else {
-                continue;
-            };
-            if !is_run_id(run_id) {
-                continue;
+            if let Some(run_id) = name.strip_suffix(".lock") {
+                if !is_run_id(run_id) {
+                    continue;
+                }
+                let lock_path = entry.path();
+                let Ok(lock) = File::open(&lock_path) else {
+                    continue;
+                };
+                if lock.try_lock().is_err() {
+                    continue; // a drill is running there
+                }
+                let folder = job_dir.join(run_id);
+                remove_folder(&folder).await?;
+                remove_lock(&lock_path)?;
+                drop(lock);
+                removed.push(Swept {
+                    path: folder,
+                    reason: SweepReason::ProcessDied,
+                });
+            } else if is_run_id(&name)
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+                && !lock_file(&job_dir, &name).exists()
+                && run_time(&name).is_some_and(|started| {
+                    (now - started).to_std().is_ok_and(|age| age > keep_failed)
+                })
+            {
+                let folder = entry.path();
+                remove_folder(&folder).await?;
+                removed.push(Swept {
+                    path: folder,
+                    reason: SweepReason::KeptLongEnough,
+                });
             }
-            let lock_path = entry.path();
-            let Ok(lock) = File::open(&lock_path) else {
-                continue;
-            };
-            if lock.try_lock().is_err() {
-                continue; // a drill is running there
-            }
-            let folder = job_dir.join(run_id);
-            remove_folder(&folder).await?;
-            remove_lock(&lock_path)?;
-            drop(lock);
-            removed.push(folder);
         }
-        removed.sort();
+        removed.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(removed)
     }
+}
+
+/// A run folder a sweep removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub path: PathBuf,
+    pub reason: SweepReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepReason {
+    /// Its drill's process ended before the drill did.
+    ProcessDied,
+    /// A failed drill's sandbox, kept for `keep_failed_sandbox`.
+    KeptLongEnough,
+}
+
+impl SweepReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepReason::ProcessDied => "its drill's process ended before the drill finished",
+            SweepReason::KeptLongEnough => "a failed drill's sandbox, kept for keep_failed_sandbox",
+        }
+    }
+}
+
+/// The start time in a run id (`run-20261129T023000Z-4f3a9c`).
+fn run_time(run_id: &str) -> Option<DateTime<Utc>> {
+    let stamp = run_id.strip_prefix("run-")?.get(..16)?;
+    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 fn lock_file(job_dir: &Path, run_id: &str) -> PathBuf {
@@ -304,15 +360,44 @@ mod tests {
         std::fs::create_dir(job.join("notes")).unwrap();
         std::fs::write(job.join("notes.lock"), b"").unwrap();
 
-        let removed = root.sweep("orders").await.unwrap();
-        assert_eq!(removed, vec![dead_path.clone()]);
+        let now = DateTime::parse_from_rfc3339("2026-11-29T04:00:00Z")
+            .unwrap()
+            .to_utc();
+        let removed = root
+            .sweep("orders", now, Duration::from_secs(48 * 3600))
+            .await
+            .unwrap();
+        assert_eq!(
+            removed,
+            vec![Swept {
+                path: dead_path.clone(),
+                reason: SweepReason::ProcessDied
+            }]
+        );
         assert!(!dead_path.exists());
         assert!(!job.join("run-20261129T020000Z-bbbbbb.lock").exists());
         assert!(running.path().join("part-0.parquet").exists());
         assert!(job.join("run-20261129T010000Z-aaaaaa.lock").exists());
         assert!(kept.path().exists());
         assert!(job.join("notes").exists() && job.join("notes.lock").exists());
-        assert_eq!(root.sweep("nobody").await.unwrap(), Vec::<PathBuf>::new());
+        assert_eq!(
+            root.sweep("nobody", now, Duration::ZERO).await.unwrap(),
+            Vec::new()
+        );
+        // Two days later the kept sandbox has been kept long enough; the running drill stays.
+        let later = now + chrono::Duration::hours(49);
+        let removed = root
+            .sweep("orders", later, Duration::from_secs(48 * 3600))
+            .await
+            .unwrap();
+        assert_eq!(
+            removed,
+            vec![Swept {
+                path: kept.path().to_path_buf(),
+                reason: SweepReason::KeptLongEnough
+            }]
+        );
+        assert!(running.path().exists() && job.join("notes").exists());
 
         running.remove().await.unwrap();
         assert!(!running.path().exists());

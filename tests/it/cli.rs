@@ -178,3 +178,81 @@ fn the_demo_drills_a_healthy_and_a_damaged_snapshot_and_prints_the_metrics() {
             .is_file()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_prints_the_plan_and_writes_nothing() {
+    let lake = Lake::new(2, 1000).await;
+    lake.snapshot("2026-11-01");
+    lake.snapshot("2026-11-02");
+    let config = lake.config(SUITE, "1000d");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[history]\njournal = \"journal\"\n\n{text}"),
+    )
+    .unwrap();
+    let snapshot = lake.root.join("backups/daily/transactions_2026-11-02");
+    let files = walk(&snapshot);
+    let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
+
+    let out = cli(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        JOB,
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "nothing was written".to_string(),
+        "snapshot   transactions_2026-11-02 (version 1,".to_string(),
+        format!("restore    {} files,", files.len()),
+        format!("from {}", snapshot.display()),
+        format!("to   {}/{JOB}/<run-id>/", lake.sandbox().display()),
+        "ids-unique                   unique".to_string(),
+    ] {
+        assert!(text.contains(&expected), "{expected:?} not in:\n{text}");
+    }
+    let out = cli(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        JOB,
+        "--dry-run",
+        "--json",
+        "--snapshot",
+        "transactions_2026-11-01",
+    ]);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(plan["snapshot"]["id"], "transactions_2026-11-01");
+    assert_eq!(plan["checks"].as_array().unwrap().len(), 4);
+    let newest: serde_json::Value = serde_json::from_str(&stdout(&cli(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        JOB,
+        "--dry-run",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(newest["bytes"], bytes);
+    assert!(!lake.sandbox().exists(), "the dry run made the sandbox");
+    assert!(
+        !lake.root.join("journal").exists(),
+        "the dry run wrote a record"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -1,0 +1,123 @@
+//! `run --dry-run`: what a drill would do — which snapshot, how many files and bytes, from where
+//! to where, which checks — found by reading only; nothing is written.
+
+use serde::Serialize;
+
+use super::{DrillError, DrillOptions, SnapshotEvidence};
+use crate::config::Job;
+use crate::drill::summary::human_bytes;
+use crate::snapshot;
+use crate::storage::ReadOnlyDir;
+
+/// The plan of one drill.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillPlan {
+    pub job: String,
+    pub snapshot: SnapshotEvidence,
+    /// Where the restore copies from.
+    pub from: String,
+    /// Where it would copy to: `<sandbox>/<job>/<run-id>/`.
+    pub to: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub copy_concurrency: usize,
+    /// The suite's checks in order: id, kind, severity.
+    pub checks: Vec<PlannedCheck>,
+    /// The source the restored data is compared with, at the snapshot's version.
+    pub source: String,
+    /// The keyed sample's key columns, when the job compares samples.
+    pub compare_key: Option<Vec<String>>,
+    pub objectives: super::ObjectivesEvidence,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedCheck {
+    pub id: String,
+    pub kind: String,
+    pub severity: String,
+}
+
+/// Finds the snapshot a drill would restore and lists what it would copy.
+pub async fn plan(job: &Job, options: &DrillOptions) -> Result<DrillPlan, DrillError> {
+    let snapshot = snapshot::choose(&job.snapshots, options.snapshot.as_deref()).await?;
+    let files = ReadOnlyDir::new(&snapshot.location).list_files().await?;
+    Ok(DrillPlan {
+        job: job.name.clone(),
+        snapshot: SnapshotEvidence::from(&snapshot),
+        from: snapshot.location.to_string(),
+        to: format!(
+            "{}/{}/<run-id>/",
+            job.sandbox
+                .path()
+                .display()
+                .to_string()
+                .trim_end_matches('/'),
+            job.name
+        ),
+        files: files.len(),
+        bytes: files.iter().map(|f| f.size).sum(),
+        copy_concurrency: job.copy_concurrency,
+        checks: job
+            .suite
+            .checks
+            .iter()
+            .map(|c| PlannedCheck {
+                id: c.id.clone(),
+                kind: c.kind.name().to_string(),
+                severity: c.severity.as_str().to_string(),
+            })
+            .collect(),
+        source: job.source.to_string(),
+        compare_key: job.compare.as_ref().map(|c| c.key.clone()),
+        objectives: super::ObjectivesEvidence {
+            rpo_seconds: job.objectives.rpo.as_secs_f64(),
+            rto_seconds: job.objectives.rto.as_secs_f64(),
+        },
+    })
+}
+
+/// The plan for people.
+pub fn render(plan: &DrillPlan) -> String {
+    let mut out = format!("Dry run of job {} — nothing was written.\n\n", plan.job);
+    let s = &plan.snapshot;
+    out.push_str(&format!(
+        "  snapshot   {} (version {}, newest commit {})\n",
+        s.id,
+        s.version.map_or("?".into(), |v| v.to_string()),
+        s.commit_timestamp.map_or("?".into(), |t| t
+            .format("%Y-%m-%d %H:%M:%S UTC")
+            .to_string())
+    ));
+    out.push_str(&format!(
+        "  restore    {} files, {} ({} at a time)\n             from {}\n             to   {}\n",
+        plan.files,
+        human_bytes(plan.bytes),
+        plan.copy_concurrency,
+        plan.from,
+        plan.to
+    ));
+    out.push_str("  verify     structure (log replay, every file's size), then in one scan:\n");
+    for c in &plan.checks {
+        out.push_str(&format!(
+            "             {:<28} {:<22} {}\n",
+            c.id, c.kind, c.severity
+        ));
+    }
+    out.push_str(&format!(
+        "             fingerprint of every value{}\n",
+        plan.compare_key.as_ref().map_or(String::new(), |k| format!(
+            ", keyed sample on {}",
+            k.join(", ")
+        ))
+    ));
+    out.push_str(&format!(
+        "  compare    with the source {} at the snapshot's version\n",
+        plan.source
+    ));
+    out.push_str(&format!(
+        "  objectives RPO {}, RTO {}\n",
+        crate::drill::summary::seconds(plan.objectives.rpo_seconds),
+        crate::drill::summary::seconds(plan.objectives.rto_seconds)
+    ));
+    out
+}
