@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::clock::{Clock, SystemClock};
 use crate::config;
 use crate::drill::summary::human_bytes;
-use crate::drill::{self, DrillOptions, NoProgress, Progress};
+use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome, Progress};
 use crate::history::History;
 use crate::restore::CopyProgress;
 use crate::snapshot;
@@ -23,7 +23,7 @@ use crate::snapshot;
 #[command(
     name = "restore-drill",
     version,
-    after_help = "Exit codes: 0 passed / valid, 1 a drill failed (a `fail` finding), 2 error (bad configuration or arguments, no snapshot, storage unreachable)."
+    after_help = "Exit codes: 0 passed / valid, 1 a drill failed (a `fail` finding), 2 error (bad configuration or arguments, no snapshot, storage unreachable), 130 interrupted (Ctrl-C or SIGTERM; the drill's sandbox is removed and it is recorded as aborted)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -381,7 +381,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 TerminalProgress::boxed()
             };
             drill::sweep_sandboxes(std::slice::from_ref(job), SystemClock.now()).await;
-            let report = drill::run_drill(job, &options, &SystemClock, progress.as_ref()).await;
+            let started_at = SystemClock.now();
+            let run_id = drill::new_run_id(started_at);
+            let options = DrillOptions {
+                run_id: Some(run_id.clone()),
+                ..options
+            };
+            // Ctrl-C or SIGTERM: the drill stops where it is, its sandbox goes, and it is
+            // recorded as aborted.
+            let report = tokio::select! {
+                report = drill::run_drill(job, &options, &SystemClock, progress.as_ref()) => report,
+                _ = interrupted() => {
+                    progress.finish();
+                    if let Err(e) = crate::storage::SandboxRoot::new(&job.sandbox)
+                        .discard_run(&job.name, &run_id)
+                        .await
+                    {
+                        eprintln!("error: could not remove the interrupted drill's sandbox: {e}");
+                    }
+                    DrillReport::interrupted(
+                        job,
+                        run_id,
+                        started_at,
+                        SystemClock.now(),
+                        Outcome::Aborted,
+                        "interrupted before the drill finished; its sandbox was removed".into(),
+                    )
+                }
+            };
             drill::log_finished(&report);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -399,8 +426,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     "warning: {e}; the record waits in the journal and is sent by the next run or serve"
                 );
             }
+            if report.outcome == Outcome::Aborted {
+                return Ok(INTERRUPTED);
+            }
             Ok(report.outcome.exit_code())
         }
+    }
+}
+
+/// The exit code of a command interrupted by Ctrl-C or SIGTERM (128 + SIGINT).
+pub const INTERRUPTED: u8 = 130;
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn interrupted() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
     }
 }
 

@@ -256,3 +256,53 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_mid_drill_removes_the_sandbox_records_the_drill_as_aborted_and_exits_130() {
+    let lake = Lake::new(4, 100_000).await;
+    lake.snapshot("2026-11-01");
+    let config = lake.config(SUITE, "1000d");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[history]\njournal = \"journal\"\n\n{}",
+            text.replace("objectives =", "copy_concurrency = 1\nobjectives =")
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+        .args(["run", "--config", config.to_str().unwrap(), JOB, "--json"])
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let job_dir = lake.sandbox().join(JOB);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_dir(&job_dir).is_ok_and(|mut d| d.any(|e| e.unwrap().path().is_dir())) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drill never made its sandbox"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["outcome"], "aborted");
+    assert_eq!(
+        std::fs::read_dir(&job_dir).unwrap().count(),
+        0,
+        "sandbox left behind"
+    );
+    let journal = restore_drill::history::journal::Journal::new(lake.root.join("journal"));
+    let (records, _) = journal.read(JOB).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].record.report["outcome"], "aborted");
+}
