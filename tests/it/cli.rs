@@ -259,18 +259,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_mid_drill_removes_the_sandbox_records_the_drill_as_aborted_and_exits_130() {
-    let lake = Lake::new(4, 100_000).await;
-    lake.snapshot("2026-11-01");
-    let config = lake.config(SUITE, "1000d");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[history]\njournal = \"journal\"\n\n{}",
-            text.replace("objectives =", "copy_concurrency = 1\nobjectives =")
-        ),
-    )
-    .unwrap();
+    let (lake, config) = crate::helpers::slow_drill("[history]\njournal = \"journal\"").await;
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
         .args(["run", "--config", config.to_str().unwrap(), JOB, "--json"])
         .env("RUST_LOG", "off")

@@ -135,6 +135,24 @@ objectives = {{ rpo = "{rpo}", rto = "1h" }}
     }
 }
 
+/// A lake whose drill takes long enough to be interrupted (400,000 rows, one file copied at a
+/// time), and its config with `top` (top-level tables) before the job. Returns both.
+pub async fn slow_drill(top: &str) -> (Lake, PathBuf) {
+    let lake = Lake::new(4, 100_000).await;
+    lake.snapshot("2026-11-01");
+    let config = lake.config(SUITE, "1000d");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{top}\n\n{}",
+            text.replace("objectives =", "copy_concurrency = 1\nobjectives =")
+        ),
+    )
+    .unwrap();
+    (lake, config)
+}
+
 /// The data files of a table folder, largest first.
 pub fn data_files(table: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(table)

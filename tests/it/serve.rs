@@ -350,18 +350,9 @@ async fn serve_drills_on_schedule_exports_metrics_promtool_accepts_and_survives_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_drill_cancels_it_removes_its_sandbox_and_exits_zero() {
-    let lake = Lake::new(4, 100_000).await;
-    lake.snapshot("2026-11-01");
-    let config = lake.config(SUITE, "1000d");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\n\n{}",
-            text.replace("objectives =", "copy_concurrency = 1\nobjectives =")
-        ),
-    )
-    .unwrap();
+    let (lake, config) =
+        crate::helpers::slow_drill("[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"")
+            .await;
     let mut service = Service::start(&config);
     let (status, body) = http(service.address, "POST", &format!("/jobs/{JOB}/run"));
     assert_eq!(status, 202, "{body}");
