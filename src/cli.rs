@@ -174,8 +174,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve { config } => crate::serve::serve(&config).await,
         Command::Validate { config } => match config::load(&config) {
             Ok(c) => {
-                // The suites against the sources' schemas: the logs are read, no data.
                 let mut problems = Vec::new();
+                if let Some(file) = &c.server.web_config
+                    && let Err(e) = crate::server::WebConfig::load(file)
+                {
+                    problems.push(e.to_string());
+                }
+                // The suites against the sources' schemas: the logs are read, no data.
                 for job in &c.jobs {
                     let url = crate::storage::directory_url(job.source.path());
                     match crate::table::open(&url, None).await {
@@ -200,7 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 if !problems.is_empty() {
                     eprintln!(
-                        "{} problem{} in the suites:\n{}",
+                        "{} problem{} in the suites and the web config:\n{}",
                         problems.len(),
                         if problems.len() == 1 { "" } else { "s" },
                         problems.join("\n")

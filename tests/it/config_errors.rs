@@ -236,3 +236,28 @@ fn history_settings_are_checked() {
     }
     assert!(!out.contains("not a url"), "the URL is echoed: {out}");
 }
+
+#[test]
+fn validate_checks_the_web_config_too() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "suite.toml", SUITE);
+    write(
+        dir.path(),
+        "web.yml",
+        "basic_auth_users:\n  prometheus: not-a-hash\n",
+    );
+    let config = write(
+        dir.path(),
+        "c.toml",
+        &format!("[server]\nweb_config = \"web.yml\"\n\n{GOOD_JOB}"),
+    );
+    let out = cli(&["validate", "--config", &config]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "web.yml: basic_auth_users: the password of `prometheus` is not a bcrypt hash"
+        ),
+        "{err}"
+    );
+}
