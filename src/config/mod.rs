@@ -53,6 +53,8 @@ pub struct HistorySettings {
     pub journal: PathBuf,
     /// A PostgreSQL URL; never shown in messages (it may hold a password).
     pub postgres: Option<String>,
+    /// CA certificates (PEM) trusted for PostgreSQL's TLS besides the system's.
+    pub postgres_ca_file: Option<PathBuf>,
     /// Records of drills older than this are dropped (`serve` prunes daily); `None` keeps all.
     pub keep: Option<Duration>,
 }
@@ -302,6 +304,7 @@ fn history(
         return Some(HistorySettings {
             journal: default_journal(),
             postgres: None,
+            postgres_ca_file: None,
             keep: None,
         });
     };
@@ -317,6 +320,21 @@ fn history(
             None
         }
     };
+    let postgres_ca_file = f.string("postgres_ca_file", p).and_then(|text| {
+        let path = base.join(&text.value);
+        if path.is_file() {
+            Some(path)
+        } else {
+            p.report(
+                text.at,
+                format!(
+                    "[history]: postgres_ca_file {} does not exist (paths are relative to the configuration file)",
+                    path.display()
+                ),
+            );
+            None
+        }
+    });
     let keep = match optional_duration(&mut f, "keep", p) {
         Some(Some(k)) if k.value < Duration::from_secs(86_400) => {
             p.report(
@@ -331,6 +349,7 @@ fn history(
     Some(HistorySettings {
         journal: journal.unwrap_or_else(default_journal),
         postgres: postgres?,
+        postgres_ca_file,
         keep: keep?,
     })
 }

@@ -40,6 +40,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct History {
     journal: Journal,
     postgres: Option<String>,
+    postgres_ca_file: Option<PathBuf>,
     keep: Option<Duration>,
     /// Woken after each record, so a sync loop can send it on.
     pub recorded: tokio::sync::Notify,
@@ -57,6 +58,7 @@ impl History {
         Self {
             journal: Journal::new(&settings.journal),
             postgres: settings.postgres.clone(),
+            postgres_ca_file: settings.postgres_ca_file.clone(),
             keep: settings.keep,
             recorded: tokio::sync::Notify::new(),
         }
@@ -165,7 +167,8 @@ impl History {
         let Some(url) = &self.postgres else {
             return Ok(Synced::default());
         };
-        let mut store = PostgresStore::connect(url, CONNECT_TIMEOUT).await?;
+        let mut store =
+            PostgresStore::connect(url, self.postgres_ca_file.as_deref(), CONNECT_TIMEOUT).await?;
         let journal = self.journal.clone();
         let journal_id = tokio::task::spawn_blocking({
             let journal = journal.clone();
@@ -201,7 +204,9 @@ impl History {
         limit: usize,
     ) -> Result<(String, Vec<Value>), HistoryError> {
         if let Some(url) = &self.postgres {
-            match PostgresStore::connect(url, CONNECT_TIMEOUT).await {
+            match PostgresStore::connect(url, self.postgres_ca_file.as_deref(), CONNECT_TIMEOUT)
+                .await
+            {
                 Ok(store) => {
                     let reports = store.recent(job, since, limit).await?;
                     return Ok((format!("PostgreSQL at {}", store.place), reports));
@@ -251,7 +256,7 @@ impl History {
         .expect("compaction does not panic")?;
         let rows = match &self.postgres {
             Some(url) => {
-                PostgresStore::connect(url, CONNECT_TIMEOUT)
+                PostgresStore::connect(url, self.postgres_ca_file.as_deref(), CONNECT_TIMEOUT)
                     .await?
                     .prune(before)
                     .await?

@@ -5,11 +5,15 @@
 //! migration exactly once. Records arrive in journal order; the run id is the key, so sending a
 //! record twice stores it once.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::HistoryError;
 use super::journal::Stored;
@@ -87,6 +91,49 @@ fn pg_error(place: &str, e: tokio_postgres::Error) -> HistoryError {
     }
 }
 
+/// An error and its causes on one line ("error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// TLS for `sslmode=require`: the system's CAs, plus those of `ca_file`.
+fn tls_connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, String> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(file) = ca_file {
+        let certs = CertificateDer::pem_file_iter(file)
+            .map_err(|e| format!("postgres_ca_file {}: {e}", file.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("postgres_ca_file {}: {e}", file.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("postgres_ca_file {}: {e}", file.display()))?;
+        }
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 /// Where a URL points, without its credentials.
 pub fn place_of(url: &str) -> String {
     match url.parse::<tokio_postgres::Config>() {
@@ -108,8 +155,14 @@ pub fn place_of(url: &str) -> String {
 }
 
 impl PostgresStore {
-    /// Connects (giving up after `timeout`) and brings the schema up to date.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, HistoryError> {
+    /// Connects (giving up after `timeout`) and brings the schema up to date. With
+    /// `sslmode=require` in the URL the connection uses TLS, verifying the server's certificate
+    /// and host name against the system's CAs and `ca_file`; otherwise it is plain.
+    pub async fn connect(
+        url: &str,
+        ca_file: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Self, HistoryError> {
         let place = place_of(url);
         let unreachable = |reason: String| HistoryError::Postgres {
             place: place.clone(),
@@ -119,12 +172,21 @@ impl PostgresStore {
             url.parse().map_err(|e| unreachable(format!("{e}")))?;
         config.connect_timeout(timeout);
         config.application_name("restore-drill");
-        let (client, connection) = tokio::time::timeout(timeout, config.connect(NoTls))
-            .await
+        let connected = if config.get_ssl_mode() == SslMode::Require {
+            let tls = tls_connector(ca_file).map_err(&unreachable)?;
+            tokio::time::timeout(timeout, config.connect(tls))
+                .await
+                .map(|r| r.map(|(client, connection)| (client, tokio::spawn(connection))))
+        } else {
+            tokio::time::timeout(timeout, config.connect(NoTls))
+                .await
+                .map(|r| r.map(|(client, connection)| (client, tokio::spawn(connection))))
+        };
+        let (client, connection) = connected
             .map_err(|_| unreachable(format!("no answer within {} s", timeout.as_secs())))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(with_causes(&e)))?;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            if let Ok(Err(e)) = connection.await {
                 tracing::debug!(error = %e, "PostgreSQL connection ended");
             }
         });

@@ -249,11 +249,11 @@ async fn two_connections_migrating_at_once_apply_each_migration_once() {
     let url = db.url();
     let a = tokio::spawn({
         let url = url.clone();
-        async move { PostgresStore::connect(&url, std::time::Duration::from_secs(10)).await }
+        async move { PostgresStore::connect(&url, None, std::time::Duration::from_secs(10)).await }
     });
     let b = tokio::spawn({
         let url = url.clone();
-        async move { PostgresStore::connect(&url, std::time::Duration::from_secs(10)).await }
+        async move { PostgresStore::connect(&url, None, std::time::Duration::from_secs(10)).await }
     });
     a.await.unwrap().unwrap();
     b.await.unwrap().unwrap();
@@ -300,6 +300,7 @@ async fn retention_drops_old_records_from_journal_and_postgres_and_the_chain_sta
     let settings = restore_drill::config::HistorySettings {
         journal: dir.path().join("journal"),
         postgres: Some(db.url()),
+        postgres_ca_file: None,
         keep: Some(std::time::Duration::from_secs(30 * 86_400)),
     };
     let history = restore_drill::history::History::new(&settings);
@@ -327,4 +328,73 @@ async fn retention_drops_old_records_from_journal_and_postgres_and_the_chain_sta
     assert_eq!(left, vec!["run-old-2"]);
     // Nothing pruned comes back, nothing kept is sent twice.
     assert_eq!(history.sync().await.unwrap().sent, 0);
+}
+
+/// The certificate the machine's PostgreSQL serves (Debian's snakeoil: `localhost`).
+const SERVER_CERT: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_sslmode_require_records_go_over_verified_tls() {
+    let db = Database::new().await;
+    let client = db.client().await;
+    let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    assert_eq!(
+        ssl, "on",
+        "the PostgreSQL on 127.0.0.1:5432 must serve TLS (scripts/test turns it on for its throwaway cluster)"
+    );
+    let lake = Lake::new(1, 100).await;
+    lake.snapshot("2026-11-01");
+    let url = format!(
+        "postgres://postgres@localhost:5432/{}?sslmode=require",
+        db.name
+    );
+
+    // The system's CAs are left out (Debian trusts its snakeoil certificate system-wide), so
+    // only `postgres_ca_file` can make the server trusted.
+    let run = |config: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+            .args(["run", "--config", config.to_str().unwrap(), JOB, "--json"])
+            .env("RUST_LOG", "off")
+            .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
+            .env("SSL_CERT_DIR", "/nonexistent")
+            .output()
+            .unwrap()
+    };
+    // Without the server's certificate among the trusted ones, nothing is sent in the clear.
+    let config = config_with_history(&lake, Some(&url));
+    let out = run(&config);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid peer certificate"),
+        "{}",
+        stderr(&out)
+    );
+    let count = |client: tokio_postgres::Client| async move {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE tablename = 'restore_drill_runs'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(count(db.client().await).await, 0);
+
+    // Trusting it, the waiting record and the new one go over TLS.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[history]\n",
+        &format!("[history]\npostgres_ca_file = \"{SERVER_CERT}\"\n"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = run(&config);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("waits"), "{}", stderr(&out));
+    let client = db.client().await;
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM restore_drill_runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2);
 }
