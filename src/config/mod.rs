@@ -320,21 +320,7 @@ fn history(
             None
         }
     };
-    let postgres_ca_file = f.string("postgres_ca_file", p).and_then(|text| {
-        let path = base.join(&text.value);
-        if path.is_file() {
-            Some(path)
-        } else {
-            p.report(
-                text.at,
-                format!(
-                    "[history]: postgres_ca_file {} does not exist (paths are relative to the configuration file)",
-                    path.display()
-                ),
-            );
-            None
-        }
-    });
+    let postgres_ca_file = existing_file(&mut f, "postgres_ca_file", base, p);
     let keep = match optional_duration(&mut f, "keep", p) {
         Some(Some(k)) if k.value < Duration::from_secs(86_400) => {
             p.report(
@@ -385,21 +371,7 @@ fn server(mut f: Fields, base: &Path, p: &mut Problems) -> Option<Server> {
             None
         }
     };
-    let web_config = f.string("web_config", p).and_then(|text| {
-        let path = base.join(&text.value);
-        if path.is_file() {
-            Some(path)
-        } else {
-            p.report(
-                text.at,
-                format!(
-                    "[server]: web config file {} does not exist (paths are relative to the configuration file)",
-                    path.display()
-                ),
-            );
-            None
-        }
-    });
+    let web_config = existing_file(&mut f, "web_config", base, p);
     let shutdown_grace = optional_duration(&mut f, "shutdown_grace", p);
     f.finish(p);
     Some(Server {
@@ -408,6 +380,29 @@ fn server(mut f: Fields, base: &Path, p: &mut Problems) -> Option<Server> {
         web_config,
         shutdown_grace: shutdown_grace?.map_or(defaults.shutdown_grace, |d| d.value),
     })
+}
+
+/// An optional file named relative to the configuration file; reported when it does not exist.
+fn existing_file(
+    f: &mut Fields,
+    key: &'static str,
+    base: &Path,
+    p: &mut Problems,
+) -> Option<PathBuf> {
+    let text = f.string(key, p)?;
+    let path = base.join(&text.value);
+    if path.is_file() {
+        return Some(path);
+    }
+    p.report(
+        text.at,
+        format!(
+            "{}: `{key}` file {} does not exist (paths are relative to the configuration file)",
+            f.context(),
+            path.display()
+        ),
+    );
+    None
 }
 
 /// An optional duration: `Some(None)` when absent, `None` when present but invalid (reported).

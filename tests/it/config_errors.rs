@@ -187,7 +187,7 @@ fn service_settings_and_schedules_are_checked_with_their_positions() {
     for expected in [
         "c.toml:2:10: [server]: `listen` must be an address and port such as \"127.0.0.1:9841\"",
         "c.toml:3:25: [server]: `max_concurrent_drills` must be between 1 and 1024, found 0",
-        "c.toml:4:14: [server]: web config file",
+        "c.toml:4:14: [server]: `web_config` file",
         "c.toml:5:18: [server]: `shutdown_grace`:",
         "c.toml:13:12: job `orders`: `30 2 * * *` is not a cron expression: it has 5 fields; a schedule has 6",
         "c.toml:14:11: job `orders`: `timeout` must be longer than 0s",
