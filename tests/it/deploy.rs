@@ -375,7 +375,8 @@ fn jobs_in(result: &[Value]) -> BTreeSet<String> {
 async fn a_real_prometheus_evaluates_every_rule_and_dashboard_expression_against_a_real_serve() {
     let lake = Lake::new(2, 500).await;
     lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
-    let config = crate::serve::three_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"");
+    let config =
+        crate::serve::three_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"", "");
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "objectives =",
         "compare = { key = [\"transaction_id\"], sample_fraction = 0.5 }\nobjectives =",

@@ -12,12 +12,12 @@ use crate::helpers::{JOB, Lake, SUITE, cli, stderr, stdout};
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A fresh database, dropped when this is dropped.
-struct Database {
-    name: String,
+pub(crate) struct Database {
+    pub(crate) name: String,
 }
 
 impl Database {
-    async fn new() -> Database {
+    pub(crate) async fn new() -> Database {
         let name = format!("restore_drill_test_{:016x}", rand::random::<u64>());
         let (client, connection) = tokio_postgres::connect(ADMIN_URL, NoTls)
             .await
@@ -30,11 +30,11 @@ impl Database {
         Database { name }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 
-    async fn client(&self) -> tokio_postgres::Client {
+    pub(crate) async fn client(&self) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(&self.url(), NoTls).await.unwrap();
         tokio::spawn(connection);
         client

@@ -153,7 +153,13 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 /// A config with three jobs on the same lake: `transactions` passes, `impossible` fails (its
 /// suite wants more rows than there are), `unfound` errs (no snapshot matches its pattern).
-pub(crate) fn three_job_config(lake: &Lake, schedule: &str, server: &str) -> PathBuf {
+/// `history` goes into the `[history]` table, after the journal (in the lake's `journal/`).
+pub(crate) fn three_job_config(
+    lake: &Lake,
+    schedule: &str,
+    server: &str,
+    history: &str,
+) -> PathBuf {
     let path = lake.config(SUITE, "26h");
     std::fs::write(
         lake.root.join("checks/impossible.toml"),
@@ -173,7 +179,9 @@ pub(crate) fn three_job_config(lake: &Lake, schedule: &str, server: &str) -> Pat
         .replace("transactions_{date}", "nothing_{date}");
     std::fs::write(
         &path,
-        format!("[server]\n{server}\n\n{scheduled}\n{impossible}\n{unfound}"),
+        format!(
+            "[server]\n{server}\n\n[history]\njournal = \"journal\"\n{history}\n\n{scheduled}\n{impossible}\n{unfound}"
+        ),
     )
     .unwrap();
     path
@@ -192,7 +200,13 @@ pub(crate) fn promtool() -> PathBuf {
 async fn serve_drills_on_schedule_exports_metrics_promtool_accepts_and_survives_a_bad_reload() {
     let lake = Lake::new(2, 500).await;
     lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
-    let config = three_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"");
+    let db = crate::history::Database::new().await;
+    let config = three_job_config(
+        &lake,
+        "*/2 * * * * *",
+        "listen = \"127.0.0.1:0\"",
+        &format!("postgres = \"{}\"", db.url()),
+    );
     let mut service = Service::start(&config);
 
     let (status, body) = service.get("/healthz");
@@ -346,12 +360,36 @@ async fn serve_drills_on_schedule_exports_metrics_promtool_accepts_and_survives_
     service.signal("TERM");
     let (code, _) = service.wait_exit(Duration::from_secs(60));
     assert_eq!(code, Some(0));
+
+    // Every drill is in the journal, chained, and — after the last sync at shutdown — in
+    // PostgreSQL, once each.
+    let journal = restore_drill::history::journal::Journal::new(lake.root.join("journal"));
+    let client = db.client().await;
+    for job in [JOB, "impossible", "unfound"] {
+        let (records, check) = journal.read(job).unwrap();
+        assert!(check.intact(), "{job}: {:?}", check.problems);
+        assert!(records.len() >= 2, "{job}: {} records", records.len());
+        let stored: Vec<String> = client
+            .query(
+                "SELECT run_id FROM restore_drill_runs WHERE job = $1 ORDER BY seq",
+                &[&job],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let journaled: Vec<String> = records.iter().map(|s| s.record.run_id.clone()).collect();
+        assert_eq!(stored, journaled, "{job}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_drill_cancels_it_removes_its_sandbox_and_exits_zero() {
     let (lake, config) =
-        crate::helpers::slow_drill("[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"")
+        crate::helpers::slow_drill(
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\n\n[history]\njournal = \"journal\"",
+    )
             .await;
     let mut service = Service::start(&config);
     let (status, body) = http(service.address, "POST", &format!("/jobs/{JOB}/run"));
@@ -372,6 +410,11 @@ async fn sigterm_mid_drill_cancels_it_removes_its_sandbox_and_exits_zero() {
     service.signal("TERM");
     let (code, log) = service.wait_exit(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{log}");
+    let journal = restore_drill::history::journal::Journal::new(lake.root.join("journal"));
+    let (records, _) = journal.read(JOB).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].record.report["outcome"], "aborted");
+    assert_eq!(records[0].record.run_id, run_id);
     assert!(
         log.contains("\"outcome\":\"aborted\""),
         "the drill was not recorded as aborted:\n{log}"
