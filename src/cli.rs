@@ -182,8 +182,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 // The suites against the sources' schemas: the logs are read, no data.
                 for job in &c.jobs {
-                    let url = crate::storage::directory_url(job.source.path());
-                    match crate::table::open(&url, None).await {
+                    let source = crate::storage::ReadOnlyDir::new(&job.source);
+                    match crate::table::open_dir(&source, None).await {
                         Ok(t) => match crate::table::describe(&t).await {
                             Ok(info) => problems.extend(
                                 job.suite

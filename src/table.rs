@@ -100,7 +100,26 @@ pub fn explain_log_error(error: &DeltaTableError) -> String {
 
 /// Loads a table at its newest version, or at `version`.
 pub async fn open(url: &Url, version: Option<u64>) -> Result<DeltaTable, DeltaTableError> {
-    let mut builder = DeltaTableBuilder::from_url(url.clone())?;
+    open_with(url, std::collections::HashMap::new(), version).await
+}
+
+/// Opens the table in a read-only folder (local or S3, with its profile's options).
+pub async fn open_dir(
+    dir: &crate::storage::ReadOnlyDir,
+    version: Option<u64>,
+) -> Result<DeltaTable, DeltaTableError> {
+    let options = dir
+        .storage_options()
+        .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+    open_with(&dir.url(), options, version).await
+}
+
+async fn open_with(
+    url: &Url,
+    options: std::collections::HashMap<String, String>,
+    version: Option<u64>,
+) -> Result<DeltaTable, DeltaTableError> {
+    let mut builder = DeltaTableBuilder::from_url(url.clone())?.with_storage_options(options);
     if let Some(v) = version {
         builder = builder.with_version(v as _);
     }
@@ -148,8 +167,10 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
 }
 
 /// The newest commit time of a table's current version, for RPO.
-pub async fn newest_commit(url: &Url) -> Result<(u64, Option<DateTime<Utc>>), DeltaTableError> {
-    let table = open(url, None).await?;
+pub async fn newest_commit(
+    dir: &crate::storage::ReadOnlyDir,
+) -> Result<(u64, Option<DateTime<Utc>>), DeltaTableError> {
+    let table = open_dir(dir, None).await?;
     let info = describe(&table).await?;
     Ok((info.version, info.commit_timestamp))
 }

@@ -354,6 +354,24 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A table under a free key (see `keys`).
+    pub fn table_key(
+        &mut self,
+        key: &str,
+        context: impl Into<String>,
+        p: &mut Problems,
+    ) -> Option<Fields<'a>> {
+        let (k, item) = self.table.get_key_value(key)?;
+        let at = p.position_of(item.span().or_else(|| k.span()));
+        match item.as_table_like() {
+            Some(t) => Some(Fields::new(t, at, context)),
+            None => {
+                self.wrong_type(p, key, at, "a table", item);
+                None
+            }
+        }
+    }
+
     /// Reports every key that no reader asked for.
     pub fn finish(self, p: &mut Problems) {
         if self.free {

@@ -8,8 +8,10 @@ mod substitute;
 pub use duration::{format_duration, parse_duration};
 pub use substitute::{UnsetVariable, substitute};
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fields::{Fields, Located, Position, Problem, Problems, parse_document};
@@ -17,6 +19,7 @@ use fields::{Fields, Located, Position, Problem, Problems, parse_document};
 use crate::scheduler::Schedule;
 use crate::snapshot::SnapshotPattern;
 use crate::storage::Location;
+use crate::storage::s3::S3Profile;
 use crate::verify::sample::{CompareSpec, Fallback, SampleSize};
 use crate::verify::suite::{Suite, load_suite};
 
@@ -236,6 +239,10 @@ pub fn parse(
         &env,
         &mut p,
     );
+    let profiles = match top.table("storage", "[storage]", &mut p) {
+        Some(f) => storage_profiles(f, &mut p),
+        None => HashMap::new(),
+    };
     let config_sha256 = crate::history::journal::sha256_hex(raw.as_bytes());
     let mut jobs: Vec<Job> = Vec::new();
     let mut suite_problems = Vec::new();
@@ -251,7 +258,7 @@ pub fn parse(
                     let at = p.position_of(table.span());
                     let fields = Fields::new(table, at, format!("job #{}", i + 1));
                     if let Some((mut job, at)) =
-                        read_job(fields, &base, &mut p, &mut suite_problems)
+                        read_job(fields, &base, &profiles, &mut p, &mut suite_problems)
                     {
                         job.config_sha256 = config_sha256.clone();
                         if jobs.iter().any(|j| j.name == job.name) {
@@ -426,6 +433,7 @@ fn optional_duration(
 fn read_job(
     mut f: Fields,
     base: &Path,
+    profiles: &HashMap<String, Arc<S3Profile>>,
     p: &mut Problems,
     suite_problems: &mut Vec<Problem>,
 ) -> Option<(Job, Position)> {
@@ -460,6 +468,48 @@ fn read_job(
         base,
         p,
     );
+    // The storage profile of the job's s3:// locations.
+    let storage = f.string("storage", p);
+    let profile =
+        match &storage {
+            None => Some(Arc::new(S3Profile::default_chain())),
+            Some(name) => {
+                match profiles.get(&name.value) {
+                    Some(profile) => Some(profile.clone()),
+                    None => {
+                        let mut known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+                        known.sort_unstable();
+                        p.report(
+                    name.at,
+                    format!(
+                        "{}: no storage profile `{}`; define it as [storage.{}] (profiles: {})",
+                        f.context(),
+                        name.value,
+                        name.value,
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ),
+                );
+                        None
+                    }
+                }
+            }
+        };
+    let source = source.map(|l| Located::new(with_profile(l.value, &profile), l.at));
+    let snapshots = snapshots.map(|mut l| {
+        l.value.location = with_profile(l.value.location, &profile);
+        l
+    });
+    if let Some(sandbox) = &sandbox
+        && sandbox.value.s3().is_some()
+    {
+        p.report(
+            sandbox.at,
+            format!(
+                "{}: an s3:// sandbox is not supported by this version; restore into a local folder (the source and the snapshots may be on S3)",
+                f.context()
+            ),
+        );
+    }
     let suite_field = f.required_string("suite", "the suite file, e.g. \"checks/orders.toml\"", p);
     let objectives = objectives(&mut f, p);
     let copy_concurrency = match f.integer("copy_concurrency", p) {
@@ -605,6 +655,59 @@ fn schedule(f: &mut Fields, p: &mut Problems) -> Option<Option<Schedule>> {
             None
         }
     }
+}
+
+fn with_profile(location: Location, profile: &Option<Arc<S3Profile>>) -> Location {
+    match profile {
+        Some(profile) => location.with_profile(profile.clone()),
+        None => location,
+    }
+}
+
+/// `[storage.NAME]` tables: S3 profiles.
+fn storage_profiles(mut f: Fields, p: &mut Problems) -> HashMap<String, Arc<S3Profile>> {
+    let mut profiles = HashMap::new();
+    for name in f.keys() {
+        let Some(mut t) = f.table_key(&name, format!("[storage.{name}]"), p) else {
+            continue;
+        };
+        let endpoint = t.string("endpoint", p).and_then(|e| {
+            if e.value.starts_with("http://") || e.value.starts_with("https://") {
+                Some(e.value)
+            } else {
+                p.report(
+                    e.at,
+                    format!(
+                        "[storage.{name}]: `endpoint` must be an http:// or https:// URL, e.g. \"http://minio:9000\""
+                    ),
+                );
+                None
+            }
+        });
+        let region = t.string("region", p).map(|r| r.value);
+        let path_style = t.boolean("path_style", p).is_some_and(|b| b.value);
+        let id = t.string("access_key_id_env", p);
+        let secret = t.string("secret_access_key_env", p);
+        let keys = match (id, secret) {
+            (Some(id), Some(secret)) => Some((id.value, secret.value)),
+            (None, None) => None,
+            (Some(one), None) | (None, Some(one)) => {
+                p.report(
+                    one.at,
+                    format!(
+                        "[storage.{name}]: give both `access_key_id_env` and `secret_access_key_env` (the names of the environment variables with the keys), or neither for the AWS default credential chain"
+                    ),
+                );
+                None
+            }
+        };
+        t.finish(p);
+        profiles.insert(
+            name.clone(),
+            Arc::new(S3Profile::new(name, endpoint, region, path_style, keys)),
+        );
+    }
+    profiles
 }
 
 fn location(

@@ -241,9 +241,9 @@ async fn drill(
 
     // 4. Compare with the source at the snapshot's version.
     let compare_started = Instant::now();
-    let source_url = ReadOnlyDir::new(&job.source).url();
+    let source_dir = ReadOnlyDir::new(&job.source);
     let source = match &scanned {
-        Some(_) => source_side(job, &snapshot, &source_url, sampling, report, &mut queries).await,
+        Some(_) => source_side(job, &snapshot, &source_dir, sampling, report, &mut queries).await,
         None => SourceSide::not_read(),
     };
     match (&scanned, &structure.table) {
@@ -319,7 +319,7 @@ async fn drill(
     measure(
         job,
         &snapshot,
-        &source_url,
+        &source_dir,
         clock,
         rto_seconds,
         restored.seconds,
@@ -418,7 +418,7 @@ impl SourceSide {
 async fn source_side(
     job: &Job,
     snapshot: &Snapshot,
-    source_url: &url::Url,
+    source_dir: &ReadOnlyDir,
     sampling: Option<(&CompareSpec, f64)>,
     report: &mut DrillReport,
     queries: &mut Vec<Query>,
@@ -426,7 +426,7 @@ async fn source_side(
     let Some(version) = snapshot.version() else {
         return SourceSide::not_read();
     };
-    let at_version = match table::open(source_url, Some(version)).await {
+    let at_version = match table::open_dir(source_dir, Some(version)).await {
         Ok(t) => table::describe(&t).await.map(|info| (t, info)),
         Err(e) => Err(e),
     };
@@ -437,7 +437,7 @@ async fn source_side(
                 "{} (the source's log or files no longer hold this version: its time-travel window is shorter than the snapshot's age)",
                 table::explain_log_error(&e)
             );
-            return unavailable(job, source_url, version, reason, sampling, report, queries).await;
+            return unavailable(job, source_dir, version, reason, sampling, report, queries).await;
         }
     };
     if let Ok(snap) = &snapshot.table
@@ -483,7 +483,7 @@ async fn source_side(
         Err(e) => {
             unavailable(
                 job,
-                source_url,
+                source_dir,
                 version,
                 e.to_string(),
                 sampling,
@@ -499,7 +499,7 @@ async fn source_side(
 /// fallback for the sample diff.
 async fn unavailable(
     job: &Job,
-    source_url: &url::Url,
+    source_dir: &ReadOnlyDir,
     version: u64,
     reason: String,
     sampling: Option<(&CompareSpec, f64)>,
@@ -508,7 +508,7 @@ async fn unavailable(
 ) -> SourceSide {
     let current = match sampling {
         Some((spec, fraction)) if spec.fallback == Fallback::AppendOnly => {
-            current_sample(source_url, spec, fraction, queries).await
+            current_sample(source_dir, spec, fraction, queries).await
         }
         _ => None,
     };
@@ -535,12 +535,12 @@ async fn unavailable(
 
 /// The keyed sample of the source as it is now, for the append-only fallback.
 async fn current_sample(
-    source_url: &url::Url,
+    source_dir: &ReadOnlyDir,
     spec: &CompareSpec,
     fraction: f64,
     queries: &mut Vec<Query>,
 ) -> Option<RecordBatch> {
-    let current = table::open(source_url, None).await.ok()?;
+    let current = table::open_dir(source_dir, None).await.ok()?;
     let info = table::describe(&current).await.ok()?;
     let collector = SampleCollector::new(&info.columns, &spec.key, fraction);
     let mut plan = scan::AggregatePlan::default();
@@ -718,7 +718,7 @@ async fn sample_diff(
 async fn measure(
     job: &Job,
     snapshot: &Snapshot,
-    source_url: &url::Url,
+    source_dir: &ReadOnlyDir,
     clock: &dyn Clock,
     rto_seconds: f64,
     restore_seconds: f64,
@@ -728,7 +728,7 @@ async fn measure(
     let objectives = job.objectives;
     // RPO: the source's newest commit minus the snapshot's newest commit.
     let snapshot_time = snapshot.commit_timestamp();
-    let source_newest = table::newest_commit(source_url).await;
+    let source_newest = table::newest_commit(source_dir).await;
     let (reference, basis): (DateTime<Utc>, &str) = match &source_newest {
         Ok((_, Some(t))) => (*t, "source_newest_commit"),
         _ => (clock.now(), "now"),

@@ -47,11 +47,7 @@ pub async fn plan(job: &Job, options: &DrillOptions) -> Result<DrillPlan, DrillE
         from: snapshot.location.to_string(),
         to: format!(
             "{}/{}/<run-id>/",
-            job.sandbox
-                .path()
-                .display()
-                .to_string()
-                .trim_end_matches('/'),
+            job.sandbox.to_string().trim_end_matches('/'),
             job.name
         ),
         files: files.len(),

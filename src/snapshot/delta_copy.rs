@@ -43,7 +43,7 @@ async fn candidates(
 
 async fn describe(location: &Location, candidate: Candidate) -> Snapshot {
     let dir = ReadOnlyDir::new(location).child(&candidate.name);
-    let table = match table::open(&dir.url(), None).await {
+    let table = match table::open_dir(&dir, None).await {
         Ok(t) => table::describe(&t)
             .await
             .map_err(|e| table::explain_log_error(&e)),
@@ -51,7 +51,7 @@ async fn describe(location: &Location, candidate: Candidate) -> Snapshot {
     };
     Snapshot {
         id: candidate.name,
-        location: Location::from_path(dir.path()),
+        location: dir.location().clone(),
         named_time: candidate.named_time,
         table,
     }

@@ -1,12 +1,42 @@
-//! A configured location: a local folder given as a path or a `file://` URL.
+//! A configured location: a local folder (a path or a `file://` URL) or a prefix in an S3 bucket
+//! (`s3://bucket/prefix/`) read with a storage profile.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
-/// A place where a source, backups or a sandbox live. Always absolute and normalised.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use super::s3::S3Profile;
+
+/// A place where a source, backups or a sandbox live. Local paths are absolute and normalised;
+/// S3 prefixes are empty or end in `/`.
+#[derive(Debug, Clone)]
 pub struct Location {
-    path: PathBuf,
+    place: Place,
 }
+
+#[derive(Debug, Clone)]
+enum Place {
+    Local(PathBuf),
+    S3 {
+        bucket: String,
+        prefix: String,
+        /// Set when the configuration is read (the job's `storage` profile).
+        profile: Option<Arc<S3Profile>>,
+    },
+}
+
+impl PartialEq for Location {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.place, &other.place) {
+            (Place::Local(a), Place::Local(b)) => a == b,
+            _ => {
+                self.bucket_and_prefix().is_some()
+                    && self.bucket_and_prefix() == other.bucket_and_prefix()
+            }
+        }
+    }
+}
+
+impl Eq for Location {}
 
 impl Location {
     /// Reads a location as written in a config file; relative paths are taken from `base`
@@ -14,19 +44,48 @@ impl Location {
     pub fn parse(text: &str, base: &Path) -> Result<Location, String> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("empty location; give a folder path or a file:// URL".into());
+            return Err(
+                "empty location; give a folder path, a file:// URL or an s3://bucket/prefix/ URL"
+                    .into(),
+            );
         }
         let path = if let Some(scheme_end) = text.find("://") {
             let scheme = &text[..scheme_end];
-            if scheme != "file" {
-                return Err(format!(
-                    "`{text}`: `{scheme}://` locations are not supported by this version; \
-                     use a local folder path or a file:// URL"
-                ));
+            match scheme {
+                "file" => {
+                    let url =
+                        url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+                    url.to_file_path()
+                        .map_err(|()| format!("`{text}` is not a local file URL"))?
+                }
+                "s3" | "s3a" => {
+                    let rest = &text[scheme_end + 3..];
+                    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                    if bucket.is_empty() {
+                        return Err(format!(
+                            "`{text}` names no bucket; write s3://bucket/prefix/"
+                        ));
+                    }
+                    let prefix = prefix.trim_matches('/');
+                    let prefix = if prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{prefix}/")
+                    };
+                    return Ok(Location {
+                        place: Place::S3 {
+                            bucket: bucket.to_string(),
+                            prefix,
+                            profile: None,
+                        },
+                    });
+                }
+                _ => {
+                    return Err(format!(
+                        "`{text}`: `{scheme}://` locations are not supported; use a local folder path, a file:// URL or an s3:// URL"
+                    ));
+                }
             }
-            let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-            url.to_file_path()
-                .map_err(|()| format!("`{text}` is not a local file URL"))?
         } else {
             PathBuf::from(text)
         };
@@ -36,32 +95,89 @@ impl Location {
             base.join(path)
         };
         Ok(Location {
-            path: normalize(&absolute),
+            place: Place::Local(normalize(&absolute)),
         })
     }
 
     pub fn from_path(path: &Path) -> Location {
         Location {
-            path: normalize(path),
+            place: Place::Local(normalize(path)),
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The local folder, or `None` for an S3 prefix.
+    pub fn local_path(&self) -> Option<&Path> {
+        match &self.place {
+            Place::Local(p) => Some(p),
+            Place::S3 { .. } => None,
+        }
+    }
+
+    /// Bucket, prefix and profile of an S3 location.
+    pub fn s3(&self) -> Option<(&str, &str, Option<&Arc<S3Profile>>)> {
+        match &self.place {
+            Place::S3 {
+                bucket,
+                prefix,
+                profile,
+            } => Some((bucket, prefix, profile.as_ref())),
+            Place::Local(_) => None,
+        }
+    }
+
+    /// The same location read with `profile` (S3 locations only; local ones are unchanged).
+    pub fn with_profile(mut self, new: Arc<S3Profile>) -> Location {
+        if let Place::S3 { profile, .. } = &mut self.place {
+            *profile = Some(new);
+        }
+        self
+    }
+
+    /// The location of the folder `name` below this one.
+    pub fn child(&self, name: &str) -> Location {
+        match &self.place {
+            Place::Local(p) => Location::from_path(&p.join(name)),
+            Place::S3 {
+                bucket,
+                prefix,
+                profile,
+            } => Location {
+                place: Place::S3 {
+                    bucket: bucket.clone(),
+                    prefix: format!("{prefix}{}/", name.trim_matches('/')),
+                    profile: profile.clone(),
+                },
+            },
+        }
     }
 
     /// True when one location contains the other (or they are the same). Symbolic links
-    /// are resolved for the parts that exist.
+    /// are resolved for the local parts that exist.
     pub fn overlaps(&self, other: &Location) -> bool {
-        let a = resolve_existing(&self.path);
-        let b = resolve_existing(&other.path);
-        a.starts_with(&b) || b.starts_with(&a)
+        match (&self.place, &other.place) {
+            (Place::Local(a), Place::Local(b)) => {
+                let a = resolve_existing(a);
+                let b = resolve_existing(b);
+                a.starts_with(&b) || b.starts_with(&a)
+            }
+            _ => match (self.bucket_and_prefix(), other.bucket_and_prefix()) {
+                (Some((a, p)), Some((b, q))) => a == b && (p.starts_with(q) || q.starts_with(p)),
+                _ => false,
+            },
+        }
+    }
+
+    fn bucket_and_prefix(&self) -> Option<(&str, &str)> {
+        self.s3().map(|(bucket, prefix, _)| (bucket, prefix))
     }
 }
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.path.display())
+        match &self.place {
+            Place::Local(p) => write!(f, "{}", p.display()),
+            Place::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
+        }
     }
 }
 
@@ -113,26 +229,45 @@ mod tests {
     fn relative_paths_and_file_urls_become_absolute() {
         let base = Path::new("/etc/restore-drill");
         assert_eq!(
-            Location::parse("data/lake", base).unwrap().path(),
+            Location::parse("data/lake", base)
+                .unwrap()
+                .local_path()
+                .unwrap(),
             Path::new("/etc/restore-drill/data/lake")
         );
         assert_eq!(
             Location::parse("file:///var/backups/", base)
                 .unwrap()
-                .path(),
+                .local_path()
+                .unwrap(),
             Path::new("/var/backups")
         );
         assert_eq!(
-            Location::parse("../x/./y", base).unwrap().path(),
+            Location::parse("../x/./y", base)
+                .unwrap()
+                .local_path()
+                .unwrap(),
             Path::new("/etc/x/y")
         );
     }
 
     #[test]
-    fn other_schemes_are_refused_with_advice() {
-        let err = Location::parse("s3://bucket/x", Path::new("/")).unwrap_err();
-        assert!(err.contains("s3://"), "{err}");
-        assert!(err.contains("file://"), "{err}");
+    fn s3_prefixes_are_read_and_other_schemes_refused_with_advice() {
+        let l = Location::parse("s3://backups/daily", Path::new("/")).unwrap();
+        assert_eq!(l.s3().map(|(b, p, _)| (b, p)), Some(("backups", "daily/")));
+        assert_eq!(l.to_string(), "s3://backups/daily/");
+        assert_eq!(
+            l.child("x_2026-11-01").to_string(),
+            "s3://backups/daily/x_2026-11-01/"
+        );
+        let root = Location::parse("s3://backups", Path::new("/")).unwrap();
+        assert_eq!(root.to_string(), "s3://backups/");
+        assert!(root.overlaps(&l) && l.overlaps(&root));
+        let other = Location::parse("s3://backups/dailyx/", Path::new("/")).unwrap();
+        assert!(!other.overlaps(&l));
+        let err = Location::parse("gs://bucket/x", Path::new("/")).unwrap_err();
+        assert!(err.contains("gs://") && err.contains("s3://"), "{err}");
+        assert!(Location::parse("s3:///x", Path::new("/")).is_err());
     }
 
     #[test]

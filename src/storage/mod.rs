@@ -3,11 +3,13 @@
 //! write below its own run folder.
 
 mod location;
+pub mod s3;
 mod sandbox;
 
 pub use location::Location;
 pub use sandbox::{RunSandbox, SandboxRoot, SweepReason, Swept};
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use url::Url;
@@ -27,6 +29,10 @@ pub enum StorageError {
     },
     #[error("refusing to write to {path}: it is outside the run's sandbox {sandbox}")]
     OutsideSandbox { path: PathBuf, sandbox: PathBuf },
+    #[error("{url}: {message}")]
+    S3 { url: String, message: String },
+    #[error("storage profile `{profile}`: {message}")]
+    Credentials { profile: String, message: String },
 }
 
 /// One file found under a folder: its path relative to the folder and its size.
@@ -36,42 +42,71 @@ pub struct FileEntry {
     pub size: u64,
 }
 
-/// A folder that restore-drill may read but never change (a source or a backup).
+/// A folder that restore-drill may read but never change (a source or a backup): local, or a
+/// prefix in an S3 bucket.
 #[derive(Debug, Clone)]
 pub struct ReadOnlyDir {
-    root: PathBuf,
+    location: Location,
 }
 
 impl ReadOnlyDir {
     pub fn new(location: &Location) -> Self {
         Self {
-            root: location.path().to_path_buf(),
+            location: location.clone(),
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.root
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The S3 profile of an S3 folder (the AWS default chain when none was configured).
+    fn profile(&self) -> Option<(&str, &str, std::sync::Arc<s3::S3Profile>)> {
+        self.location.s3().map(|(bucket, prefix, profile)| {
+            (
+                bucket,
+                prefix,
+                profile
+                    .cloned()
+                    .unwrap_or_else(|| std::sync::Arc::new(s3::S3Profile::default_chain())),
+            )
+        })
     }
 
     /// The folder as a URL, for deltalake.
     pub fn url(&self) -> Url {
-        directory_url(&self.root)
+        match self.location.local_path() {
+            Some(path) => directory_url(path),
+            None => Url::parse(&self.location.to_string()).expect("s3 locations are URLs"),
+        }
+    }
+
+    /// Options deltalake needs to read the folder (the S3 profile's endpoint, region, keys).
+    pub fn storage_options(&self) -> Result<HashMap<String, String>, StorageError> {
+        match self.profile() {
+            Some((_, _, profile)) => profile.delta_options(),
+            None => Ok(HashMap::new()),
+        }
     }
 
     /// A read-only handle on a folder below this one.
     pub fn child(&self, name: &str) -> ReadOnlyDir {
         ReadOnlyDir {
-            root: self.root.join(name),
+            location: self.location.child(name),
         }
     }
 
     /// Names of the folders directly below this one.
     pub async fn list_folders(&self) -> Result<Vec<String>, StorageError> {
+        if let Some((bucket, prefix, profile)) = self.profile() {
+            return s3::list_folders(&profile, bucket, prefix).await;
+        }
+        let root = self.local_root();
         let read_err = |source| StorageError::Read {
-            path: self.root.clone(),
+            path: root.to_path_buf(),
             source,
         };
-        let mut entries = tokio::fs::read_dir(&self.root).await.map_err(read_err)?;
+        let mut entries = tokio::fs::read_dir(root).await.map_err(read_err)?;
         let mut names = Vec::new();
         while let Some(entry) = entries.next_entry().await.map_err(read_err)? {
             if entry.file_type().await.map_err(read_err)?.is_dir() {
@@ -84,10 +119,35 @@ impl ReadOnlyDir {
 
     /// Every file below this folder, recursively, with its size.
     pub async fn list_files(&self) -> Result<Vec<FileEntry>, StorageError> {
-        let root = self.root.clone();
+        if let Some((bucket, prefix, profile)) = self.profile() {
+            return s3::list_files(&profile, bucket, prefix).await;
+        }
+        let root = self.local_root().to_path_buf();
         tokio::task::spawn_blocking(move || walk(&root))
             .await
             .expect("listing task panicked")
+    }
+
+    /// Copies the file `relative` (below this folder) to the local file `target`; returns the
+    /// bytes written.
+    pub async fn copy_file_to(&self, relative: &Path, target: &Path) -> Result<u64, StorageError> {
+        if let Some((bucket, prefix, profile)) = self.profile() {
+            let key = format!("{prefix}{}", relative.display());
+            return s3::download(&profile, bucket, &key, target).await;
+        }
+        let source_path = self.local_root().join(relative);
+        tokio::fs::copy(&source_path, target)
+            .await
+            .map_err(|source| StorageError::Read {
+                path: source_path,
+                source,
+            })
+    }
+
+    fn local_root(&self) -> &Path {
+        self.location
+            .local_path()
+            .expect("S3 folders are handled before local ones")
     }
 }
 

@@ -24,7 +24,10 @@ pub struct SandboxRoot {
 impl SandboxRoot {
     pub fn new(location: &Location) -> Self {
         Self {
-            root: location.path().to_path_buf(),
+            root: location
+                .local_path()
+                .expect("sandboxes are local folders (checked when the configuration is read)")
+                .to_path_buf(),
         }
     }
 
@@ -270,17 +273,15 @@ impl RunSandbox {
         // a drill spawned on the runtime needs.
         futures::stream::iter(files.iter().cloned())
             .map(|file| async move {
-                let source_path = from.path().join(&file.relative);
                 let target = self.target(&file.relative)?;
-                let written = tokio::fs::copy(&source_path, &target)
-                    .await
-                    .map_err(|source| StorageError::Read {
-                        path: source_path.clone(),
-                        source,
-                    })?;
+                let written = from.copy_file_to(&file.relative, &target).await?;
                 if written != file.size {
                     return Err(StorageError::Read {
-                        path: source_path,
+                        path: PathBuf::from(format!(
+                            "{}{}",
+                            from.location(),
+                            file.relative.display()
+                        )),
                         source: std::io::Error::other(format!(
                             "size changed during the copy: listed {} bytes, copied {written}",
                             file.size

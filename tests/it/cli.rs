@@ -192,7 +192,7 @@ async fn a_dry_run_prints_the_plan_and_writes_nothing() {
     )
     .unwrap();
     let snapshot = lake.root.join("backups/daily/transactions_2026-11-02");
-    let files = walk(&snapshot);
+    let files = crate::helpers::files_below(&snapshot);
     let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
 
     let out = cli(&[
@@ -242,19 +242,6 @@ async fn a_dry_run_prints_the_plan_and_writes_nothing() {
         !lake.root.join("journal").exists(),
         "the dry run wrote a record"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,10 +117,30 @@ fn unset_environment_variables_are_named() {
 }
 
 #[test]
-fn an_object_store_url_is_refused_with_advice() {
-    let (code, out) = validate(&GOOD_JOB.replace("\"lake/orders\"", "\"s3://lake/orders\""));
+fn storage_locations_and_profiles_are_checked() {
+    let (code, out) = validate(&GOOD_JOB.replace("\"lake/orders\"", "\"gs://lake/orders\""));
     assert_eq!(code, 2);
-    assert!(out.contains("`s3://` locations are not supported"), "{out}");
+    assert!(
+        out.contains("c.toml:3:10: job `orders`: `source`: `gs://lake/orders`: `gs://` locations are not supported; use a local folder path, a file:// URL or an s3:// URL"),
+        "{out}"
+    );
+
+    let text = format!(
+        "[storage.minio]\nendpoint = \"minio:9000\"\naccess_key_id_env = \"MINIO_KEY\"\n\n{}",
+        GOOD_JOB
+            .replace("\"sandbox\"", "\"s3://dr-sandbox/restore-drill/\"")
+            .replace("objectives =", "storage = \"mini\"\nobjectives =")
+    );
+    let (code, out) = validate(&text);
+    assert_eq!(code, 2, "{out}");
+    for expected in [
+        "c.toml:2:12: [storage.minio]: `endpoint` must be an http:// or https:// URL",
+        "c.toml:3:21: [storage.minio]: give both `access_key_id_env` and `secret_access_key_env`",
+        "c.toml:11:11: job `orders`: no storage profile `mini`; define it as [storage.mini] (profiles: minio)",
+        "c.toml:9:11: job `orders`: an s3:// sandbox is not supported by this version",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,6 +153,20 @@ pub async fn slow_drill(top: &str) -> (Lake, PathBuf) {
     (lake, config)
 }
 
+/// Every file below `dir`, recursively.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_below(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// The data files of a table folder, largest first.
 pub fn data_files(table: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(table)

@@ -12,6 +12,7 @@ mod drill_catches;
 mod history;
 mod metrics;
 mod report;
+mod s3;
 mod scheduler;
 mod serve;
 mod shipped_files;

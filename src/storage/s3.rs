@@ -1,0 +1,241 @@
+//! S3 and S3-compatible stores (MinIO, …): named profiles and the few operations a drill needs
+//! on a read-only prefix — list the folders below it, list its objects, download one.
+//!
+//! A profile (`[storage.NAME]`) names the endpoint, region, addressing style and where the keys
+//! come from: the environment variables it names, or else the AWS default chain (environment,
+//! profile, web identity, instance metadata). Keys are read when a client is made and never
+//! kept in anything that is printed.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::DisplayErrorContext;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::OnceCell;
+
+use super::{FileEntry, StorageError};
+
+/// A named S3 profile.
+#[derive(Debug)]
+pub struct S3Profile {
+    pub name: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    /// Names of the environment variables holding the keys (not the keys).
+    pub access_key_id_env: Option<String>,
+    pub secret_access_key_env: Option<String>,
+    client: OnceCell<Client>,
+}
+
+impl S3Profile {
+    pub fn new(
+        name: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+        path_style: bool,
+        keys_env: Option<(String, String)>,
+    ) -> Self {
+        let (access_key_id_env, secret_access_key_env) = match keys_env {
+            Some((id, secret)) => (Some(id), Some(secret)),
+            None => (None, None),
+        };
+        Self {
+            name,
+            endpoint,
+            region,
+            path_style,
+            access_key_id_env,
+            secret_access_key_env,
+            client: OnceCell::new(),
+        }
+    }
+
+    /// The profile of jobs that name none: AWS's defaults for everything.
+    pub fn default_chain() -> Self {
+        Self::new("default".into(), None, None, false, None)
+    }
+
+    /// The keys from the environment variables the profile names, if it names any.
+    fn keys(&self) -> Result<Option<(String, String)>, StorageError> {
+        let (Some(id_var), Some(secret_var)) =
+            (&self.access_key_id_env, &self.secret_access_key_env)
+        else {
+            return Ok(None);
+        };
+        let read = |var: &str| {
+            std::env::var(var).map_err(|_| StorageError::Credentials {
+                profile: self.name.clone(),
+                message: format!(
+                    "environment variable `{var}` is not set; set it, or remove the `*_env` keys to use the AWS default credential chain"
+                ),
+            })
+        };
+        Ok(Some((read(id_var)?, read(secret_var)?)))
+    }
+
+    /// The client of this profile, made once.
+    pub async fn client(&self) -> Result<&Client, StorageError> {
+        self.client
+            .get_or_try_init(|| async {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(region) = &self.region {
+                    loader = loader.region(Region::new(region.clone()));
+                }
+                if let Some(endpoint) = &self.endpoint {
+                    loader = loader.endpoint_url(endpoint);
+                }
+                if let Some((id, secret)) = self.keys()? {
+                    loader = loader.credentials_provider(Credentials::new(
+                        id,
+                        secret,
+                        None,
+                        None,
+                        "restore-drill profile",
+                    ));
+                }
+                let shared = loader.load().await;
+                let config = aws_sdk_s3::config::Builder::from(&shared)
+                    .force_path_style(self.path_style)
+                    .retry_config(
+                        aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(5),
+                    )
+                    .build();
+                Ok(Client::from_conf(config))
+            })
+            .await
+    }
+
+    /// Options for deltalake's object store (`AWS_*` keys).
+    pub fn delta_options(&self) -> Result<HashMap<String, String>, StorageError> {
+        let mut options = HashMap::new();
+        if let Some(endpoint) = &self.endpoint {
+            options.insert("AWS_ENDPOINT_URL".into(), endpoint.clone());
+            if endpoint.starts_with("http://") {
+                options.insert("AWS_ALLOW_HTTP".into(), "true".into());
+            }
+        }
+        if let Some(region) = &self.region {
+            options.insert("AWS_REGION".into(), region.clone());
+        }
+        options.insert(
+            "AWS_VIRTUAL_HOSTED_STYLE_REQUEST".into(),
+            (!self.path_style).to_string(),
+        );
+        if let Some((id, secret)) = self.keys()? {
+            options.insert("AWS_ACCESS_KEY_ID".into(), id);
+            options.insert("AWS_SECRET_ACCESS_KEY".into(), secret);
+        }
+        // Delta's log needs no locking to be read.
+        options.insert("AWS_S3_ALLOW_UNSAFE_RENAME".into(), "true".into());
+        Ok(options)
+    }
+}
+
+fn s3_error(bucket: &str, prefix: &str, e: impl std::error::Error) -> StorageError {
+    StorageError::S3 {
+        url: format!("s3://{bucket}/{prefix}"),
+        message: DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// Names of the "folders" directly below `prefix` (which is empty or ends in `/`).
+pub async fn list_folders(
+    profile: &S3Profile,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, StorageError> {
+    let client = profile.client().await?;
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .delimiter("/")
+        .into_paginator()
+        .send();
+    let mut names = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| s3_error(bucket, prefix, e))?;
+        for common in page.common_prefixes() {
+            if let Some(name) = common
+                .prefix()
+                .and_then(|p| p.strip_prefix(prefix))
+                .map(|p| p.trim_end_matches('/'))
+                .filter(|p| !p.is_empty())
+            {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Every object below `prefix`, with its size, by key relative to the prefix.
+pub async fn list_files(
+    profile: &S3Profile,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<FileEntry>, StorageError> {
+    let client = profile.client().await?;
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut files = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| s3_error(bucket, prefix, e))?;
+        for object in page.contents() {
+            let Some(relative) = object.key().and_then(|k| k.strip_prefix(prefix)) else {
+                continue;
+            };
+            if relative.is_empty() || relative.ends_with('/') {
+                continue; // folder markers
+            }
+            files.push(FileEntry {
+                relative: relative.into(),
+                size: object.size().unwrap_or(0).max(0) as u64,
+            });
+        }
+    }
+    files.sort_by(|a, b| a.relative.cmp(&b.relative));
+    Ok(files)
+}
+
+/// Downloads `key` into the local file `target`; returns the bytes written.
+pub async fn download(
+    profile: &S3Profile,
+    bucket: &str,
+    key: &str,
+    target: &Path,
+) -> Result<u64, StorageError> {
+    let client = profile.client().await?;
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| s3_error(bucket, key, e))?;
+    let write_error = |source| StorageError::Write {
+        path: target.to_path_buf(),
+        source,
+    };
+    let mut file = tokio::fs::File::create(target).await.map_err(write_error)?;
+    let mut body = object.body;
+    let mut written = 0u64;
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| s3_error(bucket, key, e))?
+    {
+        file.write_all(&chunk).await.map_err(write_error)?;
+        written += chunk.len() as u64;
+    }
+    file.flush().await.map_err(write_error)?;
+    Ok(written)
+}
