@@ -151,6 +151,7 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
         "minio",
         "postgres",
         "seeder",
+        "seed-minio",
         "restore-drill",
         "prometheus",
         "alertmanager",
@@ -215,9 +216,34 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
     .unwrap();
     restore_drill::demo::data::copy_folder(&repo().join("checks"), &etc.path().join("checks"))
         .unwrap();
-    let config = restore_drill::config::load(&etc.path().join("restore-drill.toml"))
+    // With the environment the compose file gives the container.
+    let environment = &services[serde_yaml::Value::from("restore-drill")]["environment"];
+    let env = |name: &str| environment[name].as_str().map(String::from);
+    let path = etc.path().join("restore-drill.toml");
+    let config = restore_drill::config::parse(&path, &std::fs::read_to_string(&path).unwrap(), env)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(config.jobs.iter().all(|j| j.schedule.is_some()));
+    assert!(config.history.postgres.is_some());
+    // Every S3 location reads MinIO with keys the container has.
+    for job in &config.jobs {
+        for location in [&job.source, job.snapshots.location()] {
+            let (_, _, profile) = location.s3().expect("the compose jobs read MinIO");
+            let profile = profile.expect("a storage profile");
+            assert_eq!(profile.endpoint.as_deref(), Some("http://minio:9000"));
+            for var in [&profile.access_key_id_env, &profile.secret_access_key_env] {
+                let var = var.as_deref().unwrap();
+                assert!(env(var).is_some(), "the container lacks {var}");
+            }
+        }
+    }
+    // MinIO gets the seeder's table and snapshots where the job looks for them.
+    let seed = services[serde_yaml::Value::from("seed-minio")]["command"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        seed.contains("local/lake") && seed.contains("local/backups"),
+        "{seed}"
+    );
     // The scrape config keeps restore-drill's job label and loads the shipped rules.
     let prometheus = yaml(&compose_dir.join("prometheus.yml"));
     assert_eq!(prometheus["scrape_configs"][0]["honor_labels"], true);
