@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
@@ -134,10 +135,27 @@ impl S3Profile {
     }
 }
 
-fn s3_error(bucket: &str, prefix: &str, e: impl std::error::Error) -> StorageError {
+/// A request's error in words: the service's code, status and message when S3 answered (after
+/// the retries), else what went wrong on the way (connection, timeout, credentials).
+fn s3_error<E>(bucket: &str, prefix: &str, e: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let message = match &e {
+        SdkError::ServiceError(service) => {
+            let error = service.err();
+            format!(
+                "{} (HTTP {}){}",
+                error.code().unwrap_or("error"),
+                service.raw().status().as_u16(),
+                error.message().map_or(String::new(), |m| format!(": {m}"))
+            )
+        }
+        other => DisplayErrorContext(other).to_string(),
+    };
     StorageError::S3 {
         url: format!("s3://{bucket}/{prefix}"),
-        message: DisplayErrorContext(e).to_string(),
+        message,
     }
 }
 
@@ -228,11 +246,10 @@ pub async fn download(
     let mut file = tokio::fs::File::create(target).await.map_err(write_error)?;
     let mut body = object.body;
     let mut written = 0u64;
-    while let Some(chunk) = body
-        .try_next()
-        .await
-        .map_err(|e| s3_error(bucket, key, e))?
-    {
+    while let Some(chunk) = body.try_next().await.map_err(|e| StorageError::S3 {
+        url: format!("s3://{bucket}/{key}"),
+        message: DisplayErrorContext(e).to_string(),
+    })? {
         file.write_all(&chunk).await.map_err(write_error)?;
         written += chunk.len() as u64;
     }

@@ -247,3 +247,102 @@ async fn listing_goes_past_a_thousand_objects() {
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(plan["files"], in_table + 1001);
 }
+
+/// A TCP proxy to moto that answers its first `refuse` connections with `503 SlowDown`, as S3
+/// does when it throttles, and forwards the rest.
+struct ThrottlingProxy {
+    endpoint: String,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ThrottlingProxy {
+    fn start(target: &str, refuse: usize) -> ThrottlingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let target = target.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = refused.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut client) = stream else { continue };
+                if counter.load(Ordering::SeqCst) < refuse {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+                        head.push(byte[0]);
+                    }
+                    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                    let _ = write!(
+                        client,
+                        "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    continue;
+                }
+                let Ok(mut upstream) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (mut client_reader, mut upstream_writer) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_reader, &mut upstream_writer);
+                    let _ = upstream_writer.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut upstream, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        ThrottlingProxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            refused,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_requests_are_retried() {
+    let moto = Moto::start();
+    let (_lake, config) = lake_on_s3(&moto).await;
+    let proxy = ThrottlingProxy::start(&moto.endpoint, 2);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&moto.endpoint, &proxy.endpoint);
+    std::fs::write(&config, text).unwrap();
+    let out = cli_s3(
+        &["snapshots", "--config", config.to_str().unwrap(), JOB],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("transactions_2026-11-01"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        proxy.refused.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the throttled requests were not the ones retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_bucket_is_an_error_in_the_services_words() {
+    let moto = Moto::start();
+    let (_lake, config) = lake_on_s3(&moto).await;
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("s3://backups/daily/", "s3://no-such-backups/daily/");
+    std::fs::write(&config, text).unwrap();
+    let out = cli_s3(&["run", "--config", config.to_str().unwrap(), JOB], true);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains("s3://no-such-backups/daily/: NoSuchBucket (HTTP 404): The specified bucket does not exist"),
+        "{text}"
+    );
+}
