@@ -64,10 +64,6 @@ impl History {
         }
     }
 
-    pub fn journal(&self) -> &Journal {
-        &self.journal
-    }
-
     /// Where PostgreSQL is (`host:port/db`), if configured.
     pub fn postgres_place(&self) -> Option<String> {
         self.postgres.as_deref().map(postgres::place_of)

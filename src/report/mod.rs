@@ -272,12 +272,3 @@ fn measure(reports: &[&Value], field: &str, objective: Option<f64>) -> Measure {
         breaches: objective.map_or(0, |o| values.iter().filter(|v| **v > o).count()),
     }
 }
-
-impl AuditReport {
-    /// Whether every job had a verified restore every day, no failure, and an intact chain.
-    pub fn clean(&self) -> bool {
-        self.jobs.iter().all(|j| {
-            j.days_without_verified_restore.is_empty() && j.failures.is_empty() && j.chain.intact()
-        })
-    }
-}
