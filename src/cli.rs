@@ -328,7 +328,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let config = load_or_report(&config)?;
             let Some(config) = config else { return Ok(2) };
             let job = config.job(&job).map_err(anyhow::Error::msg)?;
-            let snapshots = snapshot::list(&job.snapshots).await?;
+            let snapshots = snapshot::list(&job.snapshots, chrono::Utc::now()).await?;
             println!(
                 "{:<40} {:>8}  {:<24} {:>7}  {:>11}",
                 "SNAPSHOT", "VERSION", "NEWEST COMMIT", "FILES", "BYTES"

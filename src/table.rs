@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
-use futures::TryStreamExt;
 use url::Url;
 
 /// One data file as the log records it.
@@ -103,6 +102,14 @@ pub async fn open(url: &Url, version: Option<u64>) -> Result<DeltaTable, DeltaTa
     open_with(url, std::collections::HashMap::new(), version).await
 }
 
+/// Opens the table a drill restored into its run's sandbox.
+pub async fn open_run(run: &crate::storage::RunSandbox) -> Result<DeltaTable, DeltaTableError> {
+    let options = run
+        .storage_options()
+        .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
+    open_with(&run.url(), options, None).await
+}
+
 /// Opens the table in a read-only folder (local or S3, with its profile's options).
 pub async fn open_dir(
     dir: &crate::storage::ReadOnlyDir,
@@ -147,15 +154,13 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
             stats: f.stats(),
         })
         .collect();
-    let newest: Vec<_> = table
-        .history(Some(1))
-        .try_collect()
-        .await
-        .unwrap_or_default();
-    let commit_millis = newest
-        .first()
-        .and_then(|c| c.in_commit_timestamp.or(c.timestamp))
-        .or_else(|| state.version_timestamp(state.version()));
+    // The commit file of exactly this version (the history of a table loaded at an older
+    // version starts at the log's newest commit).
+    let commit_millis = match table.log_store().read_commit_entry(version).await {
+        Ok(Some(bytes)) => commit_time(&bytes),
+        _ => None,
+    }
+    .or_else(|| state.version_timestamp(version));
     Ok(TableInfo {
         version,
         table_id,
@@ -164,6 +169,19 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
         types,
         files,
     })
+}
+
+/// `commitInfo.inCommitTimestamp` or `commitInfo.timestamp` of a commit file, in milliseconds.
+pub fn commit_time(commit: &[u8]) -> Option<i64> {
+    commit
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .find_map(|action| {
+            let info = action.get("commitInfo")?;
+            info.get("inCommitTimestamp")
+                .or_else(|| info.get("timestamp"))?
+                .as_i64()
+        })
 }
 
 /// The newest commit time of a table's current version, for RPO.

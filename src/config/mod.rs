@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use fields::{Fields, Located, Position, Problem, Problems, parse_document};
 
 use crate::scheduler::Schedule;
@@ -148,19 +150,39 @@ pub enum SnapshotSource {
         location: Location,
         pattern: SnapshotPattern,
     },
+    /// Versions of the source table's own history.
+    DeltaTimeTravel { source: Location, at: PointInTime },
+    /// The state of a prefix in a versioned bucket at a point in time.
+    S3Versions { location: Location, at: PointInTime },
+}
+
+/// Which point of the past a time-travel or versioned-bucket drill restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointInTime {
+    /// The newest state at or before `now - lag`.
+    Lag(Duration),
+    /// The newest state at or before this time.
+    Timestamp(DateTime<Utc>),
+    /// This version of the table (time travel only).
+    Version(u64),
 }
 
 impl SnapshotSource {
     pub fn kind(&self) -> &'static str {
         match self {
             SnapshotSource::DeltaCopy { .. } => "delta_copy",
+            SnapshotSource::DeltaTimeTravel { .. } => "delta_time_travel",
+            SnapshotSource::S3Versions { .. } => "s3_versions",
         }
     }
 
-    /// The backup location, read-only to every drill.
+    /// Where the snapshots are read from (read-only to every drill): the backup location, or
+    /// the source for time travel.
     pub fn location(&self) -> &Location {
         match self {
-            SnapshotSource::DeltaCopy { location, .. } => location,
+            SnapshotSource::DeltaCopy { location, .. }
+            | SnapshotSource::S3Versions { location, .. } => location,
+            SnapshotSource::DeltaTimeTravel { source, .. } => source,
         }
     }
 }
@@ -468,48 +490,29 @@ fn read_job(
         base,
         p,
     );
-    // The storage profile of the job's s3:// locations.
-    let storage = f.string("storage", p);
-    let profile =
-        match &storage {
-            None => Some(Arc::new(S3Profile::default_chain())),
-            Some(name) => {
-                match profiles.get(&name.value) {
-                    Some(profile) => Some(profile.clone()),
-                    None => {
-                        let mut known: Vec<&str> = profiles.keys().map(String::as_str).collect();
-                        known.sort_unstable();
-                        p.report(
-                    name.at,
-                    format!(
-                        "{}: no storage profile `{}`; define it as [storage.{}] (profiles: {})",
-                        f.context(),
-                        name.value,
-                        name.value,
-                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                    ),
-                );
-                        None
-                    }
-                }
-            }
-        };
-    let source = source.map(|l| Located::new(with_profile(l.value, &profile), l.at));
+    // The storage profiles of the job's s3:// locations: `storage` for all three, unless
+    // `source_storage`, `snapshots.storage` or `sandbox_storage` names another.
+    let default_profile = profile_named(&mut f, "storage", profiles, p);
+    let source_profile = profile_named(&mut f, "source_storage", profiles, p);
+    let sandbox_profile = profile_named(&mut f, "sandbox_storage", profiles, p);
+    let pick = |own: &Option<Option<Arc<S3Profile>>>| -> Option<Arc<S3Profile>> {
+        match (own, &default_profile) {
+            (Some(Some(profile)), _) | (_, Some(Some(profile))) => Some(profile.clone()),
+            _ => None,
+        }
+    };
+    let source = source.map(|l| Located::new(with_profile(l.value, &pick(&source_profile)), l.at));
+    let sandbox =
+        sandbox.map(|l| Located::new(with_profile(l.value, &pick(&sandbox_profile)), l.at));
     let snapshots = snapshots.map(|mut l| {
-        l.value.location = with_profile(l.value.location, &profile);
+        let own = l
+            .value
+            .storage
+            .take()
+            .map(|name| Some(resolve_profile(&name, profiles, f.context(), p)));
+        l.value.location = with_profile(l.value.location, &pick(&own.flatten()));
         l
     });
-    if let Some(sandbox) = &sandbox
-        && sandbox.value.s3().is_some()
-    {
-        p.report(
-            sandbox.at,
-            format!(
-                "{}: an s3:// sandbox is not supported by this version; restore into a local folder (the source and the snapshots may be on S3)",
-                f.context()
-            ),
-        );
-    }
     let suite_field = f.required_string("suite", "the suite file, e.g. \"checks/orders.toml\"", p);
     let objectives = objectives(&mut f, p);
     let copy_concurrency = match f.integer("copy_concurrency", p) {
@@ -553,7 +556,10 @@ fn read_job(
             ("source", source.as_ref().map(|s| &s.value)),
             (
                 "snapshots.location",
-                snapshots.as_ref().map(|s| &s.value.location),
+                snapshots
+                    .as_ref()
+                    .filter(|s| !matches!(s.value.kind, SnapshotKindSpec::TimeTravel(_)))
+                    .map(|s| &s.value.location),
             ),
         ] {
             if let Some(other) = other
@@ -595,6 +601,8 @@ fn read_job(
     });
     f.finish(p);
     let (suite_path, suite) = suite?;
+    let source = source?.value;
+    let snapshots = snapshots?.value.into_source(&source);
     let suite_sha256 = std::fs::read(&suite_path)
         .map(|bytes| crate::history::journal::sha256_hex(&bytes))
         .unwrap_or_default();
@@ -603,8 +611,8 @@ fn read_job(
             name: name?.value,
             description,
             owner,
-            source: source?.value,
-            snapshots: snapshots?.value.into_source(),
+            source,
+            snapshots,
             sandbox: sandbox?.value,
             suite_path,
             suite,
@@ -662,6 +670,46 @@ fn with_profile(location: Location, profile: &Option<Arc<S3Profile>>) -> Locatio
         Some(profile) => location.with_profile(profile.clone()),
         None => location,
     }
+}
+
+/// The profile a job's key names: `None` when the key is absent, `Some(None)` when it names no
+/// profile (reported).
+fn profile_named(
+    f: &mut Fields,
+    key: &'static str,
+    profiles: &HashMap<String, Arc<S3Profile>>,
+    p: &mut Problems,
+) -> Option<Option<Arc<S3Profile>>> {
+    let name = f.string(key, p)?;
+    let context = f.context().to_string();
+    Some(resolve_profile(&name, profiles, &context, p))
+}
+
+fn resolve_profile(
+    name: &Located<String>,
+    profiles: &HashMap<String, Arc<S3Profile>>,
+    context: &str,
+    p: &mut Problems,
+) -> Option<Arc<S3Profile>> {
+    if let Some(profile) = profiles.get(&name.value) {
+        return Some(profile.clone());
+    }
+    let mut known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    p.report(
+        name.at,
+        format!(
+            "{context}: no storage profile `{}`; define it as [storage.{}] (profiles: {})",
+            name.value,
+            name.value,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ),
+    );
+    None
 }
 
 /// `[storage.NAME]` tables: S3 profiles.
@@ -727,26 +775,43 @@ fn location(
     }
 }
 
-/// A snapshot source as read, before it is split into its kinds.
-struct DeltaCopySpec {
+/// A snapshot source as read, before the job's storage profiles are applied.
+struct SnapshotSpec {
+    kind: SnapshotKindSpec,
+    /// The backup location (`delta_copy`, `s3_versions`); the source for `delta_time_travel`.
     location: Location,
-    pattern: SnapshotPattern,
+    /// `snapshots.storage`: the profile of the backup location, when it differs from the job's.
+    storage: Option<Located<String>>,
 }
 
-impl DeltaCopySpec {
-    fn into_source(self) -> SnapshotSource {
-        SnapshotSource::DeltaCopy {
-            location: self.location,
-            pattern: self.pattern,
+enum SnapshotKindSpec {
+    DeltaCopy(SnapshotPattern),
+    TimeTravel(PointInTime),
+    Versions(PointInTime),
+}
+
+impl SnapshotSpec {
+    fn into_source(self, source: &Location) -> SnapshotSource {
+        match self.kind {
+            SnapshotKindSpec::DeltaCopy(pattern) => SnapshotSource::DeltaCopy {
+                location: self.location,
+                pattern,
+            },
+            SnapshotKindSpec::TimeTravel(at) => SnapshotSource::DeltaTimeTravel {
+                source: source.clone(),
+                at,
+            },
+            SnapshotKindSpec::Versions(at) => SnapshotSource::S3Versions {
+                location: self.location,
+                at,
+            },
         }
     }
 }
 
-fn snapshot_source(
-    f: &mut Fields,
-    base: &Path,
-    p: &mut Problems,
-) -> Option<Located<DeltaCopySpec>> {
+const SNAPSHOT_KINDS: &str = "\"delta_copy\", \"delta_time_travel\" or \"s3_versions\"";
+
+fn snapshot_source(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<SnapshotSpec>> {
     let context = format!("{} snapshots", f.context());
     let mut s = f.required_table(
         "snapshots",
@@ -755,48 +820,173 @@ fn snapshot_source(
         p,
     )?;
     let at = s.at();
-    let kind = s.required_string("kind", "\"delta_copy\"", p);
-    if let Some(kind) = &kind
-        && kind.value != "delta_copy"
-    {
-        p.report(
-            kind.at,
-            format!(
-                "{}: snapshot kind `{}` is not supported by this version; use \"delta_copy\"",
-                s.context(),
-                kind.value
-            ),
-        );
+    let kind = s.required_string("kind", SNAPSHOT_KINDS, p);
+    let storage = s.string("storage", p);
+    let spec = match kind.as_ref().map(|k| k.value.as_str()) {
+        Some("delta_copy") => {
+            let location = location(
+                &mut s,
+                "location",
+                "the folder holding the snapshot folders",
+                base,
+                p,
+            );
+            let pattern = s
+                .required_string(
+                    "pattern",
+                    "the snapshot folder name, e.g. \"orders_{date}\"",
+                    p,
+                )
+                .and_then(|text| match SnapshotPattern::parse(&text.value) {
+                    Ok(pattern) => Some(pattern),
+                    Err(e) => {
+                        p.report(text.at, format!("{}: {e}", s.context()));
+                        None
+                    }
+                });
+            location
+                .zip(pattern)
+                .map(|(location, pattern)| SnapshotSpec {
+                    kind: SnapshotKindSpec::DeltaCopy(pattern),
+                    location: location.value,
+                    storage,
+                })
+        }
+        Some("delta_time_travel") => {
+            let point = point_in_time(&mut s, true, p);
+            if let Some(storage) = &storage {
+                p.report(
+                    storage.at,
+                    format!(
+                        "{}: a delta_time_travel snapshot is read from the source; set `source_storage` on the job instead",
+                        s.context()
+                    ),
+                );
+            }
+            point.map(|at| SnapshotSpec {
+                kind: SnapshotKindSpec::TimeTravel(at),
+                location: Location::from_path(Path::new("/")),
+                storage: None,
+            })
+        }
+        Some("s3_versions") => {
+            let location = location(
+                &mut s,
+                "location",
+                "the prefix in a versioned bucket, e.g. \"s3://lake/orders/\"",
+                base,
+                p,
+            )
+            .filter(|l| {
+                let on_s3 = l.value.s3().is_some();
+                if !on_s3 {
+                    p.report(
+                        l.at,
+                        format!(
+                            "{}: an s3_versions snapshot lives in a versioned S3 bucket; give an s3://bucket/prefix/ location",
+                            s.context()
+                        ),
+                    );
+                }
+                on_s3
+            });
+            let point = point_in_time(&mut s, false, p);
+            location.zip(point).map(|(location, at)| SnapshotSpec {
+                kind: SnapshotKindSpec::Versions(at),
+                location: location.value,
+                storage,
+            })
+        }
+        Some(other) => {
+            p.report(
+                kind.as_ref().map_or(at, |k| k.at),
+                format!(
+                    "{}: unknown snapshot kind `{other}`; use {SNAPSHOT_KINDS}",
+                    s.context()
+                ),
+            );
+            None
+        }
+        None => None,
+    };
+    s.finish(p);
+    spec.map(|spec| Located::new(spec, at))
+}
+
+/// The point in time a snapshot is taken at: `lag` (before now), `timestamp`, or — for time
+/// travel — `version`; exactly one.
+fn point_in_time(s: &mut Fields, versions: bool, p: &mut Problems) -> Option<PointInTime> {
+    let lag = optional_duration(s, "lag", p);
+    let timestamp = s.string("timestamp", p);
+    let version = if versions {
+        s.integer("version", p)
+    } else {
+        None
+    };
+    let choices = if versions {
+        "`lag` (e.g. \"24h\"), `timestamp` (e.g. \"2026-11-28T00:00:00Z\") or `version` (e.g. 42)"
+    } else {
+        "`lag` (e.g. \"1h\") or `timestamp` (e.g. \"2026-11-28T00:00:00Z\")"
+    };
+    let given = [
+        lag.as_ref().is_some_and(Option::is_some),
+        timestamp.is_some(),
+        version.is_some(),
+    ];
+    match given.iter().filter(|g| **g).count() {
+        0 => {
+            p.report(
+                s.at(),
+                format!(
+                    "{}: give the point in time to restore: {choices}",
+                    s.context()
+                ),
+            );
+            return None;
+        }
+        1 => {}
+        _ => {
+            p.report(
+                s.at(),
+                format!("{}: give only one of {choices}", s.context()),
+            );
+            return None;
+        }
     }
-    let location = location(
-        &mut s,
-        "location",
-        "the folder holding the snapshot folders",
-        base,
-        p,
-    );
-    let pattern = s
-        .required_string(
-            "pattern",
-            "the snapshot folder name, e.g. \"orders_{date}\"",
-            p,
-        )
-        .and_then(|text| match SnapshotPattern::parse(&text.value) {
-            Ok(pattern) => Some(pattern),
+    if let Some(Some(lag)) = lag {
+        return Some(PointInTime::Lag(lag.value));
+    }
+    if let Some(text) = timestamp {
+        return match DateTime::parse_from_rfc3339(&text.value) {
+            Ok(t) => Some(PointInTime::Timestamp(t.to_utc())),
             Err(e) => {
-                p.report(text.at, format!("{}: {e}", s.context()));
+                p.report(
+                    text.at,
+                    format!(
+                        "{}: `timestamp` `{}` is not an RFC 3339 time such as \"2026-11-28T00:00:00Z\": {e}",
+                        s.context(),
+                        text.value
+                    ),
+                );
                 None
             }
-        });
-    s.finish(p);
-    kind.filter(|k| k.value == "delta_copy")?;
-    Some(Located::new(
-        DeltaCopySpec {
-            location: location?.value,
-            pattern: pattern?,
-        },
-        at,
-    ))
+        };
+    }
+    match version {
+        Some(v) if v.value >= 0 => Some(PointInTime::Version(v.value as u64)),
+        Some(v) => {
+            p.report(
+                v.at,
+                format!(
+                    "{}: `version` must be 0 or more, found {}",
+                    s.context(),
+                    v.value
+                ),
+            );
+            None
+        }
+        None => None,
+    }
 }
 
 fn compare_spec(mut c: Fields, p: &mut Problems) -> Option<CompareSpec> {

@@ -16,8 +16,8 @@ use serde_json::json;
 
 use crate::clock::{Clock, elapsed_seconds};
 use crate::config::{Job, format_duration};
-use crate::restore::{self, CopyProgress, StructureReport};
-use crate::snapshot::{self, Snapshot, SnapshotError};
+use crate::restore::{self, CopyProgress, RestoreError, StructureReport};
+use crate::snapshot::{self, RestoreMethod, Snapshot, SnapshotError};
 use crate::storage::{ReadOnlyDir, RunSandbox, SandboxRoot, StorageError};
 use crate::table;
 use crate::verify::sample::{self, CompareSpec, DiffMode, Fallback, SampleCollector};
@@ -42,6 +42,21 @@ pub enum DrillError {
     SuiteDoesNotFit { job: String, problems: String },
     #[error("job `{job}`: cannot read the restored table: {message}")]
     Restored { job: String, message: String },
+    #[error("job `{job}`: the restore failed: {message}")]
+    Restore { job: String, message: String },
+}
+
+/// The snapshot asked for lies outside what the table's or bucket's history still holds: a
+/// failed check, since a restore to that point is no longer possible.
+fn window_finding(report: &mut DrillReport, message: String) {
+    let mut check = CheckResult::new("time_travel_window", "time_travel_window", Severity::Fail);
+    check.fail(message.clone());
+    report.checks.push(check);
+    report.findings.push(Finding {
+        check: "time_travel_window".into(),
+        severity: Severity::Fail,
+        message,
+    });
 }
 
 /// Choices for one drill.
@@ -98,7 +113,11 @@ pub async fn run_drill(
     };
     if let Some(run) = sandbox {
         let keep = report.outcome == Outcome::Failed;
-        let cleaned = if keep { run.keep() } else { run.remove().await };
+        let cleaned = if keep {
+            run.keep().await
+        } else {
+            run.remove().await
+        };
         if let Err(e) = cleaned {
             tracing::warn!(job = %job.name, error = %e, "could not clean up the sandbox");
         }
@@ -119,7 +138,15 @@ async fn drill(
     sandbox: &mut Option<RunSandbox>,
 ) -> Result<(), DrillError> {
     // 1. Discover.
-    let snapshot = snapshot::choose(&job.snapshots, options.snapshot.as_deref()).await?;
+    let chosen = snapshot::choose(&job.snapshots, options.snapshot.as_deref(), clock.now()).await;
+    let mut snapshot = match chosen {
+        Ok(s) => s,
+        Err(SnapshotError::OutsideWindow(message)) => {
+            window_finding(report, message);
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     report.snapshot = Some(SnapshotEvidence::from(&snapshot));
     if let Ok(info) = &snapshot.table {
         check_columns(job, &info.typed_columns())?;
@@ -130,9 +157,22 @@ async fn drill(
         .create_run(&job.name, &report.run_id)
         .await?;
     *sandbox = Some(run.clone());
-    let restored = restore::restore_copy(&snapshot, &run, job.copy_concurrency, progress).await?;
+    let restored = match restore::restore(&snapshot, &run, job.copy_concurrency, progress).await {
+        Ok(r) => r,
+        Err(RestoreError::Unreadable(message)) => {
+            window_finding(report, message);
+            return Ok(());
+        }
+        Err(RestoreError::Storage(e)) => return Err(e.into()),
+        Err(RestoreError::Write(message)) => {
+            return Err(DrillError::Restore {
+                job: job.name.clone(),
+                message,
+            });
+        }
+    };
     report.restore = Some(RestoreEvidence {
-        sandbox: run.path().display().to_string(),
+        sandbox: run.location().to_string(),
         files: restored.files,
         bytes: restored.bytes,
         seconds: restored.seconds,
@@ -141,7 +181,18 @@ async fn drill(
 
     // 3. Verify the structure, then the suite in one scan.
     let verify_started = Instant::now();
-    let structure = restore::verify_structure(&run, snapshot.version()).await;
+    // A copy replays to the snapshot's version; a rewrite is a new table's first version; a
+    // versioned-bucket restore is at whatever version the bucket held then.
+    let expected_version = match &snapshot.method {
+        RestoreMethod::CopyAll => snapshot.version(),
+        RestoreMethod::Rewrite { .. } => Some(0),
+        RestoreMethod::CopyVersions(_) => None,
+    };
+    let structure = restore::verify_structure(&run, expected_version).await;
+    if let (RestoreMethod::CopyVersions(_), Some(info)) = (&snapshot.method, &structure.table) {
+        snapshot.table = Ok(info.clone());
+        report.snapshot = Some(SnapshotEvidence::from(&snapshot));
+    }
     let mut structure_check = CheckResult::new("structure", "structure", Severity::Fail);
     structure_check.observed = json!({
         "log_replays": structure.log_replays,
@@ -150,7 +201,7 @@ async fn drill(
         "missing_files": structure.missing_files.len(),
         "wrong_size_files": structure.wrong_size_files.len(),
     });
-    structure_check.expected = json!({ "log_replays": true, "version": snapshot.version(), "missing_files": 0, "wrong_size_files": 0 });
+    structure_check.expected = json!({ "log_replays": true, "version": expected_version, "missing_files": 0, "wrong_size_files": 0 });
     if !structure.is_sound() {
         structure_check.fail(structure.problems.join("; "));
     }
@@ -217,7 +268,7 @@ async fn drill(
                     Some((table, values))
                 }
                 Err(message) => {
-                    let bad = damage::find_undecodable(run.path(), &info.files).await;
+                    let bad = damage::find_undecodable(&run, &info.files).await;
                     let detail = if bad.is_empty() {
                         message
                     } else {
@@ -379,7 +430,7 @@ async fn scan_restored(
     run: &RunSandbox,
     plan: &scan::AggregatePlan,
 ) -> Result<(DeltaTable, scan::ScanValues), String> {
-    let table = table::open(&run.url(), None).await.map_err(|e| {
+    let table = table::open_run(run).await.map_err(|e| {
         DrillError::Restored {
             job: job.name.clone(),
             message: e.to_string(),
@@ -801,7 +852,7 @@ pub async fn sweep_sandboxes(jobs: &[Job], now: DateTime<Utc>) {
         {
             Ok(removed) => {
                 for swept in removed {
-                    tracing::info!(job = %job.name, sandbox = %swept.path.display(), reason = swept.reason.as_str(), "removed a sandbox");
+                    tracing::info!(job = %job.name, sandbox = %swept.location, reason = swept.reason.as_str(), "removed a sandbox");
                 }
             }
             Err(e) => {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{DrillError, DrillOptions, SnapshotEvidence};
 use crate::config::Job;
 use crate::drill::summary::human_bytes;
-use crate::snapshot;
+use crate::snapshot::{self, RestoreMethod};
 use crate::storage::ReadOnlyDir;
 
 /// The plan of one drill.
@@ -18,6 +18,9 @@ pub struct DrillPlan {
     pub from: String,
     /// Where it would copy to: `<sandbox>/<job>/<run-id>/`.
     pub to: String,
+    /// How the snapshot is restored.
+    pub method: String,
+    /// What the restore reads: files copied, or the data files of the version rewritten.
     pub files: usize,
     pub bytes: u64,
     pub copy_concurrency: usize,
@@ -39,8 +42,23 @@ pub struct PlannedCheck {
 
 /// Finds the snapshot a drill would restore and lists what it would copy.
 pub async fn plan(job: &Job, options: &DrillOptions) -> Result<DrillPlan, DrillError> {
-    let snapshot = snapshot::choose(&job.snapshots, options.snapshot.as_deref()).await?;
-    let files = ReadOnlyDir::new(&snapshot.location).list_files().await?;
+    let snapshot = snapshot::choose(
+        &job.snapshots,
+        options.snapshot.as_deref(),
+        chrono::Utc::now(),
+    )
+    .await?;
+    let (files, bytes) = match &snapshot.method {
+        RestoreMethod::CopyAll => {
+            let files = ReadOnlyDir::new(&snapshot.location).list_files().await?;
+            (files.len(), files.iter().map(|f| f.size).sum())
+        }
+        RestoreMethod::CopyVersions(files) => (files.len(), files.iter().map(|f| f.size).sum()),
+        RestoreMethod::Rewrite { .. } => snapshot
+            .table
+            .as_ref()
+            .map_or((0, 0), |t| (t.files.len(), t.bytes())),
+    };
     Ok(DrillPlan {
         job: job.name.clone(),
         snapshot: SnapshotEvidence::from(&snapshot),
@@ -50,8 +68,17 @@ pub async fn plan(job: &Job, options: &DrillOptions) -> Result<DrillPlan, DrillE
             job.sandbox.to_string().trim_end_matches('/'),
             job.name
         ),
-        files: files.len(),
-        bytes: files.iter().map(|f| f.size).sum(),
+        method: match &snapshot.method {
+            RestoreMethod::CopyAll => "copy every object".into(),
+            RestoreMethod::CopyVersions(_) => {
+                "copy the object versions current at the snapshot's time".into()
+            }
+            RestoreMethod::Rewrite { version } => {
+                format!("read version {version} and write its rows as a new table")
+            }
+        },
+        files,
+        bytes,
         copy_concurrency: job.copy_concurrency,
         checks: job
             .suite
@@ -85,7 +112,8 @@ pub fn render(plan: &DrillPlan) -> String {
             .to_string())
     ));
     out.push_str(&format!(
-        "  restore    {} files, {} ({} at a time)\n             from {}\n             to   {}\n",
+        "  restore    {}: {} files, {} ({} at a time)\n             from {}\n             to   {}\n",
+        plan.method,
         plan.files,
         human_bytes(plan.bytes),
         plan.copy_concurrency,

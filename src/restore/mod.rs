@@ -1,5 +1,6 @@
 //! Restore: materialise a snapshot in the run's sandbox, then verify its structure.
 
+mod rewrite;
 mod structure;
 
 pub use structure::{StructureReport, name_some, verify_structure};
@@ -9,8 +10,42 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::snapshot::Snapshot;
-use crate::storage::{ReadOnlyDir, RunSandbox, StorageError};
+use crate::snapshot::{RestoreMethod, Snapshot};
+use crate::storage::{FileEntry, ReadOnlyDir, RunSandbox, StorageError};
+
+/// Why a restore did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The snapshot's data could not be read (time travel: the version's files are gone).
+    #[error("{0}")]
+    Unreadable(String),
+    /// Writing the restored table failed.
+    #[error("{0}")]
+    Write(String),
+}
+
+/// Materialises a snapshot in the run's sandbox the way its kind is restored: copy its objects,
+/// copy the object versions current at its time, or rewrite a version of the table.
+pub async fn restore(
+    snapshot: &Snapshot,
+    sandbox: &RunSandbox,
+    concurrency: usize,
+    progress: &dyn CopyProgress,
+) -> Result<RestoreOutcome, RestoreError> {
+    match &snapshot.method {
+        RestoreMethod::CopyAll => {
+            Ok(restore_copy(snapshot, None, sandbox, concurrency, progress).await?)
+        }
+        RestoreMethod::CopyVersions(files) => {
+            Ok(restore_copy(snapshot, Some(files), sandbox, concurrency, progress).await?)
+        }
+        RestoreMethod::Rewrite { version } => {
+            rewrite::rewrite(snapshot, *version, sandbox, progress).await
+        }
+    }
+}
 
 /// What a restore did.
 #[derive(Debug, Clone, Serialize)]
@@ -27,17 +62,22 @@ pub trait CopyProgress: Sync {
     fn finish(&self);
 }
 
-/// Copies every file of a `delta_copy` snapshot (log and data) into the sandbox, as
-/// `cp --recursive` in the runbook would, at most `concurrency` files at a time.
-pub async fn restore_copy(
+/// Copies the files of a snapshot (log and data) into the sandbox, as `cp --recursive` in the
+/// runbook would, at most `concurrency` files at a time: every file under its location, or
+/// the object versions given.
+async fn restore_copy(
     snapshot: &Snapshot,
+    versions: Option<&[FileEntry]>,
     sandbox: &RunSandbox,
     concurrency: usize,
     progress: &dyn CopyProgress,
 ) -> Result<RestoreOutcome, StorageError> {
     let started = Instant::now();
     let from = ReadOnlyDir::new(&snapshot.location);
-    let files = from.list_files().await?;
+    let files = match versions {
+        Some(files) => files.to_vec(),
+        None => from.list_files().await?,
+    };
     let total: u64 = files.iter().map(|f| f.size).sum();
     progress.start(files.len(), total);
     let copied = AtomicU64::new(0);

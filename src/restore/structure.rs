@@ -1,6 +1,9 @@
 //! Structure verification of a restored table: the log replays to the snapshot's version, and
 //! every data file the log references exists with the size the log recorded.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
 use crate::storage::RunSandbox;
@@ -50,7 +53,7 @@ pub async fn verify_structure(
         problems: vec![],
         table: None,
     };
-    let info = match table::open(&sandbox.url(), None).await {
+    let info = match table::open_run(sandbox).await {
         Ok(t) => table::describe(&t).await,
         Err(e) => Err(e),
     };
@@ -74,17 +77,25 @@ pub async fn verify_structure(
             info.version
         ));
     }
+    let present: HashMap<PathBuf, u64> = match sandbox.list_files().await {
+        Ok(files) => files.into_iter().map(|f| (f.relative, f.size)).collect(),
+        Err(e) => {
+            report
+                .problems
+                .push(format!("the restored files cannot be listed: {e}"));
+            return report;
+        }
+    };
     for file in &info.files {
         report.files_checked += 1;
-        let path = sandbox.path().join(&file.path);
-        match tokio::fs::metadata(&path).await {
-            Ok(meta) if meta.len() == file.size => {}
-            Ok(meta) => report.wrong_size_files.push(WrongSize {
+        match present.get(Path::new(&file.path)) {
+            Some(&size) if size == file.size => {}
+            Some(&size) => report.wrong_size_files.push(WrongSize {
                 path: file.path.clone(),
                 expected: file.size,
-                actual: meta.len(),
+                actual: size,
             }),
-            Err(_) => report.missing_files.push(file.path.clone()),
+            None => report.missing_files.push(file.path.clone()),
         }
     }
     if !report.missing_files.is_empty() {

@@ -6,7 +6,7 @@ use std::cmp::Reverse;
 
 use chrono::{DateTime, Utc};
 
-use super::{Snapshot, SnapshotError, SnapshotPattern};
+use super::{RestoreMethod, Snapshot, SnapshotError, SnapshotPattern};
 use crate::storage::{Location, ReadOnlyDir};
 use crate::table;
 
@@ -54,6 +54,7 @@ async fn describe(location: &Location, candidate: Candidate) -> Snapshot {
         location: dir.location().clone(),
         named_time: candidate.named_time,
         table,
+        method: RestoreMethod::CopyAll,
     }
 }
 

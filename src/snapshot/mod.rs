@@ -2,25 +2,43 @@
 
 mod delta_copy;
 mod pattern;
+mod time_travel;
+mod versions;
 
 pub use pattern::{Placeholder, SnapshotPattern};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::SnapshotSource;
-use crate::storage::{Location, StorageError};
+use crate::config::{PointInTime, SnapshotSource};
+use crate::storage::{FileEntry, Location, StorageError};
 use crate::table::TableInfo;
 
 /// One restorable point of a source.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// The snapshot's name: its folder name for `delta_copy`.
+    /// The snapshot's name: its folder name (`delta_copy`), `v<version>` (`delta_time_travel`)
+    /// or the point in time (`s3_versions`).
     pub id: String,
+    /// Where it is read from.
     pub location: Location,
-    /// The time in the snapshot's name.
+    /// The time in the snapshot's name, the version's commit time, or the point in time.
     pub named_time: DateTime<Utc>,
-    /// What the snapshot's log says, or why it could not be read.
+    /// What the snapshot's log says, or why it could not be read (for `s3_versions`, known
+    /// only once it is restored).
     pub table: Result<TableInfo, String>,
+    pub method: RestoreMethod,
+}
+
+/// How a snapshot is materialised in a sandbox.
+#[derive(Debug, Clone)]
+pub enum RestoreMethod {
+    /// Copy every object under the snapshot's location.
+    CopyAll,
+    /// Read the table at the snapshot's location at this version and write its rows as a new
+    /// table.
+    Rewrite { version: u64 },
+    /// Copy these versions of the objects under the snapshot's location.
+    CopyVersions(Vec<FileEntry>),
 }
 
 impl Snapshot {
@@ -50,28 +68,94 @@ pub enum SnapshotError {
         location: Location,
         available: String,
     },
+    /// The point in time asked for is older than the history the table or bucket still keeps.
+    /// A drill reports this as a failure: the time-travel window is shorter than the job expects.
+    #[error("{0}")]
+    OutsideWindow(String),
+    #[error(
+        "{location}: the bucket `{bucket}` does not keep object versions (versioning is {status}); an s3_versions snapshot needs a bucket with versioning enabled"
+    )]
+    NotVersioned {
+        location: Location,
+        bucket: String,
+        status: String,
+    },
+    #[error("{location} held nothing at {at}: {reason}")]
+    NoneAt {
+        location: Location,
+        at: DateTime<Utc>,
+        reason: String,
+    },
+    #[error("`{0}` names no snapshot of this kind: {1}")]
+    BadPin(String, String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
-/// Every snapshot of a source, newest first.
-pub async fn list(source: &SnapshotSource) -> Result<Vec<Snapshot>, SnapshotError> {
+/// The time a `lag` or `timestamp` points at.
+fn resolve(at: PointInTime, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match at {
+        PointInTime::Lag(lag) => Some(now - chrono::Duration::from_std(lag).unwrap_or_default()),
+        PointInTime::Timestamp(t) => Some(t),
+        PointInTime::Version(_) => None,
+    }
+}
+
+/// The snapshots of a source, newest first: every `delta_copy` folder, the newest versions of
+/// a time-travelled table, or the state of a versioned prefix at the job's point in time.
+pub async fn list(
+    source: &SnapshotSource,
+    now: DateTime<Utc>,
+) -> Result<Vec<Snapshot>, SnapshotError> {
     match source {
         SnapshotSource::DeltaCopy { location, pattern } => {
             delta_copy::list(location, pattern).await
         }
+        SnapshotSource::DeltaTimeTravel { source, .. } => time_travel::list(source).await,
+        SnapshotSource::S3Versions { location, at } => {
+            Ok(vec![versions::choose(location, *at, None, now).await?])
+        }
     }
 }
 
-/// The newest snapshot, or the one named `pinned`.
+/// The snapshot a drill restores now: the newest, the one at the job's point in time, or the
+/// one named by `pinned` (a folder name, a version `v42`, or an RFC 3339 time).
 pub async fn choose(
     source: &SnapshotSource,
     pinned: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Result<Snapshot, SnapshotError> {
     match source {
         SnapshotSource::DeltaCopy { location, pattern } => match pinned {
             Some(id) => delta_copy::named(location, pattern, id).await,
             None => delta_copy::newest(location, pattern).await,
         },
+        SnapshotSource::DeltaTimeTravel { source, at } => {
+            time_travel::choose(source, *at, pinned, now).await
+        }
+        SnapshotSource::S3Versions { location, at } => {
+            versions::choose(location, *at, pinned, now).await
+        }
     }
+}
+
+/// A pinned point in time: `v42` or `42` (a version, where `versions` allows) or an RFC 3339
+/// time.
+fn parse_pin(text: &str, versions: bool) -> Result<PointInTime, SnapshotError> {
+    let digits = text.strip_prefix('v').unwrap_or(text);
+    if versions && let Ok(v) = digits.parse::<u64>() {
+        return Ok(PointInTime::Version(v));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| PointInTime::Timestamp(t.to_utc()))
+        .map_err(|_| {
+            SnapshotError::BadPin(
+                text.to_string(),
+                if versions {
+                    "give a version such as v42, or a time such as 2026-11-28T02:00:00Z".into()
+                } else {
+                    "give a time such as 2026-11-28T02:00:00Z".into()
+                },
+            )
+        })
 }

@@ -125,6 +125,20 @@ impl Location {
         }
     }
 
+    /// Bucket, prefix and the profile to reach an S3 location with (the AWS default chain when
+    /// none was configured).
+    pub fn s3_access(&self) -> Option<(&str, &str, Arc<S3Profile>)> {
+        self.s3().map(|(bucket, prefix, profile)| {
+            (
+                bucket,
+                prefix,
+                profile
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(S3Profile::default_chain())),
+            )
+        })
+    }
+
     /// The same location read with `profile` (S3 locations only; local ones are unchanged).
     pub fn with_profile(mut self, new: Arc<S3Profile>) -> Location {
         if let Place::S3 { profile, .. } = &mut self.place {

@@ -4,6 +4,7 @@
 
 mod location;
 pub mod s3;
+pub mod s3_write;
 mod sandbox;
 
 pub use location::Location;
@@ -40,6 +41,10 @@ pub enum StorageError {
 pub struct FileEntry {
     pub relative: PathBuf,
     pub size: u64,
+    /// The object's ETag as listed (S3 only): a server-side copy insists on it.
+    pub etag: Option<String>,
+    /// The object's version, for a snapshot of a versioned bucket (S3 only); else the current.
+    pub version_id: Option<String>,
 }
 
 /// A folder that restore-drill may read but never change (a source or a backup): local, or a
@@ -60,17 +65,9 @@ impl ReadOnlyDir {
         &self.location
     }
 
-    /// The S3 profile of an S3 folder (the AWS default chain when none was configured).
-    fn profile(&self) -> Option<(&str, &str, std::sync::Arc<s3::S3Profile>)> {
-        self.location.s3().map(|(bucket, prefix, profile)| {
-            (
-                bucket,
-                prefix,
-                profile
-                    .cloned()
-                    .unwrap_or_else(|| std::sync::Arc::new(s3::S3Profile::default_chain())),
-            )
-        })
+    /// Bucket, prefix and S3 profile of an S3 folder.
+    pub(crate) fn profile(&self) -> Option<(&str, &str, std::sync::Arc<s3::S3Profile>)> {
+        self.location.s3_access()
     }
 
     /// The folder as a URL, for deltalake.
@@ -128,20 +125,37 @@ impl ReadOnlyDir {
             .expect("listing task panicked")
     }
 
-    /// Copies the file `relative` (below this folder) to the local file `target`; returns the
-    /// bytes written.
-    pub async fn copy_file_to(&self, relative: &Path, target: &Path) -> Result<u64, StorageError> {
+    /// Copies `file` (listed below this folder) to the local file `target`; returns the bytes
+    /// written.
+    pub async fn copy_file_to(&self, file: &FileEntry, target: &Path) -> Result<u64, StorageError> {
         if let Some((bucket, prefix, profile)) = self.profile() {
-            let key = format!("{prefix}{}", relative.display());
-            return s3::download(&profile, bucket, &key, target).await;
+            let key = format!("{prefix}{}", file.relative.display());
+            return s3::download(&profile, bucket, &key, file.version_id.as_deref(), target).await;
         }
-        let source_path = self.local_root().join(relative);
+        let source_path = self.local_root().join(&file.relative);
         tokio::fs::copy(&source_path, target)
             .await
             .map_err(|source| StorageError::Read {
                 path: source_path,
                 source,
             })
+    }
+
+    /// The content of `file` (listed below this folder) as a stream.
+    pub async fn open(
+        &self,
+        file: &FileEntry,
+    ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, StorageError> {
+        if let Some((bucket, prefix, profile)) = self.profile() {
+            let key = format!("{prefix}{}", file.relative.display());
+            let version = file.version_id.as_deref();
+            return Ok(Box::new(s3::open(&profile, bucket, &key, version).await?));
+        }
+        let path = self.local_root().join(&file.relative);
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(Box::new(file)),
+            Err(source) => Err(StorageError::Read { path, source }),
+        }
     }
 
     fn local_root(&self) -> &Path {
@@ -173,6 +187,8 @@ fn walk(root: &Path) -> Result<Vec<FileEntry>, StorageError> {
                 out.push(FileEntry {
                     relative,
                     size: meta.len(),
+                    etag: None,
+                    version_id: None,
                 });
             }
         }

@@ -109,6 +109,12 @@ impl S3Profile {
             .await
     }
 
+    /// Whether both profiles talk to the same service (endpoint and region), so one can copy
+    /// objects the other reads on the server.
+    pub fn same_service(&self, other: &S3Profile) -> bool {
+        self.endpoint == other.endpoint && self.region == other.region
+    }
+
     /// Options for deltalake's object store (`AWS_*` keys).
     pub fn delta_options(&self) -> Result<HashMap<String, String>, StorageError> {
         let mut options = HashMap::new();
@@ -137,12 +143,12 @@ impl S3Profile {
 
 /// A request's error in words: the service's code, status and message when S3 answered (after
 /// the retries), else what went wrong on the way (connection, timeout, credentials).
-fn s3_error<E>(bucket: &str, prefix: &str, e: SdkError<E, HttpResponse>) -> StorageError
+pub(super) fn s3_error<E>(bucket: &str, prefix: &str, e: SdkError<E, HttpResponse>) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let message = match &e {
-        SdkError::ServiceError(service) => {
+        SdkError::ServiceError(service) if service.err().code().is_some() => {
             let error = service.err();
             format!(
                 "{} (HTTP {}){}",
@@ -165,6 +171,15 @@ pub async fn list_folders(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<String>, StorageError> {
+    Ok(list_level(profile, bucket, prefix).await?.0)
+}
+
+/// What lies directly below `prefix`: the names of its "folders", and its objects by name.
+pub async fn list_level(
+    profile: &S3Profile,
+    bucket: &str,
+    prefix: &str,
+) -> Result<(Vec<String>, Vec<String>), StorageError> {
     let client = profile.client().await?;
     let mut pages = client
         .list_objects_v2()
@@ -174,8 +189,16 @@ pub async fn list_folders(
         .into_paginator()
         .send();
     let mut names = Vec::new();
+    let mut objects = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| s3_error(bucket, prefix, e))?;
+        objects.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key()?.strip_prefix(prefix))
+                .filter(|name| !name.is_empty())
+                .map(String::from),
+        );
         for common in page.common_prefixes() {
             if let Some(name) = common
                 .prefix()
@@ -188,7 +211,8 @@ pub async fn list_folders(
         }
     }
     names.sort();
-    Ok(names)
+    objects.sort();
+    Ok((names, objects))
 }
 
 /// Every object below `prefix`, with its size, by key relative to the prefix.
@@ -217,6 +241,8 @@ pub async fn list_files(
             files.push(FileEntry {
                 relative: relative.into(),
                 size: object.size().unwrap_or(0).max(0) as u64,
+                etag: object.e_tag().map(String::from),
+                version_id: None,
             });
         }
     }
@@ -224,11 +250,49 @@ pub async fn list_files(
     Ok(files)
 }
 
-/// Downloads `key` into the local file `target`; returns the bytes written.
+/// The content of `key` as a stream (of the given version, or the current one).
+pub async fn open(
+    profile: &S3Profile,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<impl tokio::io::AsyncBufRead + Send + Unpin + use<>, StorageError> {
+    let client = profile.client().await?;
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version_id.map(String::from))
+        .send()
+        .await
+        .map_err(|e| s3_error(bucket, key, e))?;
+    Ok(object.body.into_async_read())
+}
+
+/// The whole content of `key`, in memory.
+pub async fn read(
+    profile: &S3Profile,
+    bucket: &str,
+    key: &str,
+) -> Result<bytes::Bytes, StorageError> {
+    let mut body = open(profile, bucket, key, None).await?;
+    let mut out = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut body, &mut out)
+        .await
+        .map_err(|e| StorageError::S3 {
+            url: format!("s3://{bucket}/{key}"),
+            message: e.to_string(),
+        })?;
+    Ok(out.into())
+}
+
+/// Downloads `key` (of the given version, or the current one) into the local file `target`;
+/// returns the bytes written.
 pub async fn download(
     profile: &S3Profile,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     target: &Path,
 ) -> Result<u64, StorageError> {
     let client = profile.client().await?;
@@ -236,6 +300,7 @@ pub async fn download(
         .get_object()
         .bucket(bucket)
         .key(key)
+        .set_version_id(version_id.map(String::from))
         .send()
         .await
         .map_err(|e| s3_error(bucket, key, e))?;
@@ -255,4 +320,96 @@ pub async fn download(
     }
     file.flush().await.map_err(write_error)?;
     Ok(written)
+}
+
+/// One entry of a versioned prefix's history: a version of an object, or a delete marker.
+#[derive(Debug, Clone)]
+pub struct ObjectVersion {
+    /// The key relative to the listed prefix.
+    pub relative: String,
+    pub version_id: String,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub delete_marker: bool,
+}
+
+/// The bucket's versioning status as S3 reports it: `Enabled`, `Suspended`, or `never enabled`.
+pub async fn versioning(profile: &S3Profile, bucket: &str) -> Result<String, StorageError> {
+    let answer = profile
+        .client()
+        .await?
+        .get_bucket_versioning()
+        .bucket(bucket)
+        .send()
+        .await
+        .map_err(|e| s3_error(bucket, "", e))?;
+    Ok(answer
+        .status()
+        .map_or("never enabled".to_string(), |s| s.as_str().to_string()))
+}
+
+/// Every version and delete marker below `prefix`, page by page, in the order S3 lists them
+/// (by key; within a key, newest first).
+pub async fn list_versions(
+    profile: &S3Profile,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ObjectVersion>, StorageError> {
+    let client = profile.client().await?;
+    let time = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
+        t.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(|e| s3_error(bucket, prefix, e))?;
+        for v in page.versions() {
+            let Some(relative) = v.key().and_then(|k| k.strip_prefix(prefix)) else {
+                continue;
+            };
+            if relative.is_empty() || relative.ends_with('/') {
+                continue;
+            }
+            out.push(ObjectVersion {
+                relative: relative.to_string(),
+                version_id: v.version_id().unwrap_or("null").to_string(),
+                last_modified: time(v.last_modified()),
+                size: v.size().unwrap_or(0).max(0) as u64,
+                etag: v.e_tag().map(String::from),
+                delete_marker: false,
+            });
+        }
+        for m in page.delete_markers() {
+            let Some(relative) = m.key().and_then(|k| k.strip_prefix(prefix)) else {
+                continue;
+            };
+            out.push(ObjectVersion {
+                relative: relative.to_string(),
+                version_id: m.version_id().unwrap_or("null").to_string(),
+                last_modified: time(m.last_modified()),
+                size: 0,
+                etag: None,
+                delete_marker: true,
+            });
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(String::from);
+        version_marker = page.next_version_id_marker().map(String::from);
+        if key_marker.is_none() {
+            break;
+        }
+    }
+    Ok(out)
 }

@@ -365,7 +365,15 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, Vec<Problem>> {
 }
 
 /// Ids the drill uses for its own checks.
-const RESERVED: [&str; 6] = ["structure", "fingerprint", "sample", "rpo", "rto", "source"];
+const RESERVED: [&str; 7] = [
+    "structure",
+    "fingerprint",
+    "sample",
+    "rpo",
+    "rto",
+    "source",
+    "time_travel_window",
+];
 
 fn read_check(mut f: Fields, p: &mut Problems) -> Option<Check> {
     let id = f.required_string("id", "a name for the check, e.g. \"rows\"", p);

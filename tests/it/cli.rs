@@ -207,7 +207,7 @@ async fn a_dry_run_prints_the_plan_and_writes_nothing() {
     for expected in [
         "nothing was written".to_string(),
         "snapshot   transactions_2026-11-02 (version 1,".to_string(),
-        format!("restore    {} files,", files.len()),
+        format!("restore    copy every object: {} files,", files.len()),
         format!("from {}", snapshot.display()),
         format!("to   {}/{JOB}/<run-id>/", lake.sandbox().display()),
         "ids-unique                   unique".to_string(),

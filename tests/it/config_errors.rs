@@ -137,9 +137,102 @@ fn storage_locations_and_profiles_are_checked() {
         "c.toml:2:12: [storage.minio]: `endpoint` must be an http:// or https:// URL",
         "c.toml:3:21: [storage.minio]: give both `access_key_id_env` and `secret_access_key_env`",
         "c.toml:11:11: job `orders`: no storage profile `mini`; define it as [storage.mini] (profiles: minio)",
-        "c.toml:9:11: job `orders`: an s3:// sandbox is not supported by this version",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn an_s3_sandbox_may_share_the_source_bucket_but_not_overlap_it() {
+    let on_s3 = |sandbox: &str| {
+        GOOD_JOB
+            .replace("\"lake/orders\"", "\"s3://lake/orders/\"")
+            .replace(
+                "location = \"backups\"",
+                "location = \"s3://backups/daily/\"",
+            )
+            .replace("\"sandbox\"", &format!("\"{sandbox}\""))
+    };
+    for disjoint in [
+        "s3://lake/restore-drill/",
+        "s3://lake/orders-sandbox/",
+        "s3://backups/sandbox/",
+    ] {
+        let (code, out) = validate(&on_s3(disjoint));
+        assert_eq!(code, 0, "{disjoint}: {out}");
+    }
+    for (overlapping, role) in [
+        ("s3://lake/", "source s3://lake/orders/"),
+        ("s3://lake/orders/sandbox/", "source s3://lake/orders/"),
+        (
+            "s3://backups/daily/x/",
+            "snapshots.location s3://backups/daily/",
+        ),
+    ] {
+        let (code, out) = validate(&on_s3(overlapping));
+        assert_eq!(code, 2, "{overlapping}: {out}");
+        assert!(
+            out.contains(&format!(
+                "c.toml:5:11: job `orders`: the sandbox {overlapping} overlaps the {role}"
+            )),
+            "{overlapping}: {out}"
+        );
+    }
+}
+
+#[test]
+fn snapshot_kinds_are_checked() {
+    let with = |snapshots: &str| {
+        GOOD_JOB.replace(
+            "{ kind = \"delta_copy\", location = \"backups\", pattern = \"orders_{date}\" }",
+            snapshots,
+        )
+    };
+    for good in [
+        "{ kind = \"delta_time_travel\", lag = \"24h\" }",
+        "{ kind = \"delta_time_travel\", version = 3 }",
+        "{ kind = \"delta_time_travel\", timestamp = \"2026-11-28T00:00:00Z\" }",
+        "{ kind = \"s3_versions\", location = \"s3://lake/orders/\", lag = \"1h\" }",
+    ] {
+        let (code, out) = validate(&with(good));
+        assert_eq!(code, 0, "{good}: {out}");
+    }
+    for (bad, expected) in [
+        (
+            "{ kind = \"delta_time_travel\" }",
+            "c.toml:4:13: job `orders` snapshots: give the point in time to restore: `lag`",
+        ),
+        (
+            "{ kind = \"delta_time_travel\", lag = \"1h\", version = 2 }",
+            "give only one of `lag`",
+        ),
+        (
+            "{ kind = \"delta_time_travel\", timestamp = \"yesterday\" }",
+            "`timestamp` `yesterday` is not an RFC 3339 time",
+        ),
+        (
+            "{ kind = \"delta_time_travel\", lag = \"1h\", location = \"x\" }",
+            "location",
+        ),
+        (
+            "{ kind = \"s3_versions\", location = \"backups\", lag = \"1h\" }",
+            "an s3_versions snapshot lives in a versioned S3 bucket",
+        ),
+        (
+            "{ kind = \"s3_versions\", location = \"s3://lake/orders/\", version = 3 }",
+            "version",
+        ),
+        (
+            "{ kind = \"zfs\" }",
+            "unknown snapshot kind `zfs`; use \"delta_copy\", \"delta_time_travel\" or \"s3_versions\"",
+        ),
+    ] {
+        let (code, out) = validate(&with(bad));
+        assert_eq!(code, 2, "{bad}: {out}");
+        assert!(
+            out.contains(expected),
+            "{bad}: missing {expected:?} in:\n{out}"
+        );
     }
 }
 

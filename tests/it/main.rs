@@ -16,3 +16,4 @@ mod s3;
 mod scheduler;
 mod serve;
 mod shipped_files;
+mod time_travel;

@@ -1,5 +1,9 @@
-//! Drills of `delta_copy` backups and sources on S3, against a real S3 endpoint: `moto_server`
-//! (PyPI `moto[server]`, installed by scripts/test) on a free loopback port.
+//! Tests against a real S3 endpoint: `moto_server` (PyPI `moto[server]`, installed by
+//! scripts/test) on a free loopback port.
+
+mod delta_copy;
+mod sandbox;
+mod versions;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -10,7 +14,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::helpers::{JOB, Lake, SUITE, data_files, state_dir, stderr, stdout};
+use crate::helpers::{JOB, Lake, SUITE, state_dir, stderr, stdout};
 
 /// A moto S3 server; stopped when dropped.
 struct Moto {
@@ -60,6 +64,83 @@ impl Moto {
         Client::from_conf(config)
     }
 
+    /// The keys below `prefix` in `bucket`, sorted.
+    async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut pages = self
+            .client()
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            keys.extend(
+                page.unwrap()
+                    .contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(String::from)),
+            );
+        }
+        keys.sort();
+        keys
+    }
+
+    /// A storage profile for this server, for calls into the library. moto accepts any keys;
+    /// these come from `HOME`, which every test process has.
+    fn profile(&self) -> std::sync::Arc<restore_drill::storage::s3::S3Profile> {
+        std::sync::Arc::new(restore_drill::storage::s3::S3Profile::new(
+            "moto".into(),
+            Some(self.endpoint.clone()),
+            Some("us-east-1".into()),
+            true,
+            Some(("HOME".into(), "HOME".into())),
+        ))
+    }
+
+    /// Writes one object.
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.client()
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Replaces the object `key` with the first half of the local file `from`, as a backup
+    /// cut short would leave it. Returns the file's name.
+    async fn put_truncated(&self, bucket: &str, key_prefix: &str, from: &Path) -> String {
+        let name = from.file_name().unwrap().to_str().unwrap().to_string();
+        let bytes = std::fs::read(from).unwrap();
+        self.put(
+            bucket,
+            &format!("{key_prefix}{name}"),
+            bytes[..bytes.len() / 2].to_vec(),
+        )
+        .await;
+        name
+    }
+
+    /// An object's ETag and content.
+    async fn get(&self, bucket: &str, key: &str) -> (String, Vec<u8>) {
+        let object = self
+            .client()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let etag = object.e_tag().unwrap_or_default().to_string();
+        (
+            etag,
+            object.body.collect().await.unwrap().into_bytes().to_vec(),
+        )
+    }
+
     /// Creates `bucket` and uploads every file below `dir` under `prefix`.
     async fn upload(&self, bucket: &str, prefix: &str, dir: &Path) {
         let client = self.client();
@@ -86,6 +167,14 @@ async fn lake_on_s3(moto: &Moto) -> (Lake, PathBuf) {
     moto.upload("lake", "transactions/", &lake.source()).await;
     moto.upload("backups", "daily/transactions_2026-11-01/", &snapshot)
         .await;
+    let snapshots = r#"{ kind = "delta_copy", location = "s3://backups/daily/", pattern = "transactions_{date}" }"#;
+    let config = write_config(moto, &lake, snapshots, "sandbox");
+    (lake, config)
+}
+
+/// Writes the suite and a config whose job reads `s3://lake/transactions/` with the profile
+/// `moto` (keys from RD_TEST_KEY_ID and RD_TEST_SECRET), with these snapshots and sandbox.
+fn write_config(moto: &Moto, lake: &Lake, snapshots: &str, sandbox: &str) -> PathBuf {
     std::fs::create_dir_all(lake.root.join("checks")).unwrap();
     std::fs::write(lake.root.join("checks/suite.toml"), SUITE).unwrap();
     let config = lake.root.join("s3.toml");
@@ -103,8 +192,8 @@ secret_access_key_env = "RD_TEST_SECRET"
 name = "{JOB}"
 storage = "moto"
 source = "s3://lake/transactions/"
-snapshots = {{ kind = "delta_copy", location = "s3://backups/daily/", pattern = "transactions_{{date}}" }}
-sandbox = "sandbox"
+snapshots = {snapshots}
+sandbox = "{sandbox}"
 suite = "checks/suite.toml"
 objectives = {{ rpo = "1000d", rto = "1h" }}
 compare = {{ key = ["transaction_id"], sample_fraction = 0.5 }}
@@ -113,7 +202,40 @@ compare = {{ key = ["transaction_id"], sample_fraction = 0.5 }}
         ),
     )
     .unwrap();
-    (lake, config)
+    config
+}
+
+/// Runs `run --json` with these further arguments and the test keys, expects the exit code and
+/// returns the report.
+fn run_json(config: &Path, more: &[&str], code: i32) -> serde_json::Value {
+    let mut args = vec!["run", "--config", config.to_str().unwrap(), JOB, "--json"];
+    args.extend_from_slice(more);
+    let out = cli_s3(&args, true);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// The check `id` of a JSON report.
+fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {report:#}"))
+}
+
+/// Replaces `from` with `to` in a config file.
+fn edit_config(config: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    assert!(text.contains(from), "{from:?} not in the config");
+    std::fs::write(config, text.replace(from, to)).unwrap();
 }
 
 /// Runs the binary with the test keys in the environment (unless `keys` is false).
@@ -131,121 +253,6 @@ fn cli_s3(args: &[&str], keys: bool) -> Output {
             .env("RD_TEST_SECRET", "test");
     }
     command.output().unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_snapshot_and_source_on_s3_restore_into_a_local_sandbox_and_pass() {
-    let moto = Moto::start();
-    let (lake, config) = lake_on_s3(&moto).await;
-    let config = config.to_str().unwrap();
-
-    let out = cli_s3(&["snapshots", "--config", config, JOB], true);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("transactions_2026-11-01"),
-        "{}",
-        stdout(&out)
-    );
-
-    let out = cli_s3(&["run", "--config", config, JOB, "--json"], true);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(report["outcome"], "passed", "{report:#}");
-    assert_eq!(
-        report["snapshot"]["location"],
-        "s3://backups/daily/transactions_2026-11-01/"
-    );
-    assert_eq!(report["verify"]["rows"], 4000);
-    let check = |id: &str| {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("no check {id}"))["outcome"]
-            .clone()
-    };
-    assert_eq!(check("fingerprint"), "passed");
-    assert_eq!(check("sample"), "passed");
-    assert_eq!(check("rows"), "passed");
-    // Restored locally, then removed.
-    assert!(
-        lake.sandbox_contents().iter().all(|p| p.is_dir()),
-        "{:?}",
-        lake.sandbox_contents()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_truncated_object_in_an_s3_snapshot_fails_the_drill_naming_the_file() {
-    let moto = Moto::start();
-    let (lake, config) = lake_on_s3(&moto).await;
-    let snapshot = lake.root.join("backups/daily/transactions_2026-11-01");
-    let victim = data_files(&snapshot).remove(0);
-    let name = victim.file_name().unwrap().to_str().unwrap().to_string();
-    let bytes = std::fs::read(&victim).unwrap();
-    moto.client()
-        .put_object()
-        .bucket("backups")
-        .key(format!("daily/transactions_2026-11-01/{name}"))
-        .body(ByteStream::from(bytes[..bytes.len() / 2].to_vec()))
-        .send()
-        .await
-        .unwrap();
-    let out = cli_s3(
-        &["run", "--config", config.to_str().unwrap(), JOB, "--json"],
-        true,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let findings = report["findings"].to_string();
-    assert!(findings.contains(&name), "{findings}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn missing_credentials_are_an_error_naming_the_variable() {
-    let moto = Moto::start();
-    let (_lake, config) = lake_on_s3(&moto).await;
-    let out = cli_s3(&["run", "--config", config.to_str().unwrap(), JOB], false);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let text = stdout(&out) + &stderr(&out);
-    assert!(
-        text.contains("storage profile `moto`: environment variable `RD_TEST_KEY_ID` is not set"),
-        "{text}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn listing_goes_past_a_thousand_objects() {
-    let moto = Moto::start();
-    let (lake, config) = lake_on_s3(&moto).await;
-    let snapshot = lake.root.join("backups/daily/transactions_2026-11-01");
-    let in_table = crate::helpers::files_below(&snapshot).len();
-    let client = moto.client();
-    for i in 0..1001 {
-        client
-            .put_object()
-            .bucket("backups")
-            .key(format!("daily/transactions_2026-11-01/_extra/f-{i:05}"))
-            .body(ByteStream::from(vec![b'x'; 3]))
-            .send()
-            .await
-            .unwrap();
-    }
-    let out = cli_s3(
-        &[
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            JOB,
-            "--dry-run",
-            "--json",
-        ],
-        true,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(plan["files"], in_table + 1001);
 }
 
 /// A TCP proxy to moto that answers its first `refuse` connections with `503 SlowDown`, as S3
@@ -302,47 +309,4 @@ impl ThrottlingProxy {
             refused,
         }
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn throttled_requests_are_retried() {
-    let moto = Moto::start();
-    let (_lake, config) = lake_on_s3(&moto).await;
-    let proxy = ThrottlingProxy::start(&moto.endpoint, 2);
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(&moto.endpoint, &proxy.endpoint);
-    std::fs::write(&config, text).unwrap();
-    let out = cli_s3(
-        &["snapshots", "--config", config.to_str().unwrap(), JOB],
-        true,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("transactions_2026-11-01"),
-        "{}",
-        stdout(&out)
-    );
-    assert_eq!(
-        proxy.refused.load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "the throttled requests were not the ones retried"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_missing_bucket_is_an_error_in_the_services_words() {
-    let moto = Moto::start();
-    let (_lake, config) = lake_on_s3(&moto).await;
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("s3://backups/daily/", "s3://no-such-backups/daily/");
-    std::fs::write(&config, text).unwrap();
-    let out = cli_s3(&["run", "--config", config.to_str().unwrap(), JOB], true);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let text = stdout(&out) + &stderr(&out);
-    assert!(
-        text.contains("s3://no-such-backups/daily/: NoSuchBucket (HTTP 404): The specified bucket does not exist"),
-        "{text}"
-    );
 }

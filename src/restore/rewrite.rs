@@ -1,0 +1,106 @@
+//! Restore by rewrite (`delta_time_travel`): read the source at the snapshot's version and
+//! write its rows as a new Delta table in the sandbox, with the same partition columns — what a
+//! runbook's "read versionAsOf, then write" step does. The rows stream through DataFusion; they
+//! are never all in memory.
+
+use std::time::Instant;
+
+use deltalake::DeltaTable;
+
+use super::{CopyProgress, RestoreError, RestoreOutcome};
+use crate::snapshot::Snapshot;
+use crate::storage::{ReadOnlyDir, RunSandbox};
+use crate::table;
+use crate::verify::scan;
+
+pub async fn rewrite(
+    snapshot: &Snapshot,
+    version: u64,
+    sandbox: &RunSandbox,
+    progress: &dyn CopyProgress,
+) -> Result<RestoreOutcome, RestoreError> {
+    let started = Instant::now();
+    if let Ok(info) = &snapshot.table {
+        progress.start(info.files.len(), info.bytes());
+    }
+    let outcome = write(snapshot, version, sandbox).await;
+    if let Ok(o) = &outcome {
+        progress.copied(o.bytes);
+    }
+    progress.finish();
+    let (files, bytes) = outcome.map(|o| (o.files, o.bytes))?;
+    Ok(RestoreOutcome {
+        files,
+        bytes,
+        seconds: crate::clock::elapsed_seconds(started),
+    })
+}
+
+async fn write(
+    snapshot: &Snapshot,
+    version: u64,
+    sandbox: &RunSandbox,
+) -> Result<RestoreOutcome, RestoreError> {
+    let source_dir = ReadOnlyDir::new(&snapshot.location);
+    let unreadable = |e: &dyn std::fmt::Display| {
+        RestoreError::Unreadable(format!(
+            "the table's time-travel window is shorter than the job expects: {} cannot be read at version {version}: {e}",
+            snapshot.location
+        ))
+    };
+    let source = table::open_dir(&source_dir, Some(version))
+        .await
+        .map_err(|e| unreadable(&table::explain_log_error(&e)))?;
+    let partition_columns = source
+        .snapshot()
+        .map_err(|e| unreadable(&e))?
+        .metadata()
+        .partition_columns()
+        .to_vec();
+    let ctx = scan::session();
+    let provider = source.table_provider().await.map_err(|e| unreadable(&e))?;
+    let plan = ctx
+        .read_table(provider)
+        .map_err(|e| unreadable(&e))?
+        .logical_plan()
+        .clone();
+    let options = sandbox.storage_options()?;
+    let target = DeltaTable::try_from_url_with_storage_options(sandbox.url(), options)
+        .await
+        .map_err(|e| RestoreError::Write(format!("{}: {e}", sandbox.location())))?;
+    let written = target
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_partition_columns(partition_columns)
+        .await;
+    let table = match written {
+        Ok(table) => table,
+        // Reading a data file the log still names but the store no longer has: VACUUM removed
+        // the files of this version.
+        Err(e) if is_missing_file(&e.to_string()) => {
+            return Err(unreadable(&format!(
+                "a data file of this version is gone (removed by VACUUM?): {e}"
+            )));
+        }
+        Err(e) => {
+            return Err(RestoreError::Write(format!(
+                "writing version {version} of {} into {} failed: {e}",
+                snapshot.location,
+                sandbox.location()
+            )));
+        }
+    };
+    let info = table::describe(&table)
+        .await
+        .map_err(|e| RestoreError::Write(format!("{}: {e}", sandbox.location())))?;
+    Ok(RestoreOutcome {
+        files: info.files.len(),
+        bytes: info.bytes(),
+        seconds: 0.0,
+    })
+}
+
+fn is_missing_file(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("not found") || lower.contains("no such file") || lower.contains("nosuchkey")
+}

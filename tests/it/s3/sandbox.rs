@@ -1,0 +1,197 @@
+//! Sandboxes on S3: restores copied on the server, cleanup by batched deletes below the run's
+//! own prefix, failed sandboxes kept and swept, runs of dead processes swept by their lease,
+//! and the copy and upload paths for large objects.
+
+use restore_drill::storage::s3_write::{self, CopyLimits, CopySource};
+
+use super::{Moto, edit_config, lake_on_s3, run_json};
+use crate::helpers::{JOB, data_files};
+
+const SANDBOX: &str = "s3://lake/restore-drill/";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sandbox_in_the_source_bucket_restores_verifies_and_leaves_nothing() {
+    let moto = Moto::start();
+    let (_lake, config) = lake_on_s3(&moto).await;
+    edit_config(
+        &config,
+        "sandbox = \"sandbox\"",
+        &format!("sandbox = \"{SANDBOX}\""),
+    );
+    let source_before = moto.keys("lake", "transactions/").await;
+
+    let report = run_json(&config, &[], 0);
+    assert_eq!(report["outcome"], "passed", "{report:#}");
+    let sandbox = report["restore"]["sandbox"].as_str().unwrap();
+    assert!(
+        sandbox.starts_with(&format!("{SANDBOX}{JOB}/run-")),
+        "{sandbox}"
+    );
+    assert_eq!(report["verify"]["rows"], 4000);
+    assert_eq!(
+        report["verify"]["structure"]["missing_files"],
+        serde_json::json!([])
+    );
+    // Cleaned up: the run's objects and its lease marker are gone; the source is untouched.
+    assert_eq!(
+        moto.keys("lake", "restore-drill/").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(moto.keys("lake", "transactions/").await, source_before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_drill_keeps_its_s3_sandbox_until_a_later_sweep() {
+    let moto = Moto::start();
+    let (lake, config) = lake_on_s3(&moto).await;
+    edit_config(
+        &config,
+        "sandbox = \"sandbox\"",
+        &format!("sandbox = \"{SANDBOX}\""),
+    );
+    let snapshot = lake.root.join("backups/daily/transactions_2026-11-01");
+    let victim = data_files(&snapshot).remove(0);
+    let name = moto
+        .put_truncated("backups", "daily/transactions_2026-11-01/", &victim)
+        .await;
+
+    let report = run_json(&config, &[], 1);
+    assert!(report["findings"].to_string().contains(&name), "{report:#}");
+    assert_eq!(report["restore"]["kept"], true);
+    let run_prefix = report["restore"]["sandbox"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("s3://lake/")
+        .to_string();
+    let kept = moto.keys("lake", "restore-drill/").await;
+    assert!(
+        kept.iter().any(|k| k == &format!("{run_prefix}{name}")),
+        "the damaged file is kept for inspection: {kept:?}"
+    );
+    assert!(
+        kept.iter().all(|k| !k.ends_with(".lock")),
+        "a kept sandbox holds no lease: {kept:?}"
+    );
+
+    // Kept for a second only: the next drill's sweep removes it (and that drill cleans up
+    // after itself).
+    edit_config(
+        &config,
+        "compare =",
+        "keep_failed_sandbox = \"1s\"\ncompare =",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    run_json(&config, &[], 1);
+    let left = moto.keys("lake", "restore-drill/").await;
+    assert!(
+        left.iter().all(|k| !k.starts_with(&run_prefix)),
+        "the first run's sandbox was swept: {left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_lease_expired_is_swept_and_a_live_one_is_not() {
+    let moto = Moto::start();
+    let (_lake, config) = lake_on_s3(&moto).await;
+    edit_config(
+        &config,
+        "sandbox = \"sandbox\"",
+        &format!("sandbox = \"{SANDBOX}\""),
+    );
+    let now = chrono::Utc::now();
+    let runs = [
+        (
+            "run-20261129T010000Z-aaaaaa",
+            now - chrono::Duration::minutes(1),
+        ),
+        (
+            "run-20261129T020000Z-bbbbbb",
+            now + chrono::Duration::minutes(9),
+        ),
+    ];
+    for (run_id, expires) in runs {
+        let lease = serde_json::json!({ "run_id": run_id, "pid": 1, "expires": expires });
+        moto.put(
+            "lake",
+            &format!("restore-drill/{JOB}/{run_id}.lock"),
+            lease.to_string().into_bytes(),
+        )
+        .await;
+        let inside = format!("restore-drill/{JOB}/{run_id}/_delta_log/x.json");
+        moto.put("lake", &inside, b"{}".to_vec()).await;
+    }
+    // Not a run folder: never touched.
+    let notes = format!("restore-drill/{JOB}/notes/readme.txt");
+    moto.put("lake", &notes, b"keep".to_vec()).await;
+
+    run_json(&config, &[], 0);
+    assert_eq!(
+        moto.keys("lake", "restore-drill/").await,
+        vec![
+            format!("restore-drill/{JOB}/notes/readme.txt"),
+            format!("restore-drill/{JOB}/run-20261129T020000Z-bbbbbb.lock"),
+            format!("restore-drill/{JOB}/run-20261129T020000Z-bbbbbb/_delta_log/x.json"),
+        ]
+    );
+}
+
+/// Objects above the single-copy limit are copied in parts on the server.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_objects_are_copied_in_parts_on_the_server() {
+    let moto = Moto::start();
+    moto.client()
+        .create_bucket()
+        .bucket("big")
+        .send()
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..11 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    moto.put("big", "backups/big file=1.parquet", data.clone())
+        .await;
+    let limits = CopyLimits {
+        single_copy_max: 5 * 1024 * 1024,
+        part_size: 5 * 1024 * 1024,
+    };
+    let source = CopySource {
+        bucket: "big",
+        key: "backups/big file=1.parquet",
+        version_id: None,
+        etag: None,
+    };
+    let size = data.len() as u64;
+    s3_write::copy_object(&moto.profile(), source, size, "big", "sandbox/big", limits)
+        .await
+        .unwrap();
+    let (etag, copied) = moto.get("big", "sandbox/big").await;
+    assert!(etag.ends_with("-3\""), "three parts: {etag}");
+    assert!(copied == data);
+}
+
+/// Streamed uploads (a snapshot on another service or on local disk) go up in parts of
+/// 16 MiB, so memory stays bounded; the bytes arrive unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_streamed_uploads_go_up_in_parts() {
+    let moto = Moto::start();
+    moto.client()
+        .create_bucket()
+        .bucket("big")
+        .send()
+        .await
+        .unwrap();
+    let profile = moto.profile();
+    let data: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let read = s3_write::upload(&profile, &data[..], data.len() as u64, "big", "up/big")
+        .await
+        .unwrap();
+    assert_eq!(read, data.len() as u64);
+    let (etag, uploaded) = moto.get("big", "up/big").await;
+    assert!(etag.ends_with("-2\""), "two parts: {etag}");
+    assert!(uploaded == data);
+
+    let small = b"small object".to_vec();
+    let read = s3_write::upload(&profile, &small[..], 12, "big", "up/small")
+        .await
+        .unwrap();
+    assert_eq!(read, 12);
+    assert_eq!(moto.get("big", "up/small").await.1, small);
+}
