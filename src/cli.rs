@@ -345,6 +345,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                         t.files.len(),
                         human_bytes(t.bytes())
                     ),
+                    Err(_) if matches!(s.method, snapshot::RestoreMethod::CopyVersions(_)) => {
+                        if let snapshot::RestoreMethod::CopyVersions(files) = &s.method {
+                            println!(
+                                "{:<40} {:>8}  {:<24} {:>7}  {:>11}",
+                                s.id,
+                                "?",
+                                "(read once restored)",
+                                files.len(),
+                                human_bytes(files.iter().map(|f| f.size).sum())
+                            );
+                        }
+                    }
                     Err(e) => println!("{:<40} unreadable log: {e}", s.id),
                 }
             }

@@ -90,6 +90,38 @@ async fn a_failed_drill_keeps_its_s3_sandbox_until_a_later_sweep() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_object_missing_from_the_snapshot_is_named_by_the_structure_check() {
+    let moto = Moto::start();
+    let (lake, config) = lake_on_s3(&moto).await;
+    edit_config(
+        &config,
+        "sandbox = \"sandbox\"",
+        &format!("sandbox = \"{SANDBOX}\""),
+    );
+    let snapshot = lake.root.join("backups/daily/transactions_2026-11-01");
+    let victim = data_files(&snapshot).remove(0);
+    let name = victim.file_name().unwrap().to_str().unwrap().to_string();
+    moto.client()
+        .delete_object()
+        .bucket("backups")
+        .key(format!("daily/transactions_2026-11-01/{name}"))
+        .send()
+        .await
+        .unwrap();
+    let report = run_json(&config, &[], 1);
+    let structure = &report["verify"]["structure"];
+    assert_eq!(
+        structure["missing_files"],
+        serde_json::json!([name]),
+        "{report:#}"
+    );
+    assert!(
+        report["findings"].to_string().contains("missing"),
+        "{report:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_run_whose_lease_expired_is_swept_and_a_live_one_is_not() {
     let moto = Moto::start();
     let (_lake, config) = lake_on_s3(&moto).await;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 
-use super::{Moto, check, edit_config, run_json, write_config};
-use crate::helpers::{Lake, data_files};
+use super::{Moto, check, cli_s3, edit_config, run_json, write_config};
+use crate::helpers::{JOB, Lake, data_files, stderr, stdout};
 
 /// A source table uploaded to the versioned bucket `lake` under `transactions/` as version 0
 /// (2,000 rows), then — after `at`, the time returned — its version 1 (2,000 more rows). Before
@@ -51,6 +51,18 @@ async fn the_state_of_a_versioned_prefix_at_a_time_is_restored_and_verified() {
     let moto = Moto::start();
     let snapshots = r#"{ kind = "s3_versions", location = "s3://lake/transactions/", lag = "0s" }"#;
     let (_lake, config, at) = versioned_lake(&moto, snapshots).await;
+
+    // `snapshots` shows the state at the job's point in time.
+    let out = cli_s3(
+        &["snapshots", "--config", config.to_str().unwrap(), JOB],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(read once restored)"),
+        "{}",
+        stdout(&out)
+    );
 
     // Now: version 1, 4,000 rows.
     let report = run_json(&config, &[], 0);
