@@ -1,11 +1,14 @@
 //! Restore throughput on S3: restore-drill's restore of a snapshot of a few thousand objects
 //! into a sandbox on the same endpoint (listing, then server-side copies) against the command a
 //! runbook would have a person type, `aws s3 cp --recursive` between the same prefixes — both
-//! against one `moto_server` on loopback.
+//! against one S3 server on loopback.
 //!
 //! `cargo bench --bench restore -- [OBJECTS] [RUNS] [CONCURRENCY...]` (defaults: 3000 objects,
-//! 5 runs, concurrency 8 and 32). Needs `moto_server` and `aws` on PATH: scripts/test installs
-//! moto in `~/.cache/restore-drill/moto-5.1.22/bin`; awscli with
+//! 5 runs, concurrency 8 and 32). The server is `moto_server`, or with
+//! `RESTORE_DRILL_BENCH_SERVER=s3s-fs` the Rust file-system S3 server `s3s-fs`
+//! (`cargo install s3s-fs --version 0.14.1 --features binary`), which answers far faster. Needs
+//! the server and `aws` on PATH: scripts/test installs moto in
+//! `~/.cache/restore-drill/moto-5.1.22/bin`; awscli with
 //! `python3 -m venv ~/.cache/restore-drill/awscli && ~/.cache/restore-drill/awscli/bin/pip install awscli`.
 //! The runs alternate between the tools; each copy goes to a fresh prefix that is deleted
 //! afterwards. Prints the median seconds, objects/s and MiB/s of each.
@@ -16,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
+use futures::StreamExt;
 use restore_drill::drill::NoProgress;
 use restore_drill::restore;
 use restore_drill::snapshot::{RestoreMethod, Snapshot};
@@ -24,33 +28,56 @@ use restore_drill::storage::{Location, SandboxRoot, s3_write};
 
 const BUCKET: &str = "bench";
 
-struct Moto(Child);
+/// The S3 server process and, for s3s-fs, the folder it keeps objects in (removed last).
+struct Server {
+    child: Child,
+    _root: Option<tempfile::TempDir>,
+}
 
-impl Drop for Moto {
+impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-fn start_moto() -> (Moto, String) {
+/// Starts the S3 server on a free loopback port; returns it, its name and its endpoint.
+fn start_server() -> (Server, String, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .port()
+        .to_string();
+    let name = std::env::var("RESTORE_DRILL_BENCH_SERVER").unwrap_or("moto_server".into());
+    let (mut command, root) = match name.as_str() {
+        "s3s-fs" => {
+            let root = tempfile::tempdir().unwrap();
+            let mut command = Command::new("s3s-fs");
+            command
+                .args(["--host", "127.0.0.1", "--port", &port])
+                .args(["--access-key", "bench", "--secret-key", "bench"])
+                .arg(root.path());
+            (command, Some(root))
+        }
+        _ => {
+            let mut command = Command::new("moto_server");
+            command.args(["-H", "127.0.0.1", "-p", &port]);
+            (command, None)
+        }
+    };
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("moto_server on PATH (see the comment at the top of benches/restore.rs)");
+        .unwrap_or_else(|e| panic!("{name} on PATH (see the top of benches/restore.rs): {e}"));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
+    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    (Moto(child), format!("http://127.0.0.1:{port}"))
+    let server = Server { child, _root: root };
+    (server, name, format!("http://127.0.0.1:{port}"))
 }
 
 /// Sizes from 1 KiB to 64 KiB, the same every time.
@@ -87,12 +114,12 @@ fn main() {
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "bench");
         std::env::set_var("AWS_DEFAULT_REGION", "us-east-1");
     }
-    let (_moto, endpoint) = start_moto();
+    let (_server, name, endpoint) = start_server();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(bench(&endpoint, objects, runs, &concurrencies));
+    runtime.block_on(bench(&name, &endpoint, objects, runs, &concurrencies));
 }
 
-async fn bench(endpoint: &str, objects: usize, runs: usize, concurrencies: &[usize]) {
+async fn bench(name: &str, endpoint: &str, objects: usize, runs: usize, concurrencies: &[usize]) {
     let profile = Arc::new(S3Profile::new(
         "bench".into(),
         Some(endpoint.into()),
@@ -125,12 +152,15 @@ async fn bench(endpoint: &str, objects: usize, runs: usize, concurrencies: &[usi
                 .unwrap();
         }
     });
-    futures::future::join_all(uploads).await;
+    futures::stream::iter(uploads)
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
     for i in 0..objects {
         bytes += object_size(i) as u64;
     }
     println!(
-        "snapshot: {objects} objects, {:.1} MiB, on moto at {endpoint}; {runs} runs each\n",
+        "snapshot: {objects} objects, {:.1} MiB, on {name} at {endpoint}; {runs} runs each\n",
         bytes as f64 / 1048576.0
     );
 
