@@ -86,6 +86,9 @@ pub enum SnapshotError {
         at: DateTime<Utc>,
         reason: String,
     },
+    /// A commit file the search for a point in time read has no commit time.
+    #[error("{0}")]
+    NoCommitTime(String),
     #[error("`{0}` names no snapshot of this kind: {1}")]
     BadPin(String, String),
     #[error(transparent)]

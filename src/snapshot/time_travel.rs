@@ -58,7 +58,7 @@ async fn commit_time(dir: &ReadOnlyDir, version: u64) -> Result<DateTime<Utc>, S
     table::commit_time(&text)
         .and_then(DateTime::from_timestamp_millis)
         .ok_or_else(|| {
-            SnapshotError::OutsideWindow(format!(
+            SnapshotError::NoCommitTime(format!(
                 "{}_delta_log/{version:020}.json has no commit time (commitInfo.timestamp); a point in time cannot be matched to a version",
                 dir.location()
             ))
