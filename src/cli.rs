@@ -334,30 +334,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 "SNAPSHOT", "VERSION", "NEWEST COMMIT", "FILES", "BYTES"
             );
             for s in snapshots {
-                match &s.table {
-                    Ok(t) => println!(
-                        "{:<40} {:>8}  {:<24} {:>7}  {:>11}",
+                let row = |version: String, commit: String, files: usize, bytes: u64| {
+                    println!(
+                        "{:<40} {version:>8}  {commit:<24} {files:>7}  {:>11}",
                         s.id,
-                        t.version,
-                        t.commit_timestamp.map_or("-".into(), |c| c
-                            .format("%Y-%m-%d %H:%M:%S UTC")
-                            .to_string()),
+                        human_bytes(bytes)
+                    )
+                };
+                match (&s.table, &s.method) {
+                    (Ok(t), _) => row(
+                        t.version.to_string(),
+                        t.commit_timestamp.map_or("-".into(), |c| {
+                            c.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+                        }),
                         t.files.len(),
-                        human_bytes(t.bytes())
+                        t.bytes(),
                     ),
-                    Err(_) if matches!(s.method, snapshot::RestoreMethod::CopyVersions(_)) => {
-                        if let snapshot::RestoreMethod::CopyVersions(files) = &s.method {
-                            println!(
-                                "{:<40} {:>8}  {:<24} {:>7}  {:>11}",
-                                s.id,
-                                "?",
-                                "(read once restored)",
-                                files.len(),
-                                human_bytes(files.iter().map(|f| f.size).sum())
-                            );
-                        }
-                    }
-                    Err(e) => println!("{:<40} unreadable log: {e}", s.id),
+                    (Err(_), snapshot::RestoreMethod::CopyVersions(files)) => row(
+                        "?".into(),
+                        "(read once restored)".into(),
+                        files.len(),
+                        files.iter().map(|f| f.size).sum(),
+                    ),
+                    (Err(e), _) => println!("{:<40} unreadable log: {e}", s.id),
                 }
             }
             Ok(0)

@@ -510,7 +510,9 @@ fn read_job(
             .storage
             .take()
             .map(|name| Some(resolve_profile(&name, profiles, f.context(), p)));
-        l.value.location = with_profile(l.value.location, &pick(&own.flatten()));
+        if let Some(location) = l.value.location_mut() {
+            *location = with_profile(location.clone(), &pick(&own.flatten()));
+        }
         l
     });
     let suite_field = f.required_string("suite", "the suite file, e.g. \"checks/orders.toml\"", p);
@@ -556,10 +558,7 @@ fn read_job(
             ("source", source.as_ref().map(|s| &s.value)),
             (
                 "snapshots.location",
-                snapshots
-                    .as_ref()
-                    .filter(|s| !matches!(s.value.kind, SnapshotKindSpec::TimeTravel(_)))
-                    .map(|s| &s.value.location),
+                snapshots.as_ref().and_then(|s| s.value.location()),
             ),
         ] {
             if let Some(other) = other
@@ -778,33 +777,53 @@ fn location(
 /// A snapshot source as read, before the job's storage profiles are applied.
 struct SnapshotSpec {
     kind: SnapshotKindSpec,
-    /// The backup location (`delta_copy`, `s3_versions`); the source for `delta_time_travel`.
-    location: Location,
     /// `snapshots.storage`: the profile of the backup location, when it differs from the job's.
     storage: Option<Located<String>>,
 }
 
+/// The kinds with their settings; time travel has no backup location (it reads the source).
 enum SnapshotKindSpec {
-    DeltaCopy(SnapshotPattern),
+    DeltaCopy {
+        location: Location,
+        pattern: SnapshotPattern,
+    },
     TimeTravel(PointInTime),
-    Versions(PointInTime),
+    Versions {
+        location: Location,
+        at: PointInTime,
+    },
 }
 
 impl SnapshotSpec {
+    /// The backup location, if the kind has one.
+    fn location(&self) -> Option<&Location> {
+        match &self.kind {
+            SnapshotKindSpec::DeltaCopy { location, .. }
+            | SnapshotKindSpec::Versions { location, .. } => Some(location),
+            SnapshotKindSpec::TimeTravel(_) => None,
+        }
+    }
+
+    fn location_mut(&mut self) -> Option<&mut Location> {
+        match &mut self.kind {
+            SnapshotKindSpec::DeltaCopy { location, .. }
+            | SnapshotKindSpec::Versions { location, .. } => Some(location),
+            SnapshotKindSpec::TimeTravel(_) => None,
+        }
+    }
+
     fn into_source(self, source: &Location) -> SnapshotSource {
         match self.kind {
-            SnapshotKindSpec::DeltaCopy(pattern) => SnapshotSource::DeltaCopy {
-                location: self.location,
-                pattern,
-            },
+            SnapshotKindSpec::DeltaCopy { location, pattern } => {
+                SnapshotSource::DeltaCopy { location, pattern }
+            }
             SnapshotKindSpec::TimeTravel(at) => SnapshotSource::DeltaTimeTravel {
                 source: source.clone(),
                 at,
             },
-            SnapshotKindSpec::Versions(at) => SnapshotSource::S3Versions {
-                location: self.location,
-                at,
-            },
+            SnapshotKindSpec::Versions { location, at } => {
+                SnapshotSource::S3Versions { location, at }
+            }
         }
     }
 }
@@ -847,8 +866,10 @@ fn snapshot_source(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Loca
             location
                 .zip(pattern)
                 .map(|(location, pattern)| SnapshotSpec {
-                    kind: SnapshotKindSpec::DeltaCopy(pattern),
-                    location: location.value,
+                    kind: SnapshotKindSpec::DeltaCopy {
+                        location: location.value,
+                        pattern,
+                    },
                     storage,
                 })
         }
@@ -865,7 +886,6 @@ fn snapshot_source(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Loca
             }
             point.map(|at| SnapshotSpec {
                 kind: SnapshotKindSpec::TimeTravel(at),
-                location: Location::from_path(Path::new("/")),
                 storage: None,
             })
         }
@@ -892,8 +912,10 @@ fn snapshot_source(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Loca
             });
             let point = point_in_time(&mut s, false, p);
             location.zip(point).map(|(location, at)| SnapshotSpec {
-                kind: SnapshotKindSpec::Versions(at),
-                location: location.value,
+                kind: SnapshotKindSpec::Versions {
+                    location: location.value,
+                    at,
+                },
                 storage,
             })
         }

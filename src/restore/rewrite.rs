@@ -23,12 +23,12 @@ pub async fn rewrite(
     if let Ok(info) = &snapshot.table {
         progress.start(info.files.len(), info.bytes());
     }
-    let outcome = write(snapshot, version, sandbox).await;
-    if let Ok(o) = &outcome {
-        progress.copied(o.bytes);
+    let written = write(snapshot, version, sandbox).await;
+    if let Ok((_, bytes)) = &written {
+        progress.copied(*bytes);
     }
     progress.finish();
-    let (files, bytes) = outcome.map(|o| (o.files, o.bytes))?;
+    let (files, bytes) = written?;
     Ok(RestoreOutcome {
         files,
         bytes,
@@ -36,11 +36,12 @@ pub async fn rewrite(
     })
 }
 
+/// Writes the version's rows into the sandbox; returns the files and bytes of the new table.
 async fn write(
     snapshot: &Snapshot,
     version: u64,
     sandbox: &RunSandbox,
-) -> Result<RestoreOutcome, RestoreError> {
+) -> Result<(usize, u64), RestoreError> {
     let source_dir = ReadOnlyDir::new(&snapshot.location);
     let unreadable = |e: &dyn std::fmt::Display| {
         RestoreError::Unreadable(format!(
@@ -93,11 +94,7 @@ async fn write(
     let info = table::describe(&table)
         .await
         .map_err(|e| RestoreError::Write(format!("{}: {e}", sandbox.location())))?;
-    Ok(RestoreOutcome {
-        files: info.files.len(),
-        bytes: info.bytes(),
-        seconds: 0.0,
-    })
+    Ok((info.files.len(), info.bytes()))
 }
 
 fn is_missing_file(message: &str) -> bool {

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::{RestoreMethod, Snapshot, SnapshotError, parse_pin, resolve};
 use crate::config::PointInTime;
-use crate::storage::{FileEntry, Location, ReadOnlyDir};
+use std::path::Path;
+
+use crate::storage::{Location, ReadOnlyDir};
 use crate::table;
 
 /// How many versions `list` describes, newest first.
@@ -41,21 +43,10 @@ async fn commits(dir: &ReadOnlyDir) -> Result<Vec<u64>, SnapshotError> {
 
 /// The commit time of one version, from its commit file's `commitInfo`.
 async fn commit_time(dir: &ReadOnlyDir, version: u64) -> Result<DateTime<Utc>, SnapshotError> {
-    let entry = FileEntry {
-        relative: format!("_delta_log/{version:020}.json").into(),
-        size: 0,
-        etag: None,
-        version_id: None,
-    };
-    let mut text = Vec::new();
-    let mut reader = dir.open(&entry).await?;
-    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut text)
-        .await
-        .map_err(|source| crate::storage::StorageError::Read {
-            path: format!("{}{}", dir.location(), entry.relative.display()).into(),
-            source,
-        })?;
-    table::commit_time(&text)
+    let commit = dir
+        .read(Path::new(&format!("_delta_log/{version:020}.json")))
+        .await?;
+    table::commit_time(&commit)
         .and_then(DateTime::from_timestamp_millis)
         .ok_or_else(|| {
             SnapshotError::NoCommitTime(format!(

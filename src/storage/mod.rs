@@ -158,6 +158,18 @@ impl ReadOnlyDir {
         }
     }
 
+    /// The whole content of the file `relative` (below this folder), in memory.
+    pub async fn read(&self, relative: &Path) -> Result<bytes::Bytes, StorageError> {
+        if let Some((bucket, prefix, profile)) = self.profile() {
+            return s3::read(&profile, bucket, &format!("{prefix}{}", relative.display())).await;
+        }
+        let path = self.local_root().join(relative);
+        tokio::fs::read(&path)
+            .await
+            .map(Into::into)
+            .map_err(|source| StorageError::Read { path, source })
+    }
+
     fn local_root(&self) -> &Path {
         self.location
             .local_path()

@@ -13,7 +13,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
 use super::{FileEntry, StorageError};
@@ -277,7 +277,7 @@ pub async fn read(
 ) -> Result<bytes::Bytes, StorageError> {
     let mut body = open(profile, bucket, key, None).await?;
     let mut out = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut body, &mut out)
+    body.read_to_end(&mut out)
         .await
         .map_err(|e| StorageError::S3 {
             url: format!("s3://{bucket}/{key}"),
@@ -295,28 +295,24 @@ pub async fn download(
     version_id: Option<&str>,
     target: &Path,
 ) -> Result<u64, StorageError> {
-    let client = profile.client().await?;
-    let object = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version_id.map(String::from))
-        .send()
-        .await
-        .map_err(|e| s3_error(bucket, key, e))?;
+    let mut body = open(profile, bucket, key, version_id).await?;
     let write_error = |source| StorageError::Write {
         path: target.to_path_buf(),
         source,
     };
     let mut file = tokio::fs::File::create(target).await.map_err(write_error)?;
-    let mut body = object.body;
+    let mut buffer = vec![0u8; 256 * 1024];
     let mut written = 0u64;
-    while let Some(chunk) = body.try_next().await.map_err(|e| StorageError::S3 {
-        url: format!("s3://{bucket}/{key}"),
-        message: DisplayErrorContext(e).to_string(),
-    })? {
-        file.write_all(&chunk).await.map_err(write_error)?;
-        written += chunk.len() as u64;
+    loop {
+        let read = body.read(&mut buffer).await.map_err(|e| StorageError::S3 {
+            url: format!("s3://{bucket}/{key}"),
+            message: e.to_string(),
+        })?;
+        if read == 0 {
+            break;
+        }
+        file.write_all(&buffer[..read]).await.map_err(write_error)?;
+        written += read as u64;
     }
     file.flush().await.map_err(write_error)?;
     Ok(written)

@@ -192,14 +192,7 @@ pub async fn upload(
             .await
             .map_err(read_error)?;
         let read = first.len() as u64 + rest;
-        client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(first))
-            .send()
-            .await
-            .map_err(|e| s3_error(bucket, key, e))?;
+        put(profile, bucket, key, first).await?;
         return Ok(read);
     }
     let upload_id = start_multipart(profile, bucket, key).await?;

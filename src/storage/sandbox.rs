@@ -405,19 +405,9 @@ impl RunSandbox {
 
     /// The whole content of one file of the run, in memory.
     pub async fn read(&self, relative: &Path) -> Result<bytes::Bytes, StorageError> {
-        let relative = self.inside(relative)?;
-        match self.location.s3_access() {
-            Some((bucket, prefix, profile)) => {
-                s3::read(&profile, bucket, &format!("{prefix}{}", relative.display())).await
-            }
-            None => {
-                let path = self.location.local_path().expect("local").join(relative);
-                tokio::fs::read(&path)
-                    .await
-                    .map(Into::into)
-                    .map_err(|source| StorageError::Read { path, source })
-            }
-        }
+        ReadOnlyDir::new(&self.location)
+            .read(self.inside(relative)?)
+            .await
     }
 
     /// Copies the files of `from` into the sandbox, at most `concurrency` at a time, calling
@@ -456,45 +446,8 @@ impl RunSandbox {
                         }
                         Some((bucket, prefix, profile)) => {
                             let key = format!("{prefix}{}", relative.display());
-                            let copied_on_server = match server_side {
-                                Some(_) if denied.load(Ordering::Relaxed) => false,
-                                Some((source_bucket, source_prefix)) => {
-                                    let source_key =
-                                        format!("{source_prefix}{}", relative.display());
-                                    let source = CopySource {
-                                        bucket: source_bucket,
-                                        key: &source_key,
-                                        version_id: file.version_id.as_deref(),
-                                        etag: file.etag.as_deref(),
-                                    };
-                                    match s3_write::copy_object(
-                                        profile,
-                                        source,
-                                        file.size,
-                                        bucket,
-                                        &key,
-                                        CopyLimits::default(),
-                                    )
-                                    .await
-                                    {
-                                        Ok(()) => true,
-                                        Err(e) if s3_write::is_access_denied(&e) => {
-                                            if !denied.swap(true, Ordering::Relaxed) {
-                                                tracing::warn!(from = %from.location(), error = %e, "the sandbox's key may not read the snapshot, so objects are streamed through restore-drill instead of copied on the server; grant it read access for faster restores");
-                                            }
-                                            false
-                                        }
-                                        Err(e) => return Err(e),
-                                    }
-                                }
-                                None => false,
-                            };
-                            if copied_on_server {
-                                file.size
-                            } else {
-                                let reader = from.open(&file).await?;
-                                s3_write::upload(profile, reader, file.size, bucket, &key).await?
-                            }
+                            let to = (profile.as_ref(), *bucket, key.as_str());
+                            copy_to_s3(from, &file, server_side, to, denied).await?
                         }
                     };
                     if written != file.size {
@@ -555,6 +508,42 @@ impl RunSandbox {
             }
         }
     }
+}
+
+/// Copies one file of `from` to `to` (profile, bucket, key): on the server when `server_side`
+/// gives the snapshot's bucket and prefix on the same service — unless the sandbox's key was
+/// refused reading it (`denied`, then set once and logged) — else streamed through this
+/// process. Returns the bytes copied.
+async fn copy_to_s3(
+    from: &ReadOnlyDir,
+    file: &FileEntry,
+    server_side: Option<(&str, &str)>,
+    (profile, bucket, key): (&S3Profile, &str, &str),
+    denied: &AtomicBool,
+) -> Result<u64, StorageError> {
+    if let Some((source_bucket, source_prefix)) = server_side
+        && !denied.load(Ordering::Relaxed)
+    {
+        let source_key = format!("{source_prefix}{}", file.relative.display());
+        let source = CopySource {
+            bucket: source_bucket,
+            key: &source_key,
+            version_id: file.version_id.as_deref(),
+            etag: file.etag.as_deref(),
+        };
+        let limits = CopyLimits::default();
+        match s3_write::copy_object(profile, source, file.size, bucket, key, limits).await {
+            Ok(()) => return Ok(file.size),
+            Err(e) if s3_write::is_access_denied(&e) => {
+                if !denied.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(from = %from.location(), error = %e, "the sandbox's key may not read the snapshot, so objects are streamed through restore-drill instead of copied on the server; grant it read access for faster restores");
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let reader = from.open(file).await?;
+    s3_write::upload(profile, reader, file.size, bucket, key).await
 }
 
 /// Makes the local folders the files go into.

@@ -4,13 +4,15 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use std::path::Path;
 
-use super::{Moto, ThrottlingProxy, check, cli_s3, lake_on_s3, run_json};
-use crate::helpers::{JOB, data_files, stderr, stdout};
+use super::{
+    Moto, SNAPSHOT_PREFIX, ThrottlingProxy, check, cli_s3, lake_on_s3, run_json, snapshot_data_file,
+};
+use crate::helpers::{JOB, stderr, stdout};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshot_and_source_on_s3_restore_into_a_local_sandbox_and_pass() {
     let moto = Moto::start();
-    let (lake, config) = lake_on_s3(&moto).await;
+    let (lake, config) = lake_on_s3(&moto, "sandbox").await;
     let config = config.to_str().unwrap();
 
     let out = cli_s3(&["snapshots", "--config", config, JOB], true);
@@ -42,11 +44,10 @@ async fn a_snapshot_and_source_on_s3_restore_into_a_local_sandbox_and_pass() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_truncated_object_in_an_s3_snapshot_fails_the_drill_naming_the_file() {
     let moto = Moto::start();
-    let (lake, config) = lake_on_s3(&moto).await;
-    let snapshot = lake.root.join("backups/daily/transactions_2026-11-01");
-    let victim = data_files(&snapshot).remove(0);
+    let (lake, config) = lake_on_s3(&moto, "sandbox").await;
+    let victim = snapshot_data_file(&lake);
     let name = moto
-        .put_truncated("backups", "daily/transactions_2026-11-01/", &victim)
+        .put_truncated("backups", SNAPSHOT_PREFIX, &victim)
         .await;
     let report = run_json(&config, &[], 1);
     let findings = report["findings"].to_string();
@@ -56,7 +57,7 @@ async fn a_truncated_object_in_an_s3_snapshot_fails_the_drill_naming_the_file() 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_credentials_are_an_error_naming_the_variable() {
     let moto = Moto::start();
-    let (_lake, config) = lake_on_s3(&moto).await;
+    let (_lake, config) = lake_on_s3(&moto, "sandbox").await;
     let out = cli_s3(&["run", "--config", config.to_str().unwrap(), JOB], false);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let text = stdout(&out) + &stderr(&out);
@@ -69,7 +70,7 @@ async fn missing_credentials_are_an_error_naming_the_variable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn listing_goes_past_a_thousand_objects() {
     let moto = Moto::start();
-    let (lake, config) = lake_on_s3(&moto).await;
+    let (lake, config) = lake_on_s3(&moto, "sandbox").await;
     let snapshot = lake.root.join("backups/daily/transactions_2026-11-01");
     let in_table = crate::helpers::files_below(&snapshot).len();
     let client = moto.client();
@@ -102,7 +103,7 @@ async fn listing_goes_past_a_thousand_objects() {
 #[tokio::test(flavor = "multi_thread")]
 async fn throttled_requests_are_retried() {
     let moto = Moto::start();
-    let (_lake, config) = lake_on_s3(&moto).await;
+    let (_lake, config) = lake_on_s3(&moto, "sandbox").await;
     let proxy = ThrottlingProxy::start(&moto.endpoint, 2);
     let text = std::fs::read_to_string(&config)
         .unwrap()
@@ -128,7 +129,7 @@ async fn throttled_requests_are_retried() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_bucket_is_an_error_in_the_services_words() {
     let moto = Moto::start();
-    let (_lake, config) = lake_on_s3(&moto).await;
+    let (_lake, config) = lake_on_s3(&moto, "sandbox").await;
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("s3://backups/daily/", "s3://no-such-backups/daily/");

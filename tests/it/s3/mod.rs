@@ -159,16 +159,19 @@ impl Moto {
     }
 }
 
+/// The key prefix of the one snapshot `lake_on_s3` uploads to the bucket `backups`.
+const SNAPSHOT_PREFIX: &str = "daily/transactions_2026-11-01/";
+
 /// A lake whose source and one dated snapshot are uploaded to moto, and a config reading both
-/// from S3 with the profile `moto` and restoring into the lake's local sandbox.
-async fn lake_on_s3(moto: &Moto) -> (Lake, PathBuf) {
+/// from S3 with the profile `moto` and restoring into `sandbox` (the lake's local `sandbox`
+/// folder, or an s3:// prefix).
+async fn lake_on_s3(moto: &Moto, sandbox: &str) -> (Lake, PathBuf) {
     let lake = Lake::new(2, 2000).await;
     let snapshot = lake.snapshot("2026-11-01");
     moto.upload("lake", "transactions/", &lake.source()).await;
-    moto.upload("backups", "daily/transactions_2026-11-01/", &snapshot)
-        .await;
+    moto.upload("backups", SNAPSHOT_PREFIX, &snapshot).await;
     let snapshots = r#"{ kind = "delta_copy", location = "s3://backups/daily/", pattern = "transactions_{date}" }"#;
-    let config = write_config(moto, &lake, snapshots, "sandbox");
+    let config = write_config(moto, &lake, snapshots, sandbox);
     (lake, config)
 }
 
@@ -229,6 +232,11 @@ fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
         .iter()
         .find(|c| c["id"] == id)
         .unwrap_or_else(|| panic!("no check {id} in {report:#}"))
+}
+
+/// The local copy of one data file of the uploaded snapshot.
+fn snapshot_data_file(lake: &Lake) -> PathBuf {
+    crate::helpers::data_files(&lake.root.join("backups/daily/transactions_2026-11-01")).remove(0)
 }
 
 /// Replaces `from` with `to` in a config file.

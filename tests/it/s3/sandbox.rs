@@ -4,20 +4,15 @@
 
 use restore_drill::storage::s3_write::{self, CopyLimits, CopySource};
 
-use super::{Moto, edit_config, lake_on_s3, run_json};
-use crate::helpers::{JOB, data_files};
+use super::{Moto, SNAPSHOT_PREFIX, edit_config, lake_on_s3, run_json, snapshot_data_file};
+use crate::helpers::JOB;
 
 const SANDBOX: &str = "s3://lake/restore-drill/";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sandbox_in_the_source_bucket_restores_verifies_and_leaves_nothing() {
     let moto = Moto::start();
-    let (_lake, config) = lake_on_s3(&moto).await;
-    edit_config(
-        &config,
-        "sandbox = \"sandbox\"",
-        &format!("sandbox = \"{SANDBOX}\""),
-    );
+    let (_lake, config) = lake_on_s3(&moto, SANDBOX).await;
     let source_before = moto.keys("lake", "transactions/").await;
 
     let report = run_json(&config, &[], 0);
@@ -43,16 +38,10 @@ async fn a_sandbox_in_the_source_bucket_restores_verifies_and_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_drill_keeps_its_s3_sandbox_until_a_later_sweep() {
     let moto = Moto::start();
-    let (lake, config) = lake_on_s3(&moto).await;
-    edit_config(
-        &config,
-        "sandbox = \"sandbox\"",
-        &format!("sandbox = \"{SANDBOX}\""),
-    );
-    let snapshot = lake.root.join("backups/daily/transactions_2026-11-01");
-    let victim = data_files(&snapshot).remove(0);
+    let (lake, config) = lake_on_s3(&moto, SANDBOX).await;
+    let victim = snapshot_data_file(&lake);
     let name = moto
-        .put_truncated("backups", "daily/transactions_2026-11-01/", &victim)
+        .put_truncated("backups", SNAPSHOT_PREFIX, &victim)
         .await;
 
     let report = run_json(&config, &[], 1);
@@ -92,19 +81,13 @@ async fn a_failed_drill_keeps_its_s3_sandbox_until_a_later_sweep() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_missing_from_the_snapshot_is_named_by_the_structure_check() {
     let moto = Moto::start();
-    let (lake, config) = lake_on_s3(&moto).await;
-    edit_config(
-        &config,
-        "sandbox = \"sandbox\"",
-        &format!("sandbox = \"{SANDBOX}\""),
-    );
-    let snapshot = lake.root.join("backups/daily/transactions_2026-11-01");
-    let victim = data_files(&snapshot).remove(0);
+    let (lake, config) = lake_on_s3(&moto, SANDBOX).await;
+    let victim = snapshot_data_file(&lake);
     let name = victim.file_name().unwrap().to_str().unwrap().to_string();
     moto.client()
         .delete_object()
         .bucket("backups")
-        .key(format!("daily/transactions_2026-11-01/{name}"))
+        .key(format!("{SNAPSHOT_PREFIX}{name}"))
         .send()
         .await
         .unwrap();
@@ -124,12 +107,7 @@ async fn an_object_missing_from_the_snapshot_is_named_by_the_structure_check() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_whose_lease_expired_is_swept_and_a_live_one_is_not() {
     let moto = Moto::start();
-    let (_lake, config) = lake_on_s3(&moto).await;
-    edit_config(
-        &config,
-        "sandbox = \"sandbox\"",
-        &format!("sandbox = \"{SANDBOX}\""),
-    );
+    let (_lake, config) = lake_on_s3(&moto, SANDBOX).await;
     let now = chrono::Utc::now();
     let runs = [
         (
@@ -226,4 +204,35 @@ async fn large_streamed_uploads_go_up_in_parts() {
         .unwrap();
     assert_eq!(read, 12);
     assert_eq!(moto.get("big", "up/small").await.1, small);
+}
+
+/// The sandbox is written with `sandbox_storage` while the source and the backups are read with
+/// the job's `storage`: without the sandbox profile's keys the drill stops when it would write,
+/// naming that profile.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_is_written_with_its_own_profile() {
+    let moto = Moto::start();
+    let (_lake, config) = lake_on_s3(&moto, SANDBOX).await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    let writer = text[..text.find("[[job]]").unwrap()]
+        .replace("[storage.moto]", "[storage.writer]")
+        .replace("RD_TEST_KEY_ID", "RD_TEST_WRITER_KEY_ID")
+        .replace("RD_TEST_SECRET", "RD_TEST_WRITER_SECRET");
+    edit_config(&config, "[[job]]", &format!("{writer}[[job]]"));
+    edit_config(
+        &config,
+        "storage = \"moto\"",
+        "storage = \"moto\"\nsandbox_storage = \"writer\"",
+    );
+    let report = run_json(&config, &[], 2);
+    assert!(
+        report["snapshot"]["id"].is_string(),
+        "the backups were read: {report:#}"
+    );
+    assert!(
+        report["error"].as_str().unwrap().contains(
+            "storage profile `writer`: environment variable `RD_TEST_WRITER_KEY_ID` is not set"
+        ),
+        "{report:#}"
+    );
 }
