@@ -63,10 +63,15 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Check a configuration file and its suites; report every problem at once.
+    /// Check a configuration file and its suites; report every problem at once. Each job's
+    /// source is opened (its log, no data) and the suite checked against its schema.
     Validate {
         #[arg(long)]
         config: PathBuf,
+        /// Check the files only, without opening the sources (e.g. in a CI pipeline that cannot
+        /// reach the data).
+        #[arg(long)]
+        offline: bool,
     },
     /// Recent drills, newest first: from PostgreSQL when configured, else from the journal.
     History {
@@ -167,12 +172,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     .context("creating the demo folder")?
                     .keep(),
             };
-            let progress = TerminalProgress::boxed();
+            let progress = TerminalProgress::shared();
             crate::demo::run(&root, rows, progress.as_ref()).await?;
             Ok(0)
         }
         Command::Serve { config } => crate::serve::serve(&config).await,
-        Command::Validate { config } => match config::load(&config) {
+        Command::Validate { config, offline } => match config::load(&config) {
             Ok(c) => {
                 let mut problems = Vec::new();
                 if let Some(file) = &c.server.web_config
@@ -181,31 +186,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     problems.push(e.to_string());
                 }
                 // The suites against the sources' schemas: the logs are read, no data.
-                for job in &c.jobs {
+                for job in c.jobs.iter().filter(|_| !offline) {
                     let source = crate::storage::ReadOnlyDir::new(&job.source);
-                    match crate::table::open_dir(&source, None).await {
-                        Ok(t) => match crate::table::describe(&t).await {
-                            Ok(info) => problems.extend(
-                                job.suite
-                                    .mismatches(&job.suite_path, &info.typed_columns())
-                                    .iter()
-                                    .map(|p| p.to_string()),
-                            ),
-                            Err(e) => eprintln!(
-                                "note: job `{}`: the source's schema could not be read to check the suite ({e})",
-                                job.name
-                            ),
-                        },
-                        Err(e) => eprintln!(
-                            "note: job `{}`: the source's schema could not be read to check the suite ({})",
-                            job.name,
-                            crate::table::explain_log_error(&e)
+                    let described = match crate::table::open_dir(&source, None).await {
+                        Ok(t) => crate::table::describe(&t).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(crate::table::explain_log_error(&e)),
+                    };
+                    match described {
+                        Ok(info) => problems.extend(
+                            job.suite
+                                .mismatches(&job.suite_path, &info.typed_columns())
+                                .iter()
+                                .map(|p| p.to_string()),
                         ),
+                        Err(reason) => problems.push(format!(
+                            "job `{}`: the source {} cannot be opened: {reason}; check `source` and its storage profile (or validate with --offline where the data cannot be reached)",
+                            job.name, job.source
+                        )),
                     }
                 }
                 if !problems.is_empty() {
                     eprintln!(
-                        "{} problem{} in the suites and the web config:\n{}",
+                        "{} problem{} in the suites, the sources and the web config:\n{}",
                         problems.len(),
                         if problems.len() == 1 { "" } else { "s" },
                         problems.join("\n")
@@ -240,17 +242,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             let since = since.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
             let history = History::new(&config.history);
-            let (source, reports) = history.recent(job.as_deref(), since, limit).await?;
+            let recent = history.recent(job.as_deref(), since, limit).await?;
             if json {
-                for r in &reports {
-                    println!("{}", serde_json::to_string(r)?);
+                for entry in &recent.entries {
+                    let mut line = entry.report.clone();
+                    if let (Some(problem), Some(fields)) = (&entry.problem, line.as_object_mut()) {
+                        fields.insert("history_problem".into(), problem.clone().into());
+                    }
+                    println!("{}", serde_json::to_string(&line)?);
                 }
                 return Ok(0);
             }
             eprintln!(
-                "{} drill{} from {source}",
-                reports.len(),
-                if reports.len() == 1 { "" } else { "s" }
+                "{} drill{} from {}",
+                recent.entries.len(),
+                if recent.entries.len() == 1 { "" } else { "s" },
+                recent.source
             );
             println!(
                 "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  RUN",
@@ -260,7 +267,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 v.as_f64()
                     .map_or("-".to_string(), |s| drill::summary::seconds(s.max(0.0)))
             };
-            for r in &reports {
+            for entry in &recent.entries {
+                let r = &entry.report;
                 let started = r["started_at"]
                     .as_str()
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -276,6 +284,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     seconds(&r["rto_seconds"]),
                     r["findings"].as_array().map_or(0, |f| f.len()),
                     r["run_id"].as_str().unwrap_or("-"),
+                );
+                if let Some(problem) = &entry.problem {
+                    println!("  ! {problem}");
+                }
+            }
+            let unverified: usize = recent.chains.iter().map(|c| c.problems.len()).sum();
+            if unverified > 0 {
+                eprintln!(
+                    "warning: the history does not verify in {unverified} place{}; `restore-drill report` lists each",
+                    if unverified == 1 { "" } else { "s" }
                 );
             }
             Ok(0)
@@ -297,8 +315,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 anyhow::bail!("--to {to} is before --from {from}");
             }
             let history = History::new(&config.history);
-            let (source, reports) = history.recent(job.as_deref(), None, usize::MAX).await?;
-            let chains = history.check_chains()?;
+            let recent = history.recent(job.as_deref(), None, usize::MAX).await?;
+            let reports: Vec<serde_json::Value> =
+                recent.entries.into_iter().map(|e| e.report).collect();
             let report = crate::report::build(
                 &config,
                 job.as_deref(),
@@ -306,8 +325,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 to,
                 crate::report::Evidence {
                     reports: &reports,
-                    chains: &chains,
-                    source,
+                    chains: &recent.chains,
+                    source: recent.source,
                 },
                 chrono::Utc::now(),
             );
@@ -391,10 +410,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     }
                 };
             }
-            let progress: Box<dyn Progress> = if json {
-                Box::new(NoProgress)
+            let progress: std::sync::Arc<dyn Progress> = if json {
+                std::sync::Arc::new(NoProgress)
             } else {
-                TerminalProgress::boxed()
+                TerminalProgress::shared()
             };
             drill::sweep_sandboxes(std::slice::from_ref(job), SystemClock.now()).await;
             let started_at = SystemClock.now();
@@ -405,23 +424,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             // Ctrl-C or SIGTERM: the drill stops where it is, its sandbox goes, and it is
             // recorded as aborted.
-            let report = tokio::select! {
-                report = drill::run_drill(job, &options, &SystemClock, progress.as_ref()) => report,
-                _ = interrupted() => {
+            // A drill that outlives the job's `timeout` is cancelled as `serve` cancels it.
+            let drilled = tokio::time::timeout(
+                job.timeout,
+                drill::runtime::isolated({
+                    let (job, progress) = (job.clone(), progress.clone());
+                    async move {
+                        drill::run_drill(&job, &options, &SystemClock, progress.as_ref()).await
+                    }
+                }),
+            );
+            let stopped = tokio::select! {
+                ended = drilled => match ended {
+                    Ok(report) => Ok(report),
+                    Err(_) => Err((Outcome::Error, drill::timeout_reason(job))),
+                },
+                _ = interrupted() => Err((
+                    Outcome::Aborted,
+                    "interrupted before the drill finished; its sandbox was removed".into(),
+                )),
+            };
+            let report = match stopped {
+                Ok(report) => report,
+                Err((outcome, reason)) => {
                     progress.finish();
                     if let Err(e) = crate::storage::SandboxRoot::new(&job.sandbox)
                         .discard_run(&job.name, &run_id)
                         .await
                     {
-                        eprintln!("error: could not remove the interrupted drill's sandbox: {e}");
+                        eprintln!("error: could not remove the stopped drill's sandbox: {e}");
                     }
                     DrillReport::interrupted(
                         job,
                         run_id,
                         started_at,
                         SystemClock.now(),
-                        Outcome::Aborted,
-                        "interrupted before the drill finished; its sandbox was removed".into(),
+                        outcome,
+                        reason,
                     )
                 }
             };
@@ -437,10 +476,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 eprintln!("error: the drill could not be recorded: {e}");
                 return Ok(2);
             }
-            if let Err(e) = history.sync().await {
-                eprintln!(
+            match history.sync().await {
+                Ok(synced) => {
+                    for (_, divergence) in synced.divergences {
+                        for problem in divergence.problems {
+                            eprintln!("warning: the journal and PostgreSQL disagree: {problem}");
+                        }
+                    }
+                }
+                Err(e) => eprintln!(
                     "warning: {e}; the record waits in the journal and is sent by the next run or serve"
-                );
+                ),
             }
             if report.outcome == Outcome::Aborted {
                 return Ok(INTERRUPTED);
@@ -487,13 +533,13 @@ struct TerminalProgress {
 }
 
 impl TerminalProgress {
-    fn boxed() -> Box<dyn Progress> {
+    fn shared() -> std::sync::Arc<dyn Progress> {
         if std::io::stderr().is_terminal() {
-            Box::new(TerminalProgress {
+            std::sync::Arc::new(TerminalProgress {
                 bar: ProgressBar::hidden(),
             })
         } else {
-            Box::new(NoProgress)
+            std::sync::Arc::new(NoProgress)
         }
     }
 }

@@ -32,6 +32,7 @@ pub struct DrillMetrics {
     consecutive_errors: IntGaugeVec,
     schedule_interval: GaugeVec,
     timeout: GaugeVec,
+    history_divergence: IntGaugeVec,
     running_drills: IntGauge,
     config_reload_successful: IntGauge,
     config_reload_success_timestamp: Gauge,
@@ -178,6 +179,11 @@ impl DrillMetrics {
                 "How long a drill of the job may run before it is cancelled",
                 job,
             ),
+            history_divergence: int_gauge(
+                "history_divergence",
+                "Differences between the job's journal and PostgreSQL found at the last sync (a record edited, removed or its sequence number reused); 0 when they agree",
+                job,
+            ),
             start_time: registered(
                 &registry,
                 Gauge::with_opts(opts(
@@ -227,6 +233,13 @@ impl DrillMetrics {
                 .map_or(0.0, |d| d.as_millis() as f64 / 1000.0),
         );
         metrics
+    }
+
+    /// Records how many differences between a job's journal and PostgreSQL the last sync found.
+    pub fn set_history_divergence(&self, job: &str, differences: usize) {
+        self.history_divergence
+            .with_label_values(&[job])
+            .set(differences as i64);
     }
 
     /// Exports what is known of a job before its first drill: its objectives, and zero counts

@@ -57,7 +57,11 @@ pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
 
     let history = Arc::new(History::new(&config.history));
     let stop_sync = CancellationToken::new();
-    let sync = tokio::spawn(history.clone().sync_loop(clock.clone(), stop_sync.clone()));
+    let sync = tokio::spawn(history.clone().sync_loop(
+        clock.clone(),
+        metrics.clone(),
+        stop_sync.clone(),
+    ));
     let scheduler = Scheduler::start(
         &config,
         Arc::new(Drills::new(clock.clone())),

@@ -97,6 +97,15 @@ pub fn explain_log_error(error: &DeltaTableError) -> String {
     }
 }
 
+/// Whether an error's text says a file or object is not there (as opposed to unreadable).
+pub fn is_not_found(error: &str) -> bool {
+    let lower = error.to_ascii_lowercase();
+    lower.contains("not found")
+        || lower.contains("no such file")
+        || lower.contains("nosuchkey")
+        || lower.contains("404")
+}
+
 /// Loads a table at its newest version, or at `version`.
 pub async fn open(url: &Url, version: Option<u64>) -> Result<DeltaTable, DeltaTableError> {
     open_with(url, std::collections::HashMap::new(), version).await

@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-/// Parses a duration made of one or more `<integer><unit>` parts, units `s`, `m`, `h`, `d`, `w`.
+/// The longest duration accepted: 100 years (36,525 days). Longer ones would overflow the
+/// time arithmetic of schedules and retention, and mean nothing for backups.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
+
+/// Parses a duration made of one or more `<integer><unit>` parts, units `s`, `m`, `h`, `d`, `w`,
+/// of at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
@@ -46,7 +51,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "`{text}` is not a duration: `{digits}` has no unit (write e.g. `{digits}s` or `{digits}m`)"
         ));
     }
-    Ok(Duration::from_secs(total))
+    let total = Duration::from_secs(total);
+    if total > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is longer than 100 years (36525d), the longest duration accepted"
+        ));
+    }
+    Ok(total)
 }
 
 /// Writes a duration the way `parse_duration` reads it, largest units first.
@@ -95,6 +106,13 @@ mod tests {
                 .contains("number must come before")
         );
         assert!(parse_duration("").is_err());
+        assert!(
+            parse_duration("100000000w")
+                .unwrap_err()
+                .contains("longer than 100 years")
+        );
+        assert!(parse_duration("99999999999999999999s").is_err());
+        assert_eq!(parse_duration("36525d").unwrap(), MAX_DURATION);
     }
 
     #[test]

@@ -58,14 +58,20 @@ impl std::fmt::Display for Problem {
 pub struct Problems<'t> {
     file: PathBuf,
     text: &'t str,
+    /// The byte offset at which each line starts, so a position is found in logarithmic time.
+    line_starts: Vec<usize>,
     found: Vec<Problem>,
 }
 
 impl<'t> Problems<'t> {
     pub fn new(file: &Path, text: &'t str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Self {
             file: file.to_path_buf(),
             text,
+            line_starts,
             found: Vec::new(),
         }
     }
@@ -76,11 +82,13 @@ impl<'t> Problems<'t> {
 
     /// The 1-based line and column of a byte offset.
     pub fn position(&self, offset: usize) -> Position {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|start| *start <= offset);
+        let line_start = self.line_starts[line - 1];
+        let column = self.text[line_start..offset].chars().count() + 1;
         Position { line, column }
     }
 

@@ -267,6 +267,7 @@ pub fn parse(
     };
     let config_sha256 = crate::history::journal::sha256_hex(raw.as_bytes());
     let mut jobs: Vec<Job> = Vec::new();
+    let mut sandbox_positions: Vec<Position> = Vec::new();
     let mut suite_problems = Vec::new();
     match top.item("job", &p) {
         None => p.report(
@@ -285,16 +286,18 @@ pub fn parse(
                         job.config_sha256 = config_sha256.clone();
                         if jobs.iter().any(|j| j.name == job.name) {
                             p.report(
-                                at,
+                                at.name,
                                 format!("job name `{}` is used twice; names must be unique", job.name),
                             );
                         }
                         jobs.push(job);
+                        sandbox_positions.push(at.sandbox);
                     }
                 }
             }
         },
     }
+    sandboxes_apart(&jobs, &sandbox_positions, &mut p);
     top.finish(&mut p);
     let mut problems = p.into_vec();
     problems.extend(suite_problems);
@@ -452,13 +455,45 @@ fn optional_duration(
     }
 }
 
+/// Where a job's name and sandbox are written, for problems found across jobs.
+struct JobPositions {
+    name: Position,
+    sandbox: Position,
+}
+
+/// No job's sandbox may overlap any job's source or backups, nor another job's sandbox unless
+/// both name the same root (each drill writes below `<root>/<job>/<run-id>/`).
+fn sandboxes_apart(jobs: &[Job], positions: &[Position], p: &mut Problems) {
+    for (job, at) in jobs.iter().zip(positions) {
+        for other in jobs.iter().filter(|o| o.name != job.name) {
+            let places = [
+                ("source", &other.source),
+                ("snapshots.location", other.snapshots.location()),
+                ("sandbox", &other.sandbox),
+            ];
+            for (role, place) in places {
+                let same_root = role == "sandbox" && job.sandbox.same_place(place);
+                if !same_root && job.sandbox.overlaps(place) {
+                    p.report(
+                        *at,
+                        format!(
+                            "job `{}`: the sandbox {} overlaps the {role} {place} of job `{}`; a drill must never write where another job's data, backups or drills live — give each job a separate folder, or the same sandbox root",
+                            job.name, job.sandbox, other.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn read_job(
     mut f: Fields,
     base: &Path,
     profiles: &HashMap<String, Arc<S3Profile>>,
     p: &mut Problems,
     suite_problems: &mut Vec<Problem>,
-) -> Option<(Job, Position)> {
+) -> Option<(Job, JobPositions)> {
     let at = f.at();
     let name = f.required_string("name", "the job's name, e.g. \"orders\"", p);
     if let Some(name) = &name {
@@ -600,6 +635,7 @@ fn read_job(
     });
     f.finish(p);
     let (suite_path, suite) = suite?;
+    let sandbox_at = sandbox.as_ref().map(|s| s.at);
     let source = source?.value;
     let snapshots = snapshots?.value.into_source(&source);
     let suite_sha256 = std::fs::read(&suite_path)
@@ -626,7 +662,10 @@ fn read_job(
             config_sha256: String::new(),
             suite_sha256,
         },
-        at,
+        JobPositions {
+            name: at,
+            sandbox: sandbox_at?,
+        },
     ))
 }
 

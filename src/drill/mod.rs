@@ -2,6 +2,7 @@
 
 pub mod plan;
 mod report;
+pub mod runtime;
 pub mod summary;
 
 pub use report::{
@@ -44,6 +45,14 @@ pub enum DrillError {
     Restored { job: String, message: String },
     #[error("job `{job}`: the restore failed: {message}")]
     Restore { job: String, message: String },
+    #[error(
+        "job `{job}`: the source {location} cannot be read: {reason}; check `source`, its storage profile and that the table exists — without it the restored data cannot be compared"
+    )]
+    Source {
+        job: String,
+        location: String,
+        reason: String,
+    },
 }
 
 /// The snapshot asked for lies outside what the table's or bucket's history still holds: a
@@ -294,7 +303,14 @@ async fn drill(
     let compare_started = Instant::now();
     let source_dir = ReadOnlyDir::new(&job.source);
     let source = match &scanned {
-        Some(_) => source_side(job, &snapshot, &source_dir, sampling, report, &mut queries).await,
+        Some((restored_table, _)) => {
+            let sides = Sides {
+                snapshot: &snapshot,
+                restored: restored_table,
+                source_dir: &source_dir,
+            };
+            source_side(job, sides, sampling, report, &mut queries).await?
+        }
         None => SourceSide::not_read(),
     };
     match (&scanned, &structure.table) {
@@ -463,52 +479,105 @@ impl SourceSide {
     }
 }
 
-/// Opens the source at the snapshot's version, checks it is the same table, and runs the
-/// source-side scan. Unavailability is a `warn` finding, never an error; with the
-/// `append_only` fallback the current source is used for the sample diff.
+/// The three tables a comparison involves.
+struct Sides<'a> {
+    snapshot: &'a Snapshot,
+    restored: &'a DeltaTable,
+    source_dir: &'a ReadOnlyDir,
+}
+
+/// Opens the source at the snapshot's version, checks it is the same table with the same
+/// history, and runs the source-side scan. A source that cannot be read at all is an error; a
+/// version its log or files no longer hold is a `warn` finding and the job's fallback; a
+/// snapshot that does not belong to the source's history is a `fail` finding.
 async fn source_side(
     job: &Job,
-    snapshot: &Snapshot,
-    source_dir: &ReadOnlyDir,
+    sides: Sides<'_>,
     sampling: Option<(&CompareSpec, f64)>,
     report: &mut DrillReport,
     queries: &mut Vec<Query>,
-) -> SourceSide {
+) -> Result<SourceSide, DrillError> {
+    let Sides {
+        snapshot,
+        restored,
+        source_dir,
+    } = sides;
     let Some(version) = snapshot.version() else {
-        return SourceSide::not_read();
+        return Ok(SourceSide::not_read());
     };
+    let cannot_read = |reason: String| DrillError::Source {
+        job: job.name.clone(),
+        location: job.source.to_string(),
+        reason,
+    };
+    let current = table::open_dir(source_dir, None)
+        .await
+        .map_err(|e| cannot_read(table::explain_log_error(&e)))?;
+    let current_version = current.version().unwrap_or_default();
+    if version > current_version {
+        return Ok(foreign_history(
+            job,
+            report,
+            format!(
+                "the snapshot holds version {version} of the table but the source {} is at version {current_version}: the backup does not belong to this source's history (a copy of another environment's table, or the source was recreated)",
+                job.source
+            ),
+        ));
+    }
+    // The commit at the snapshot's version, as the source's log holds it (absent once the log
+    // was cleaned past it).
+    let source_commit = current
+        .log_store()
+        .read_commit_entry(version as _)
+        .await
+        .map_err(|e| cannot_read(e.to_string()))?;
     let at_version = match table::open_dir(source_dir, Some(version)).await {
         Ok(t) => table::describe(&t).await.map(|info| (t, info)),
         Err(e) => Err(e),
     };
     let (source, source_info) = match at_version {
         Ok(found) => found,
-        Err(e) => {
+        Err(e) if source_commit.is_none() => {
             let reason = format!(
-                "{} (the source's log or files no longer hold this version: its time-travel window is shorter than the snapshot's age)",
+                "{} (the source's log no longer holds this version: its time-travel window is shorter than the snapshot's age)",
                 table::explain_log_error(&e)
             );
-            return unavailable(job, source_dir, version, reason, sampling, report, queries).await;
+            return Ok(
+                unavailable(job, source_dir, version, reason, sampling, report, queries).await,
+            );
         }
+        Err(e) => return Err(cannot_read(table::explain_log_error(&e))),
     };
     if let Ok(snap) = &snapshot.table
         && !snap.table_id.is_empty()
         && snap.table_id != source_info.table_id
     {
+        return Ok(foreign_history(
+            job,
+            report,
+            format!(
+                "the snapshot is a copy of Delta table {} but the source {} is table {}: the backup holds a different table",
+                snap.table_id, job.source, source_info.table_id
+            ),
+        ));
+    }
+    // A copy holds the source's own commit files: the same bytes at the same version. When they
+    // differ, the contents are still compared, so the finding says which rows differ too.
+    if !matches!(snapshot.method, RestoreMethod::Rewrite { .. })
+        && let Some(source_commit) = &source_commit
+        && let Ok(Some(restored_commit)) =
+            restored.log_store().read_commit_entry(version as _).await
+        && restored_commit != *source_commit
+    {
         report.findings.push(Finding {
             check: "source".into(),
             severity: Severity::Fail,
             message: format!(
-                "the snapshot is a copy of Delta table {} but the source {} is table {}: the backup holds a different table",
-                snap.table_id, job.source, source_info.table_id
+                "the snapshot's commit {version:020}.json differs from the source's commit of that version (SHA-256 {} against {}): the backup's log was altered, or the backup does not belong to this source's history",
+                &crate::history::journal::sha256_hex(&restored_commit)[..12],
+                &crate::history::journal::sha256_hex(source_commit)[..12]
             ),
         });
-        return SourceSide {
-            values: SourceValues::Unavailable("the source is a different table".into()),
-            sample: None,
-            typed_columns: None,
-            mode: DiffMode::Exact,
-        };
     }
     let mut plan = verify::plan_source(&job.suite, &source_info.columns);
     let collect = sampling
@@ -521,7 +590,7 @@ async fn source_side(
         sql: plan.sql(),
     });
     match scan::run(&plan, &source).await {
-        Ok(values) => SourceSide {
+        Ok(values) => Ok(SourceSide {
             sample: collect.and_then(|collector| collector.rows(&values)),
             values: SourceValues::At {
                 version,
@@ -530,19 +599,31 @@ async fn source_side(
             },
             typed_columns: Some(source_info.typed_columns()),
             mode: DiffMode::Exact,
-        },
-        Err(e) => {
-            unavailable(
-                job,
-                source_dir,
-                version,
-                e.to_string(),
-                sampling,
-                report,
-                queries,
-            )
-            .await
+        }),
+        // Data files of the version removed (VACUUM): the window again.
+        Err(e) if table::is_not_found(&e.to_string()) => {
+            let reason = format!(
+                "{e} (the source's files of this version were removed, e.g. by VACUUM: its time-travel window is shorter than the snapshot's age)"
+            );
+            Ok(unavailable(job, source_dir, version, reason, sampling, report, queries).await)
         }
+        Err(e) => Err(cannot_read(e.to_string())),
+    }
+}
+
+/// The snapshot does not belong to the source's history: a `fail` finding, and no comparison.
+fn foreign_history(job: &Job, report: &mut DrillReport, message: String) -> SourceSide {
+    tracing::debug!(job = %job.name, "{message}");
+    report.findings.push(Finding {
+        check: "source".into(),
+        severity: Severity::Fail,
+        message: message.clone(),
+    });
+    SourceSide {
+        values: SourceValues::Unavailable(message),
+        sample: None,
+        typed_columns: None,
+        mode: DiffMode::Exact,
     }
 }
 
@@ -877,6 +958,23 @@ pub fn log_finished(report: &DrillReport) {
         error = report.error.as_deref(),
         "drill finished"
     );
+}
+
+/// Why a drill that outlived its job's `timeout` ended as `error`.
+pub fn timeout_reason(job: &Job) -> String {
+    format!(
+        "the drill did not finish within its timeout of {}; it was cancelled and its sandbox removed (raise the job's `timeout` if drills of this size need longer)",
+        format_duration(job.timeout)
+    )
+}
+
+/// The message a panic carried, for the record of the drill it ended.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// A run id: the start time and a random suffix, e.g. `run-20261129T023000Z-4f3a9c`.

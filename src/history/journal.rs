@@ -56,12 +56,14 @@ pub struct Stored {
 }
 
 /// The result of checking one job's chain.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ChainCheck {
     pub job: String,
     pub records: usize,
     /// Empty when the chain is intact; otherwise each place where it breaks, in words.
     pub problems: Vec<String>,
+    /// The run ids of the records whose hash or place in the chain does not verify.
+    pub unverified: Vec<String>,
 }
 
 impl ChainCheck {
@@ -133,14 +135,23 @@ impl Journal {
         };
         file.lock().map_err(&io)?;
         cut_torn_tail(&mut file).map_err(&io)?;
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0)).map_err(&io)?;
-        file.read_to_string(&mut text).map_err(&io)?;
-        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        file.read_to_end(&mut bytes).map_err(&io)?;
+        // Lines are kept byte for byte; compaction stops at the first one that does not read.
+        let lines: Vec<&[u8]> = bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         let mut dropped: Option<Stored> = None;
         let mut count = 0;
         for line in &lines {
-            let Ok(stored) = parse_line(line) else { break };
+            let Some((stored, _)) = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| parse_line(l).ok())
+            else {
+                break;
+            };
             let started = stored.record.report["started_at"]
                 .as_str()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -170,7 +181,10 @@ impl Journal {
             &(serde_json::to_string(&anchor).expect("anchors serialize") + "\n"),
         )
         .map_err(self.io(&anchor_path))?;
-        let kept: String = lines[count..].iter().map(|l| format!("{l}\n")).collect();
+        let kept: Vec<u8> = lines[count..]
+            .iter()
+            .flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n')))
+            .collect();
         write_atomically(&path, &kept).map_err(&io)?;
         sync_dir(&self.dir).map_err(self.io(&self.dir))?;
         file.unlock().map_err(&io)?;
@@ -231,9 +245,11 @@ impl Journal {
         let last = cut_torn_tail(&mut file).map_err(&io)?;
         match last {
             Some(line) => {
-                let previous = parse_line(&line).map_err(|reason| HistoryError::Corrupt {
+                let (previous, _) = parse_line(&line).map_err(|reason| HistoryError::Corrupt {
                     path: path.clone(),
-                    reason: format!("its last record cannot be read ({reason})"),
+                    reason: format!(
+                        "its last record cannot be read ({reason}); move the damaged line aside to record new drills"
+                    ),
                 })?;
                 record.seq = previous.record.seq + 1;
                 record.prev = Some(previous.hash);
@@ -279,13 +295,16 @@ impl Journal {
     /// Every readable record of `job`, in order, and the check of its chain.
     pub fn read(&self, job: &str) -> Result<(Vec<Stored>, ChainCheck), HistoryError> {
         let path = self.file(job);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        // Bytes that are not UTF-8 make their record fail its hash, named below; they never stop
+        // the other records from being read.
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(self.io(&path)(e)),
         };
         let mut records: Vec<Stored> = Vec::new();
         let mut problems = Vec::new();
+        let mut unverified = Vec::new();
         let anchor = self.anchor(job)?;
         let complete = match text.rfind('\n') {
             Some(end) => &text[..end],
@@ -293,18 +312,18 @@ impl Journal {
         };
         for (number, line) in complete.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
             let place = format!("{}:{}", path.display(), number + 1);
-            let stored = match parse_line(line) {
-                Ok(s) => s,
+            let (stored, body) = match parse_line(line) {
+                Ok(parsed) => parsed,
                 Err(reason) => {
                     problems.push(format!("{place}: the record cannot be read ({reason})"));
                     continue;
                 }
             };
-            let body = &line[PREFIX.len() + 64 + MIDDLE.len()..line.len() - 1];
             let name = format!(
                 "record {} (run {})",
                 stored.record.seq, stored.record.run_id
             );
+            let problems_before = problems.len();
             if sha256_hex(body.as_bytes()) != stored.hash {
                 problems.push(format!(
                     "{place}: {name} was altered: its content does not match its hash"
@@ -360,35 +379,44 @@ impl Journal {
                 }
                 _ => {}
             }
+            if problems.len() > problems_before {
+                unverified.push(stored.record.run_id.clone());
+            }
             records.push(stored);
         }
         let check = ChainCheck {
             job: job.to_string(),
             records: records.len(),
             problems,
+            unverified,
         };
         Ok((records, check))
     }
 }
 
-/// Parses one stored line.
-fn parse_line(line: &str) -> Result<Stored, String> {
+/// Parses one stored line; returns the record with its hash and the record's exact text (what
+/// the hash covers). Works on any text: a damaged line is an error, never a panic.
+fn parse_line(line: &str) -> Result<(Stored, &str), String> {
     let rest = line
         .strip_prefix(PREFIX)
         .ok_or("it does not start with its hash")?;
-    if rest.len() < 64 + MIDDLE.len() || !rest.ends_with('}') {
-        return Err("it is cut short".into());
-    }
-    let (hash, rest) = rest.split_at(64);
-    let body = rest
-        .strip_prefix(MIDDLE)
+    let hash = rest
+        .get(..64)
+        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or("its hash is not 64 hex digits")?;
-    let body = &body[..body.len() - 1];
+    let body = rest[64..]
+        .strip_prefix(MIDDLE)
+        .ok_or("its hash is not followed by its record")?
+        .strip_suffix('}')
+        .ok_or("it is cut short")?;
     let record: Record = serde_json::from_str(body).map_err(|e| e.to_string())?;
-    Ok(Stored {
-        hash: hash.to_string(),
-        record,
-    })
+    Ok((
+        Stored {
+            hash: hash.to_string(),
+            record,
+        },
+        body,
+    ))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -440,10 +468,10 @@ fn cut_torn_tail(file: &mut File) -> std::io::Result<Option<String>> {
 }
 
 /// Writes `text` to a temporary file beside `path`, syncs it and renames it over `path`.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+fn write_atomically(path: &Path, text: impl AsRef<[u8]>) -> std::io::Result<()> {
     let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
     let mut file = File::create(&temporary)?;
-    file.write_all(text.as_bytes())?;
+    file.write_all(text.as_ref())?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)
 }
@@ -505,6 +533,65 @@ mod tests {
         assert_eq!(check.problems.len(), 2, "{:?}", check.problems);
         assert!(check.problems[0].contains("orders.jsonl:2: record 2 (run run-2) was altered"));
         assert!(check.problems[1].contains("orders.jsonl:4: record 4 is missing (before record 5"));
+    }
+
+    #[test]
+    fn non_ascii_and_invalid_bytes_are_named_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        for i in 1..=3 {
+            journal
+                .append(record("orders", &format!("run-{i}")))
+                .unwrap();
+        }
+        let path = dir.path().join("orders.jsonl");
+        let mut lines: Vec<Vec<u8>> = std::fs::read(&path)
+            .unwrap()
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        // A two-byte character across the end of the first record's hash.
+        lines[0].splice(PREFIX.len() + 63..PREFIX.len() + 64, "é".bytes());
+        // A byte that is not UTF-8 inside the second record's report.
+        let at = lines[1]
+            .windows(8)
+            .position(|w| w == b"\"passed\"")
+            .unwrap()
+            + 2;
+        lines[1][at] = 0xff;
+        let text: Vec<u8> = lines.join(&b'\n').into_iter().chain([b'\n']).collect();
+        std::fs::write(&path, text).unwrap();
+        let (records, check) = journal.read("orders").unwrap();
+        assert_eq!(records.len(), 2, "{:?}", check.problems);
+        assert!(
+            check.problems[0].contains(
+                "orders.jsonl:1: the record cannot be read (its hash is not 64 hex digits)"
+            ),
+            "{:?}",
+            check.problems
+        );
+        assert!(
+            check
+                .problems
+                .iter()
+                .any(|p| p.contains("orders.jsonl:2: record 2 (run run-2) was altered")),
+            "{:?}",
+            check.problems
+        );
+        // Appends go on after the damaged lines, and compaction keeps their bytes.
+        assert_eq!(
+            journal
+                .append(record("orders", "run-4"))
+                .unwrap()
+                .record
+                .seq,
+            4
+        );
+        let before = std::fs::read(&path).unwrap();
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        assert_eq!(journal.compact("orders", now, now).unwrap(), 0);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
     #[test]

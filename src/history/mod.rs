@@ -4,6 +4,7 @@
 
 pub mod journal;
 pub mod postgres;
+pub mod reconcile;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,8 +16,10 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::config::{HistorySettings, Job};
 use crate::drill::DrillReport;
+use crate::metrics::DrillMetrics;
 use journal::{ChainCheck, Journal, Record, Stored};
 use postgres::PostgresStore;
+use reconcile::Divergence;
 
 /// Why history could not be written or read. Messages never contain the PostgreSQL URL.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,17 @@ pub enum HistoryError {
     Corrupt { path: PathBuf, reason: String },
     #[error("PostgreSQL at {place}: {reason}")]
     Postgres { place: String, reason: String },
+    #[error("the journal could not be read or written: {0}")]
+    Task(String),
+}
+
+/// Runs blocking journal work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, HistoryError> + Send + 'static,
+) -> Result<T, HistoryError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| HistoryError::Task(e.to_string()))?
 }
 
 /// How long a connection attempt to PostgreSQL may take.
@@ -47,10 +61,29 @@ pub struct History {
 }
 
 /// What a sync did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Synced {
     /// Records newly stored in PostgreSQL.
     pub sent: usize,
+    /// Per job of the journal, where the journal and PostgreSQL disagree (empty when they agree).
+    pub divergences: Vec<(String, Divergence)>,
+}
+
+/// One drill as history holds it: its report, and what is wrong with its record, if anything
+/// (altered, out of chain, different from or missing in the journal).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub report: Value,
+    pub problem: Option<String>,
+}
+
+/// Recent drills, the chain check of every job in the journal (with the differences from
+/// PostgreSQL when it was read), and where the drills were read from.
+#[derive(Debug, Clone)]
+pub struct Recent {
+    pub source: String,
+    pub entries: Vec<Entry>,
+    pub chains: Vec<ChainCheck>,
 }
 
 impl History {
@@ -88,9 +121,7 @@ impl History {
             report: serde_json::to_value(report).expect("reports serialize"),
         };
         let journal = self.journal.clone();
-        let stored = tokio::task::spawn_blocking(move || journal.append(record))
-            .await
-            .expect("the journal append does not panic")?;
+        let stored = blocking(move || journal.append(record)).await?;
         self.recorded.notify_one();
         Ok(stored)
     }
@@ -101,10 +132,12 @@ impl History {
     pub async fn sync_loop(
         self: Arc<Self>,
         clock: Arc<dyn Clock>,
+        metrics: Arc<DrillMetrics>,
         stop: tokio_util::sync::CancellationToken,
     ) {
         let place = self.postgres_place().unwrap_or_default();
         let mut reachable = true;
+        let mut reported: std::collections::HashMap<String, Divergence> = Default::default();
         let mut pruned_at: Option<DateTime<Utc>> = None;
         loop {
             let now = clock.now();
@@ -141,6 +174,15 @@ impl History {
                     if synced.sent > 0 {
                         tracing::debug!(records = synced.sent, "records sent to PostgreSQL");
                     }
+                    for (job, divergence) in synced.divergences {
+                        metrics.set_history_divergence(&job, divergence.problems.len());
+                        if reported.get(&job) != Some(&divergence) {
+                            for problem in &divergence.problems {
+                                tracing::error!(job = %job, problem = %problem, "the journal and PostgreSQL disagree");
+                            }
+                            reported.insert(job, divergence);
+                        }
+                    }
                 }
                 Err(e) => {
                     if reachable {
@@ -157,80 +199,167 @@ impl History {
         }
     }
 
-    /// Sends the journal's records that PostgreSQL lacks, job by job in journal order. Without
-    /// PostgreSQL configured it does nothing.
+    /// Sends the journal's records that PostgreSQL lacks, job by job in journal order, and
+    /// compares the two record by record. Without PostgreSQL configured it does nothing.
     pub async fn sync(&self) -> Result<Synced, HistoryError> {
         let Some(url) = &self.postgres else {
             return Ok(Synced::default());
         };
         let mut store =
             PostgresStore::connect(url, self.postgres_ca_file.as_deref(), CONNECT_TIMEOUT).await?;
+        self.sync_to(&mut store).await
+    }
+
+    async fn sync_to(&self, store: &mut PostgresStore) -> Result<Synced, HistoryError> {
         let journal = self.journal.clone();
-        let journal_id = tokio::task::spawn_blocking({
-            let journal = journal.clone();
-            move || journal.id()
-        })
-        .await
-        .expect("reading the journal id does not panic")?;
+        let journal_id = blocking(move || journal.id()).await?;
         let mut synced = Synced::default();
-        for job in journal.jobs()? {
-            let stored_up_to = store.stored_up_to(&journal_id, &job).await?;
-            let (records, _) = {
-                let journal = journal.clone();
-                let job = job.clone();
-                tokio::task::spawn_blocking(move || journal.read(&job))
-                    .await
-                    .expect("reading the journal does not panic")?
-            };
-            for stored in records.iter().filter(|s| s.record.seq > stored_up_to) {
-                if store.insert(&journal_id, stored).await? {
+        let journal = self.journal.clone();
+        for job in blocking(move || journal.jobs()).await? {
+            let rows = store.stored(&journal_id, &job).await?;
+            let (records, _, anchor) = self.read_job(&job).await?;
+            let stored: std::collections::HashSet<&str> =
+                rows.iter().map(|r| r.run_id.as_str()).collect();
+            // Records below the lowest one stored were dropped there by retention.
+            let lowest = rows.iter().map(|r| r.seq).min();
+            for record in records.iter().filter(|s| {
+                !stored.contains(s.record.run_id.as_str())
+                    && lowest.is_none_or(|low| s.record.seq >= low)
+            }) {
+                if store.insert(&journal_id, record).await? {
                     synced.sent += 1;
                 }
             }
+            let rows = store.stored(&journal_id, &job).await?;
+            let file = format!("{job}.jsonl");
+            let divergence = reconcile::compare(&records, anchor.as_ref(), &rows, &file);
+            synced.divergences.push((job, divergence));
         }
         Ok(synced)
     }
 
-    /// Recent drills' reports, newest first: from PostgreSQL when configured and reachable,
-    /// else from the journal. Also says where they came from.
+    /// A job's journal records, their chain check and the job's anchor.
+    async fn read_job(
+        &self,
+        job: &str,
+    ) -> Result<(Vec<Stored>, ChainCheck, Option<journal::Anchor>), HistoryError> {
+        let journal = self.journal.clone();
+        let job = job.to_string();
+        blocking(move || {
+            let (records, check) = journal.read(&job)?;
+            Ok((records, check, journal.anchor(&job)?))
+        })
+        .await
+    }
+
+    /// Recent drills, newest first, and the chain check of every job in the journal. With
+    /// PostgreSQL configured and reachable, the records waiting in the journal are sent first,
+    /// the drills are read from PostgreSQL (with those of the journal it still lacks merged in),
+    /// and the journal is compared with PostgreSQL record by record; otherwise everything comes
+    /// from the journal. Each drill whose record does not verify says why.
     pub async fn recent(
         &self,
         job: Option<&str>,
         since: Option<DateTime<Utc>>,
         limit: usize,
-    ) -> Result<(String, Vec<Value>), HistoryError> {
-        if let Some(url) = &self.postgres {
-            match PostgresStore::connect(url, self.postgres_ca_file.as_deref(), CONNECT_TIMEOUT)
-                .await
-            {
-                Ok(store) => {
-                    let reports = store.recent(job, since, limit).await?;
-                    return Ok((format!("PostgreSQL at {}", store.place), reports));
+    ) -> Result<Recent, HistoryError> {
+        let journal = self.journal.clone();
+        let names = blocking(move || journal.jobs()).await?;
+        let mut journals = Vec::new();
+        for name in names {
+            let (records, chain, _) = self.read_job(&name).await?;
+            journals.push((name, records, chain));
+        }
+        let mut store = match &self.postgres {
+            Some(url) => {
+                match PostgresStore::connect(url, self.postgres_ca_file.as_deref(), CONNECT_TIMEOUT)
+                    .await
+                {
+                    Ok(store) => Some(store),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "history read from the journal instead");
+                        None
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "history read from the journal instead"),
             }
-        }
-        let mut reports = Vec::new();
-        for name in self.journal.jobs()? {
-            if job.is_some_and(|j| j != name) {
-                continue;
-            }
-            let (records, _) = self.journal.read(&name)?;
-            reports.extend(records.into_iter().map(|s| s.record.report));
-        }
-        let started = |r: &Value| {
-            r["started_at"]
-                .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
+            None => None,
         };
-        reports.retain(|r| since.is_none_or(|s| started(r).is_some_and(|t| t >= s)));
-        reports.sort_by_key(|r| std::cmp::Reverse(started(r)));
-        reports.truncate(limit);
-        Ok((
-            format!("the journal {}", self.journal.dir().display()),
-            reports,
-        ))
+        let mut entries = Vec::new();
+        let source = match store.as_mut() {
+            Some(store) => {
+                let synced = match self.sync_to(store).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the journal's waiting records could not be sent; they are merged in from the journal");
+                        Synced::default()
+                    }
+                };
+                for report in store.recent(job, since, limit).await? {
+                    entries.push(Entry {
+                        report,
+                        problem: None,
+                    });
+                }
+                let journal = self.journal.clone();
+                let journal_id = blocking(move || journal.id()).await?;
+                for (name, records, chain) in &mut journals {
+                    let rows = store.stored(&journal_id, name).await?;
+                    let stored: std::collections::HashSet<&str> =
+                        rows.iter().map(|r| r.run_id.as_str()).collect();
+                    // What PostgreSQL still lacks comes from the journal.
+                    entries.extend(
+                        records
+                            .iter()
+                            .filter(|s| !stored.contains(s.record.run_id.as_str()))
+                            .map(|s| Entry {
+                                report: s.record.report.clone(),
+                                problem: Some("not yet in PostgreSQL".into()),
+                            }),
+                    );
+                    if let Some((_, divergence)) =
+                        synced.divergences.iter().find(|(j, _)| j == name)
+                    {
+                        chain.problems.extend(divergence.problems.iter().cloned());
+                        chain.unverified.extend(divergence.runs.iter().cloned());
+                    }
+                }
+                format!("PostgreSQL at {}", store.place)
+            }
+            None => {
+                for (_, records, _) in &journals {
+                    entries.extend(records.iter().map(|s| Entry {
+                        report: s.record.report.clone(),
+                        problem: None,
+                    }));
+                }
+                format!("the journal {}", self.journal.dir().display())
+            }
+        };
+        for entry in &mut entries {
+            let run = entry.report["run_id"].as_str().unwrap_or_default();
+            let name = entry.report["job"].as_str().unwrap_or_default();
+            if let Some((_, _, chain)) = journals.iter().find(|(j, _, _)| j == name)
+                && chain.unverified.iter().any(|r| r == run)
+            {
+                entry.problem = Some(
+                    chain
+                        .problems
+                        .iter()
+                        .find(|p| p.contains(run))
+                        .cloned()
+                        .unwrap_or_else(|| "its record does not verify".into()),
+                );
+            }
+        }
+        entries.retain(|e| job.is_none_or(|j| e.report["job"] == j));
+        entries.retain(|e| since.is_none_or(|s| started(&e.report).is_some_and(|t| t >= s)));
+        entries.sort_by_key(|e| std::cmp::Reverse(started(&e.report)));
+        entries.truncate(limit);
+        Ok(Recent {
+            source,
+            entries,
+            chains: journals.into_iter().map(|(_, _, chain)| chain).collect(),
+        })
     }
 
     /// Drops the records older than `[history] keep` from the journal (leaving an anchor per
@@ -239,17 +368,21 @@ impl History {
         let Some(keep) = self.keep else {
             return Ok((0, 0));
         };
-        let before = now - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+        let Some(before) = chrono::Duration::from_std(keep)
+            .ok()
+            .and_then(|keep| now.checked_sub_signed(keep))
+        else {
+            return Ok((0, 0));
+        };
         let journal = self.journal.clone();
-        let dropped = tokio::task::spawn_blocking(move || -> Result<usize, HistoryError> {
+        let dropped = blocking(move || -> Result<usize, HistoryError> {
             let mut dropped = 0;
             for job in journal.jobs()? {
                 dropped += journal.compact(&job, before, now)?;
             }
             Ok(dropped)
         })
-        .await
-        .expect("compaction does not panic")?;
+        .await?;
         let rows = match &self.postgres {
             Some(url) => {
                 PostgresStore::connect(url, self.postgres_ca_file.as_deref(), CONNECT_TIMEOUT)
@@ -261,13 +394,11 @@ impl History {
         };
         Ok((dropped, rows))
     }
+}
 
-    /// The chain check of every job in the journal.
-    pub fn check_chains(&self) -> Result<Vec<ChainCheck>, HistoryError> {
-        self.journal
-            .jobs()?
-            .iter()
-            .map(|job| self.journal.read(job).map(|(_, check)| check))
-            .collect()
-    }
+fn started(report: &Value) -> Option<DateTime<Utc>> {
+    report["started_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
 }

@@ -17,12 +17,14 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::HistoryError;
 use super::journal::Stored;
+use super::reconcile::StoredRow;
 
 /// The schema, one migration per entry; applied in order, never edited once released.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "runs and check results",
-    r#"
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "runs and check results",
+        r#"
 CREATE TABLE restore_drill_runs (
     run_id text PRIMARY KEY,
     job text NOT NULL,
@@ -70,7 +72,16 @@ CREATE TABLE restore_drill_check_results (
 CREATE INDEX restore_drill_check_results_failed
     ON restore_drill_check_results (check_id) WHERE outcome = 'failed';
 "#,
-)];
+    ),
+    (
+        2,
+        "a sequence number reused by a rolled-back journal is stored, not refused",
+        r#"
+ALTER TABLE restore_drill_runs DROP CONSTRAINT IF EXISTS restore_drill_runs_journal_id_job_seq_key;
+CREATE INDEX restore_drill_runs_journal_seq ON restore_drill_runs (journal_id, job, seq);
+"#,
+    ),
+];
 
 /// Any number that other applications are unlikely to use as an advisory lock key.
 const MIGRATION_LOCK: i64 = 0x7265_7374_6f72_6531;
@@ -246,17 +257,29 @@ impl PostgresStore {
         }
     }
 
-    /// The highest sequence number stored for `job` from the journal `journal_id` (0: none).
-    pub async fn stored_up_to(&self, journal_id: &str, job: &str) -> Result<u64, HistoryError> {
-        let row = self
+    /// The records stored for `job` from the journal `journal_id`: sequence number, hash, run id.
+    pub async fn stored(
+        &self,
+        journal_id: &str,
+        job: &str,
+    ) -> Result<Vec<StoredRow>, HistoryError> {
+        let rows = self
             .client
-            .query_one(
-                "SELECT coalesce(max(seq), 0) FROM restore_drill_runs WHERE journal_id = $1 AND job = $2",
+            .query(
+                "SELECT seq, record_hash, run_id FROM restore_drill_runs
+                 WHERE journal_id = $1 AND job = $2 ORDER BY seq, run_id",
                 &[&journal_id, &job],
             )
             .await
             .map_err(|e| self.error(e))?;
-        Ok(row.get::<_, i64>(0) as u64)
+        Ok(rows
+            .iter()
+            .map(|r| StoredRow {
+                seq: r.get::<_, i64>(0).max(0) as u64,
+                hash: r.get(1),
+                run_id: r.get(2),
+            })
+            .collect())
     }
 
     /// Stores one record and its check results; a record already stored is left as it is.
@@ -391,7 +414,7 @@ impl PostgresStore {
                 "SELECT report FROM restore_drill_runs
                  WHERE ($1::text IS NULL OR job = $1) AND ($2::timestamptz IS NULL OR started_at >= $2)
                  ORDER BY started_at DESC LIMIT $3",
-                &[&job, &since, &(limit as i64)],
+                &[&job, &since, &(limit.min(i64::MAX as usize) as i64)],
             )
             .await
             .map_err(|e| self.error(e))?;

@@ -204,8 +204,7 @@ pub fn build(
             .cloned()
             .unwrap_or(ChainCheck {
                 job: job.name.clone(),
-                records: 0,
-                problems: Vec::new(),
+                ..Default::default()
             });
         jobs.push(JobReport {
             job: job.name.clone(),

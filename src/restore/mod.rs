@@ -56,7 +56,7 @@ pub struct RestoreOutcome {
 }
 
 /// Progress of a copy: told the totals first, then each file's bytes as they land.
-pub trait CopyProgress: Sync {
+pub trait CopyProgress: Send + Sync {
     fn start(&self, files: usize, bytes: u64);
     fn copied(&self, bytes: u64);
     fn finish(&self);

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -58,7 +59,10 @@ impl DrillRunner for Drills {
                 run_id: Some(run_id),
                 ..Default::default()
             };
-            drill::run_drill(&job, &options, clock.as_ref(), &NoProgress).await
+            drill::runtime::isolated(async move {
+                drill::run_drill(&job, &options, clock.as_ref(), &NoProgress).await
+            })
+            .await
         })
     }
 
@@ -464,22 +468,26 @@ impl Inner {
             "drill started"
         );
 
-        let run = self.runner.run(job.clone(), run_id.clone());
+        // A drill that panics ends like one that erred: recorded, its sandbox removed, its job
+        // free for the next occurrence.
+        let run = std::panic::AssertUnwindSafe(self.runner.run(job.clone(), run_id.clone()))
+            .catch_unwind();
         let ended = tokio::select! {
             ended = tokio::time::timeout(job.timeout, run) => Some(ended),
             _ = self.cancel.cancelled() => None,
         };
         let report = match ended {
-            Some(Ok(report)) => report,
+            Some(Ok(Ok(report))) => report,
             cancelled => {
                 let (outcome, reason) = match cancelled {
-                    Some(Err(_)) => (
+                    Some(Ok(Err(panic))) => (
                         Outcome::Error,
                         format!(
-                            "the drill did not finish within its timeout of {}; it was cancelled and its sandbox removed (raise the job's `timeout` if drills of this size need longer)",
-                            format_duration(job.timeout)
+                            "the drill stopped on an internal error ({}); its sandbox was removed — please report this with the log",
+                            drill::panic_message(panic.as_ref())
                         ),
                     ),
+                    Some(Err(_)) => (Outcome::Error, drill::timeout_reason(&job)),
                     _ => (
                         Outcome::Aborted,
                         "the service shut down before the drill finished; it was cancelled and its sandbox removed".to_string(),

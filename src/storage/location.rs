@@ -181,6 +181,17 @@ impl Location {
         }
     }
 
+    /// Whether two locations name the same folder or prefix.
+    pub fn same_place(&self, other: &Location) -> bool {
+        match (&self.place, &other.place) {
+            (Place::Local(a), Place::Local(b)) => resolve_existing(a) == resolve_existing(b),
+            _ => match (self.bucket_and_prefix(), other.bucket_and_prefix()) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            },
+        }
+    }
+
     fn bucket_and_prefix(&self) -> Option<(&str, &str)> {
         self.s3().map(|(bucket, prefix, _)| (bucket, prefix))
     }

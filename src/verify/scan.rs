@@ -24,10 +24,12 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// The aggregate expressions of one scan, without repeats.
+/// The aggregate expressions of one scan, without repeats. Adding is constant time, so a suite
+/// of thousands of checks plans in linear time.
 #[derive(Debug, Clone, Default)]
 pub struct AggregatePlan {
     exprs: Vec<String>,
+    known: std::collections::HashSet<String>,
     /// Key sets counted by a `GROUP BY` each (shared by every check on the same keys).
     key_sets: Vec<Vec<String>>,
 }
@@ -35,7 +37,7 @@ pub struct AggregatePlan {
 impl AggregatePlan {
     /// Adds an expression unless the identical one is already there; returns it for lookup.
     pub fn add(&mut self, expr: String) -> String {
-        if !self.exprs.contains(&expr) {
+        if self.known.insert(expr.clone()) {
             self.exprs.push(expr.clone());
         }
         expr
@@ -151,12 +153,12 @@ pub fn key_set_sql(columns: &[String]) -> String {
 /// The result row of a scan, by expression.
 #[derive(Debug, Clone, Default)]
 pub struct ScanValues {
-    values: Vec<(String, ScalarValue)>,
+    values: std::collections::HashMap<String, ScalarValue>,
 }
 
 impl ScanValues {
     pub fn get(&self, expr: &str) -> Option<&ScalarValue> {
-        self.values.iter().find(|(e, _)| e == expr).map(|(_, v)| v)
+        self.values.get(expr)
     }
 }
 
@@ -196,18 +198,116 @@ pub async fn run(plan: &AggregatePlan, table: &DeltaTable) -> Result<ScanValues,
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     ctx.register_table(TABLE, provider)?;
-    let mut values = Vec::new();
+    let mut values = std::collections::HashMap::new();
     if !plan.exprs.is_empty() {
-        let row = first_row(&ctx, &plan.sql()).await?;
+        let row = aggregate_row(&ctx, &plan.exprs).await?;
         values.extend(plan.exprs.iter().cloned().zip(row));
     }
     for keys in &plan.key_sets {
         let (rows, distinct) = key_counts(keys);
         let row = first_row(&ctx, &key_set_sql(keys)).await?;
-        values.push((distinct, row[0].clone()));
-        values.push((rows, row[1].clone()));
+        values.insert(distinct, row[0].clone());
+        values.insert(rows, row[1].clone());
     }
     Ok(ScanValues { values })
+}
+
+/// Computes `exprs` in one aggregate over the table: the same result as `SELECT exprs FROM t`
+/// (see [`AggregatePlan::sql`]), planned in time linear in the number of expressions. Each
+/// expression is parsed on its own; the aggregate calls inside them are computed once each in
+/// one aggregate (no projection over it: planning a wide projection costs time quadratic in its
+/// width), and the few expressions that compute on aggregates (`to_unixtime(max(c))`) are then
+/// evaluated over the aggregate's one row.
+async fn aggregate_row(
+    ctx: &SessionContext,
+    exprs: &[String],
+) -> Result<Vec<ScalarValue>, DataFusionError> {
+    use deltalake::datafusion::common::Column;
+    use deltalake::datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+    use deltalake::datafusion::dataframe::DataFrame;
+    use deltalake::datafusion::datasource::MemTable;
+    use deltalake::datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Projection};
+
+    let table = ctx.table(TABLE).await?;
+    let schema = table.schema().clone();
+    let mut aggregates: Vec<Expr> = Vec::new();
+    let mut index: std::collections::HashMap<Expr, usize> = std::collections::HashMap::new();
+    // The position of an aggregate call in the one aggregate, added when new.
+    let mut intern = |call: Expr| -> usize {
+        let next = aggregates.len();
+        *index.entry(call.clone()).or_insert_with(|| {
+            aggregates.push(call.alias(format!("g{next}")));
+            next
+        })
+    };
+    // Per expression: the aggregate it is, or what it computes on aggregates.
+    let mut outputs: Vec<Result<usize, Expr>> = Vec::with_capacity(exprs.len());
+    for text in exprs {
+        // `count(*)` comes back as an alias of `count(1)`: the name does not matter here.
+        let expr = ctx.parse_sql_expr(text, &schema)?.unalias_nested().data;
+        if matches!(expr, Expr::AggregateFunction(_)) {
+            outputs.push(Ok(intern(expr)));
+            continue;
+        }
+        let over_aggregates = expr
+            .transform_down(|e| {
+                if !matches!(e, Expr::AggregateFunction(_)) {
+                    return Ok(Transformed::no(e));
+                }
+                Ok(Transformed::new(
+                    Expr::Column(Column::new_unqualified(format!("g{}", intern(e)))),
+                    true,
+                    TreeNodeRecursion::Jump,
+                ))
+            })?
+            .data;
+        outputs.push(Err(over_aggregates));
+    }
+    let aggregate = Aggregate::try_new(
+        Arc::new(table.into_unoptimized_plan()),
+        Vec::new(),
+        aggregates,
+    )?;
+    let batches = DataFrame::new(ctx.state(), LogicalPlan::Aggregate(aggregate))
+        .collect()
+        .await?;
+    let batch = batches
+        .into_iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| DataFusionError::Internal("the aggregate returned no row".into()))?;
+    let derived: Vec<Expr> = outputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| o.as_ref().err().map(|e| e.clone().alias(format!("d{i}"))))
+        .collect();
+    let mut derived_values = std::collections::HashMap::new();
+    if !derived.is_empty() {
+        let names: Vec<String> = derived
+            .iter()
+            .map(|e| e.schema_name().to_string())
+            .collect();
+        let row = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
+        let input = ctx.read_table(Arc::new(row))?.into_unoptimized_plan();
+        let projection = Projection::try_new(derived, Arc::new(input))?;
+        let computed = DataFrame::new(ctx.state(), LogicalPlan::Projection(projection))
+            .collect()
+            .await?;
+        if let Some(first) = computed.iter().find(|b| b.num_rows() > 0) {
+            for (name, column) in names.into_iter().zip(first.columns()) {
+                derived_values.insert(name, ScalarValue::try_from_array(column, 0)?);
+            }
+        }
+    }
+    outputs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| match o {
+            Ok(at) => ScalarValue::try_from_array(batch.column(*at), 0),
+            Err(_) => derived_values
+                .remove(&format!("d{i}"))
+                .ok_or_else(|| DataFusionError::Internal(format!("no value for {}", exprs[i]))),
+        })
+        .collect()
 }
 
 async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Vec<ScalarValue>, DataFusionError> {

@@ -337,18 +337,21 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, Vec<Problem>> {
         Some((item, at)) => match item.as_array_of_tables() {
             None => p.report(at, "`check` must be an array of tables: write `[[check]]`"),
             Some(tables) => {
+                let mut first_line = std::collections::HashMap::new();
                 for (i, table) in tables.iter().enumerate() {
                     let at = p.position_of(table.span());
                     let fields = Fields::new(table, at, format!("check #{}", i + 1));
                     if let Some(check) = read_check(fields, &mut p) {
-                        if let Some(first) = suite.checks.iter().find(|c| c.id == check.id) {
+                        if let Some(line) = first_line.get(&check.id) {
                             p.report(
                                 check.at,
                                 format!(
-                                    "check id `{}` is used twice (first at line {}); ids must be unique",
-                                    check.id, first.at.line
+                                    "check id `{}` is used twice (first at line {line}); ids must be unique",
+                                    check.id
                                 ),
                             );
+                        } else {
+                            first_line.insert(check.id.clone(), check.at.line);
                         }
                         suite.checks.push(check);
                     }

@@ -282,3 +282,59 @@ async fn ctrl_c_mid_drill_removes_the_sandbox_records_the_drill_as_aborted_and_e
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].record.report["outcome"], "aborted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_carry_no_backtrace_even_with_rust_backtrace_set() {
+    let lake = Lake::new(1, 100).await;
+    let snapshot = lake.snapshot("2026-11-28");
+    let commit = snapshot.join(format!("_delta_log/{:020}.json", 0));
+    let mut text = std::fs::read_to_string(&commit).unwrap();
+    text.push_str("{\"add\": not json}\n");
+    std::fs::write(&commit, text).unwrap();
+    let config = lake.config(SUITE, "26h");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+        .args(["run", "--config", config.to_str().unwrap(), JOB, "--json"])
+        .env("RUST_LOG", "off")
+        .env("RUST_BACKTRACE", "1")
+        .env("RESTORE_DRILL_STATE_DIR", crate::helpers::state_dir())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("\"outcome\""), "{report}{}", stderr(&out));
+    assert!(
+        !report.contains("std::backtrace") && !report.contains("   0: "),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_cancels_a_drill_that_outlives_the_jobs_timeout() {
+    let lake = Lake::new(1, 1_000).await;
+    lake.snapshot("2026-11-28");
+    let config = lake.config(&crate::helpers::many_checks(5_000), "26h");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[history]\njournal = \"journal\"\n\n{}",
+            text.replace("objectives =", "timeout = \"1s\"\nobjectives =")
+        ),
+    )
+    .unwrap();
+    let out = cli(&["run", "--config", config.to_str().unwrap(), JOB, "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["outcome"], "error");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within its timeout of 1s"),
+        "{report:#}"
+    );
+    lake.assert_no_run_left();
+    let journal = restore_drill::history::journal::Journal::new(lake.root.join("journal"));
+    let (records, _) = journal.read(JOB).unwrap();
+    assert_eq!(records[0].record.report["outcome"], "error");
+}

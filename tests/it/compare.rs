@@ -383,7 +383,7 @@ async fn the_append_only_fallback_still_catches_a_changed_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn identical_contents_in_another_row_order_and_layout_pass() {
+async fn identical_contents_in_another_row_order_and_layout_compare_equal() {
     let lake = Lake::new(2, 2_000).await;
     let snapshot = lake.snapshot(DATE);
     rewrite_data_file(&snapshot, |batch| {
@@ -403,9 +403,18 @@ async fn identical_contents_in_another_row_order_and_layout_pass() {
     let report = lake
         .drill(&config_with_compare(&lake, FULL_SAMPLE), None)
         .await;
-    assert_eq!(report.outcome, Outcome::Passed, "{}", findings(&report));
     assert_eq!(check(&report, "fingerprint").outcome, CheckOutcome::Passed);
     assert_eq!(report.compare.as_ref().unwrap().mismatched(), 0);
+    // The contents are equal, but the copy's log is not the source's: its commit was rewritten.
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert_eq!(report.findings.len(), 1, "{}", findings(&report));
+    assert!(
+        report.findings[0]
+            .message
+            .contains("the snapshot's commit 00000000000000000001.json differs from the source's"),
+        "{}",
+        findings(&report)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,5 +437,111 @@ async fn a_column_retyped_in_the_snapshot_log_is_named_by_the_fingerprint() {
     assert!(
         message.contains("columns whose values differ: account_id"),
         "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_cannot_be_read_is_an_error_not_a_pass() {
+    let lake = Lake::new(1, 500).await;
+    let snapshot = lake.snapshot(DATE);
+    // Values drifted in the backup: only the comparison with the source can tell.
+    rewrite_data_file(&snapshot, |batch| {
+        let amounts = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(|v| v + 1))
+            .collect::<Decimal128Array>()
+            .with_precision_and_scale(18, 2)
+            .unwrap();
+        replace_column(batch, 2, Arc::new(amounts))
+    });
+    let config = config_with_compare(&lake, FULL_SAMPLE);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("\"lake/transactions\"", "\"lake/transactions-typo\""),
+    )
+    .unwrap();
+    let report = lake.drill(&config, None).await;
+    assert_eq!(report.outcome, Outcome::Error, "{}", findings(&report));
+    let error = report.error.as_deref().unwrap();
+    assert!(
+        error.contains(&format!(
+            "the source {} cannot be read",
+            lake.root.join("lake/transactions-typo").display()
+        )),
+        "{error}"
+    );
+    assert!(
+        lake.sandbox_contents()
+            .iter()
+            .all(|p| !p.ends_with("_delta_log"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_ahead_of_its_source_does_not_belong_to_its_history() {
+    let lake = Lake::new(2, 500).await;
+    lake.snapshot(DATE);
+    // The source as it was before its second commit: version 0, same table.
+    std::fs::remove_file(lake.source().join(format!("_delta_log/{:020}.json", 1))).unwrap();
+    let report = lake.drill(&lake.config(SUITE, "26h"), None).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{}", findings(&report));
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.check == "source")
+        .unwrap();
+    assert!(
+        finding
+            .message
+            .contains("the snapshot holds version 1 of the table but the source")
+            && finding
+                .message
+                .contains("is at version 0: the backup does not belong to this source's history"),
+        "{}",
+        finding.message
+    );
+    assert!(
+        !findings(&report).contains("time-travel window"),
+        "{}",
+        findings(&report)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_whose_commit_differs_from_the_source_does_not_belong_to_its_history() {
+    let lake = Lake::new(1, 500).await;
+    let snapshot = lake.snapshot(DATE);
+    // The same table went on in two directions: the copy and the source each got a version 1.
+    restore_drill::demo::data::append(
+        &snapshot,
+        vec![restore_drill::demo::data::transactions(
+            10_000,
+            100,
+            1_795_000_000_000_000,
+        )],
+    )
+    .await
+    .unwrap();
+    let mut lake = lake;
+    lake.append(100).await;
+    let report = lake.drill(&lake.config(SUITE, "26h"), None).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{}", findings(&report));
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.check == "source")
+        .unwrap();
+    assert!(
+        finding.message.contains(&format!(
+            "the snapshot's commit {:020}.json differs from the source's commit of that version",
+            1
+        )),
+        "{}",
+        finding.message
     );
 }

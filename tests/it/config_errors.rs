@@ -19,11 +19,12 @@ suite = "suite.toml"
 objectives = { rpo = "26h", rto = "2h" }
 "#;
 
+/// `validate --offline` of a configuration beside the common suite: the files only.
 fn validate(config_text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "suite.toml", SUITE);
     let config = write(dir.path(), "c.toml", config_text);
-    let out = cli(&["validate", "--config", &config]);
+    let out = cli(&["validate", "--offline", "--config", &config]);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -85,7 +86,7 @@ fn problems_inside_the_suite_name_the_suite_file() {
         "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmni = 1\n",
     );
     let config = write(dir.path(), "c.toml", GOOD_JOB);
-    let out = cli(&["validate", "--config", &config]);
+    let out = cli(&["validate", "--offline", "--config", &config]);
     assert_eq!(out.status.code(), Some(2));
     let text = stderr(&out);
     assert!(
@@ -373,4 +374,71 @@ fn validate_checks_the_web_config_too() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn validate_fails_on_a_source_it_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "suite.toml", SUITE);
+    let config = write(dir.path(), "c.toml", GOOD_JOB);
+    let out = cli(&["validate", "--config", &config]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!(
+            "job `orders`: the source {} cannot be opened",
+            dir.path().join("lake/orders").display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("--offline"), "{text}");
+}
+
+#[test]
+fn durations_that_would_overflow_are_refused() {
+    let text = format!(
+        "[history]\nkeep = \"100000000w\"\n\n{}",
+        GOOD_JOB.replace(
+            "objectives =",
+            "schedule = \"0 30 2 * * *\"\njitter = \"5300w\"\nobjectives ="
+        )
+    );
+    let (code, out) = validate(&text);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("c.toml:2:8: [history]: `keep`: `100000000w` is longer than 100 years"),
+        "{out}"
+    );
+    assert!(
+        out.contains("job `orders`: `jitter`: `5300w` is longer than 100 years"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_sandbox_over_another_jobs_data_is_refused() {
+    let second = |sandbox: &str| {
+        format!(
+            "{GOOD_JOB}\n[[job]]\nname = \"payments\"\nsource = \"lake/payments\"\nsnapshots = {{ kind = \"delta_copy\", location = \"backups/payments\", pattern = \"payments_{{date}}\" }}\nsandbox = \"{sandbox}\"\nsuite = \"suite.toml\"\nobjectives = {{ rpo = \"26h\", rto = \"2h\" }}\n"
+        )
+    };
+    // The same sandbox root for both jobs is fine, and so is a separate one.
+    for fine in ["sandbox", "sandbox-payments"] {
+        let (code, out) = validate(&second(fine));
+        assert_eq!(code, 0, "{fine}: {out}");
+    }
+    for (sandbox, overlapped) in [
+        ("lake/orders/tmp", "source"),
+        ("backups", "snapshots.location"),
+        ("sandbox/payments", "sandbox"),
+    ] {
+        let (code, out) = validate(&second(sandbox));
+        assert_eq!(code, 2, "{sandbox}: {out}");
+        assert!(
+            out.contains("c.toml:13:11: job `payments`: the sandbox")
+                && out.contains(&format!("overlaps the {overlapped}"))
+                && out.contains("of job `orders`"),
+            "{sandbox}: {out}"
+        );
+    }
 }

@@ -115,6 +115,17 @@ objectives = {{ rpo = "{rpo}", rto = "1h" }}
         drill::run_drill(job, &options, &SystemClock, &NoProgress).await
     }
 
+    /// Fails unless the job's sandbox folder holds no run folder (every drill cleaned up).
+    pub fn assert_no_run_left(&self) {
+        let contents = self.sandbox_contents();
+        assert!(
+            contents
+                .iter()
+                .all(|p| p.parent() != Some(&self.sandbox().join(JOB))),
+            "sandbox left behind: {contents:?}"
+        );
+    }
+
     /// Every path below the sandbox root.
     pub fn sandbox_contents(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
@@ -151,6 +162,20 @@ pub async fn slow_drill(top: &str) -> (Lake, PathBuf) {
     )
     .unwrap();
     (lake, config)
+}
+
+/// A suite of `n` distinct `in_range` checks on `amount`: planning and scanning it takes a
+/// while, which tests of timeouts and responsiveness need.
+pub fn many_checks(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[[check]]\nid = \"r{i}\"\nkind = \"in_range\"\ncolumn = \"amount\"\nmin = -{}\nmax = {}\n\n",
+                1_000_000 + i,
+                1_000_000 + i
+            )
+        })
+        .collect()
 }
 
 /// Every file below `dir`, recursively.

@@ -60,6 +60,15 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// The database's URL on a port where nothing listens: PostgreSQL unreachable.
+fn unreachable(db: &Database) -> String {
+    format!(
+        "postgres://postgres@127.0.0.1:{}/{}",
+        closed_port(),
+        db.name
+    )
+}
+
 /// The lake's config with `[history]` added.
 fn config_with_history(lake: &Lake, postgres: Option<&str>) -> PathBuf {
     let path = lake.config(SUITE, "1000d");
@@ -192,11 +201,7 @@ async fn records_made_while_postgres_is_unreachable_arrive_once_and_in_order_whe
     let db = Database::new().await;
     let lake = Lake::new(1, 100).await;
     lake.snapshot("2026-11-01");
-    let down = format!(
-        "postgres://postgres@127.0.0.1:{}/{}",
-        closed_port(),
-        db.name
-    );
+    let down = unreachable(&db);
     let config = config_with_history(&lake, Some(&down));
     let mut run_ids = Vec::new();
     for _ in 0..3 {
@@ -268,7 +273,7 @@ async fn two_connections_migrating_at_once_apply_each_migration_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -397,4 +402,227 @@ async fn with_sslmode_require_records_go_over_verified_tls() {
         .unwrap()
         .get(0);
     assert_eq!(rows, 2);
+}
+
+fn today() -> String {
+    chrono::Utc::now().date_naive().to_string()
+}
+
+/// The audit report as JSON, checked to have exited 0.
+fn json_report(config: &Path) -> serde_json::Value {
+    let out = cli(&[
+        "report",
+        "--config",
+        config.to_str().unwrap(),
+        "--from",
+        &today(),
+        "--to",
+        &today(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+fn chain_problems(report: &serde_json::Value) -> String {
+    report["jobs"][0]["chain"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn run_id_of(out: &std::process::Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+    report["run_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn report_and_history_read_postgres_after_sending_what_waits_in_the_journal() {
+    let db = Database::new().await;
+    let lake = Lake::new(1, 100).await;
+    lake.snapshot("2026-11-01");
+    let down = unreachable(&db);
+    let waiting = config_with_history(&lake, Some(&down));
+    let first = run_id_of(&run(&waiting));
+    let config = config_with_history(&lake, Some(&db.url()));
+    let second = run_id_of(&run(&config));
+    let third = run_id_of(&run(&waiting));
+
+    // The largest limit there is, and the drill that waited in the journal is there too.
+    let out = cli(&[
+        "history",
+        "--config",
+        config.to_str().unwrap(),
+        "--limit",
+        &usize::MAX.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3 drills from PostgreSQL at 127.0.0.1:5432/"),
+        "{}",
+        stderr(&out)
+    );
+    for run in [&first, &second, &third] {
+        assert!(stdout(&out).contains(run.as_str()), "{}", stdout(&out));
+    }
+    assert!(!stdout(&out).contains(" ! "), "{}", stdout(&out));
+
+    let report = json_report(&config);
+    assert_eq!(report["jobs"][0]["drills"], 3, "{report:#}");
+    assert_eq!(report["jobs"][0]["passed"], 3);
+    assert!(
+        chain_problems(&report).is_empty(),
+        "{}",
+        chain_problems(&report)
+    );
+    let client = db.client().await;
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM restore_drill_runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolled_back_journal_still_reaches_postgres_and_is_flagged() {
+    let db = Database::new().await;
+    let lake = Lake::new(1, 100).await;
+    lake.snapshot("2026-11-01");
+    let config = config_with_history(&lake, Some(&db.url()));
+    let file = lake.root.join(format!("journal/{JOB}.jsonl"));
+    let first = run_id_of(&run(&config));
+    let state_after_first = std::fs::read(&file).unwrap();
+    let second = run_id_of(&run(&config));
+    // The state folder is restored from a backup taken after the first drill.
+    std::fs::write(&file, &state_after_first).unwrap();
+    let out = run(&config);
+    let third = run_id_of(&out);
+    assert!(
+        stderr(&out).contains("sequence number 2 was used twice"),
+        "{}",
+        stderr(&out)
+    );
+
+    let client = db.client().await;
+    let rows: Vec<(String, i64)> = client
+        .query(
+            "SELECT run_id, seq FROM restore_drill_runs ORDER BY seq, recorded_at",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(first, 1), (second.clone(), 2), (third.clone(), 2)]
+    );
+
+    let problems = chain_problems(&json_report(&config));
+    assert!(
+        problems.contains(&format!(
+            "sequence number 2 was used twice: PostgreSQL holds run {second}"
+        )) && problems.contains(&format!("the journal now holds run {third}")),
+        "{problems}"
+    );
+    let out = cli(&["history", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let flagged = |run: &str| {
+        lines
+            .iter()
+            .position(|l| !l.starts_with("  ! ") && l.contains(run))
+            .is_some_and(|i| {
+                lines
+                    .get(i + 1)
+                    .is_some_and(|next| next.starts_with("  ! "))
+            })
+    };
+    assert!(flagged(&second) && flagged(&third), "{}", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_or_removed_newest_record_is_named_by_report_against_postgres() {
+    let db = Database::new().await;
+    let lake = Lake::new(1, 100).await;
+    lake.snapshot("2026-11-01");
+    let config = config_with_history(&lake, Some(&db.url()));
+    run_id_of(&run(&config));
+    let newest = run_id_of(&run(&config));
+    let file = lake.root.join(format!("journal/{JOB}.jsonl"));
+    let original = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+
+    // The newest record edited and rehashed: the journal's own chain stays intact.
+    let body = lines[1]
+        .strip_prefix(&lines[1][..9 + 64 + 11])
+        .unwrap()
+        .strip_suffix('}')
+        .unwrap()
+        .replace("\"outcome\":\"passed\"", "\"outcome\":\"failed\"");
+    let hash = restore_drill::history::journal::sha256_hex(body.as_bytes());
+    let edited = format!("{}\n{{\"hash\":\"{hash}\",\"record\":{body}}}\n", lines[0]);
+    std::fs::write(&file, edited).unwrap();
+    let journal = restore_drill::history::journal::Journal::new(lake.root.join("journal"));
+    assert!(journal.read(JOB).unwrap().1.intact());
+    let problems = chain_problems(&json_report(&config));
+    assert!(
+        problems.contains(&format!(
+            "record 2 (run {newest}) differs from its copy in PostgreSQL"
+        )),
+        "{problems}"
+    );
+    let out = cli(&["history", "--config", config.to_str().unwrap()]);
+    assert!(stdout(&out).contains("  ! "), "{}", stdout(&out));
+
+    // The newest record removed.
+    std::fs::write(&file, format!("{}\n", lines[0])).unwrap();
+    let problems = chain_problems(&json_report(&config));
+    assert!(
+        problems.contains(&format!(
+            "record 2 (run {newest}) is in PostgreSQL but not in the journal, whose newest record is 1"
+        )),
+        "{problems}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_syncs_store_every_record_once_without_an_error() {
+    let db = Database::new().await;
+    let lake = Lake::new(1, 100).await;
+    lake.snapshot("2026-11-01");
+    let down = unreachable(&db);
+    let waiting = config_with_history(&lake, Some(&down));
+    for _ in 0..6 {
+        run_id_of(&run(&waiting));
+    }
+    let config = config_with_history(&lake, Some(&db.url()));
+    let settings = restore_drill::config::load(&config).unwrap().history;
+    let histories: Vec<_> = (0..3)
+        .map(|_| restore_drill::history::History::new(&settings))
+        .collect();
+    let synced = futures::future::join_all(histories.iter().map(|h| h.sync())).await;
+    let mut sent = 0;
+    for result in synced {
+        let result = result.expect("a concurrent sync reports no error");
+        assert!(result.divergences.iter().all(|(_, d)| d.is_empty()));
+        sent += result.sent;
+    }
+    assert_eq!(sent, 6);
+    let stored: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM restore_drill_runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 6);
 }

@@ -318,3 +318,77 @@ async fn shutdown_lets_drills_finish_within_the_grace_period_then_aborts_the_res
             .contains("restore_drill_runs_total{job=\"long\",outcome=\"aborted\"} 1")
     );
 }
+
+/// Drills whose first run panics; the others pass as a [`StandIn`]'s.
+struct PanicsOnce {
+    inner: Arc<StandIn>,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+impl DrillRunner for PanicsOnce {
+    fn run(&self, job: Arc<Job>, run_id: String) -> BoxFuture<'static, DrillReport> {
+        if !self.panicked.swap(true, Ordering::SeqCst) {
+            return Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                panic!("an injected fault");
+            });
+        }
+        self.inner.run(job, run_id)
+    }
+
+    fn discard(&self, job: Arc<Job>, run_id: String) -> BoxFuture<'static, ()> {
+        self.inner.discard(job, run_id)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drill_that_panics_is_recorded_as_error_and_the_job_drills_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        "",
+        &["name = \"fragile\"\nschedule = \"0 * * * * *\""],
+    );
+    let stand_in = StandIn::new(
+        TokioClock::starting_at(utc("2026-06-01T00:00:30Z")),
+        Duration::from_secs(5),
+    );
+    let drills = Arc::new(PanicsOnce {
+        inner: stand_in.clone(),
+        panicked: false.into(),
+    });
+    let metrics = Arc::new(DrillMetrics::new());
+    let scheduler = Scheduler::start(
+        &config,
+        drills.clone(),
+        metrics.clone(),
+        None,
+        Arc::new(stand_in.clock),
+    );
+    tokio::time::sleep(Duration::from_secs(35)).await; // due at :60, panics at :61
+    let status = &scheduler.jobs()[0];
+    let last = status
+        .last
+        .as_ref()
+        .expect("the panicked drill was recorded");
+    assert_eq!(last.outcome, Outcome::Error);
+    assert!(
+        last.error.as_deref().unwrap().contains("an injected fault"),
+        "{:?}",
+        last.error
+    );
+    assert!(status.running.is_none(), "the job was released");
+    assert_eq!(stand_in.discarded.lock().unwrap().len(), 1);
+    assert!(
+        metrics
+            .render()
+            .contains("restore_drill_runs_total{job=\"fragile\",outcome=\"error\"} 1")
+    );
+
+    // The next occurrence (due at 00:02:00) drills normally.
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    let status = &scheduler.jobs()[0];
+    assert_eq!(status.last.as_ref().unwrap().outcome, Outcome::Passed);
+    assert_eq!(status.runs, 2);
+    scheduler.shut_down(Duration::from_secs(1)).await;
+}

@@ -419,13 +419,7 @@ async fn sigterm_mid_drill_cancels_it_removes_its_sandbox_and_exits_zero() {
         log.contains("\"outcome\":\"aborted\""),
         "the drill was not recorded as aborted:\n{log}"
     );
-    assert!(
-        lake.sandbox_contents()
-            .iter()
-            .all(|p| p.parent() != Some(&lake.sandbox().join(JOB))),
-        "sandbox left behind: {:?}",
-        lake.sandbox_contents()
-    );
+    lake.assert_no_run_left();
 }
 
 #[test]
@@ -626,4 +620,67 @@ async fn without_auth_run_now_is_refused_on_a_listener_that_is_not_loopback() {
     assert_eq!(status, 403);
     assert!(body.contains("basic_auth_users"), "{body}");
     assert_eq!(http(address, "GET", "/jobs").0, 200);
+}
+
+/// One request that must be answered within `within`.
+fn answered_within(address: SocketAddr, path: &str, within: Duration) -> u16 {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(within)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .unwrap_or_else(|e| panic!("{path} did not answer within {within:?}: {e}"));
+    response[9..12].parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ten_thousand_check_suite_drills_while_healthz_and_sigterm_answer() {
+    let lake = Lake::new(1, 1_000).await;
+    lake.snapshot("2026-11-01");
+    let suite = crate::helpers::many_checks(10_000);
+    let config = lake.config(&suite, "26h");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\n\n[history]\njournal = \"journal\"\n\n{text}"),
+    )
+    .unwrap();
+    let mut service = Service::start(&config);
+    let (status, body) = http(service.address, "POST", &format!("/jobs/{JOB}/run"));
+    assert_eq!(status, 202, "{body}");
+    // While the drill plans and scans its 10,000 checks, the service answers at once.
+    let mut answered_while_running = 0;
+    let jobs = loop {
+        let (_, body) = service.get("/jobs");
+        let jobs: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if jobs[0]["running"].is_null() {
+            break jobs;
+        }
+        assert_eq!(
+            answered_within(service.address, "/healthz", Duration::from_secs(2)),
+            200
+        );
+        answered_while_running += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        answered_while_running > 0,
+        "the drill was over before /healthz was asked"
+    );
+    assert_eq!(jobs[0]["last"]["outcome"], "passed", "{jobs:#}");
+    let journal = restore_drill::history::journal::Journal::new(lake.root.join("journal"));
+    let (records, _) = journal.read(JOB).unwrap();
+    let checks = records[0].record.report["checks"].as_array().unwrap();
+    assert!(checks.len() > 10_000, "{}", checks.len());
+
+    // A second drill, interrupted: SIGTERM is acted on while the drill is still planning.
+    let (status, _) = http(service.address, "POST", &format!("/jobs/{JOB}/run"));
+    assert_eq!(status, 202);
+    service.wait_for_log("\"drill started\"", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    service.signal("TERM");
+    service.wait_for_log("shutting down", Duration::from_secs(2));
+    let (code, log) = service.wait_exit(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{log}");
 }
