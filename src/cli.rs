@@ -349,17 +349,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let job = config.job(&job).map_err(anyhow::Error::msg)?;
             let snapshots = snapshot::list(&job.snapshots, chrono::Utc::now()).await?;
             println!(
-                "{:<40} {:>8}  {:<24} {:>7}  {:>11}",
-                "SNAPSHOT", "VERSION", "NEWEST COMMIT", "FILES", "BYTES"
+                "{:<40} {:>8}  {:<24} {:>7}  {:>11}  {:>7}",
+                "SNAPSHOT", "VERSION", "NEWEST COMMIT", "FILES", "BYTES", "DVS"
             );
             for s in snapshots {
-                let row = |version: String, commit: String, files: usize, bytes: u64| {
-                    println!(
-                        "{:<40} {version:>8}  {commit:<24} {files:>7}  {:>11}",
-                        s.id,
-                        human_bytes(bytes)
-                    )
-                };
+                let row =
+                    |version: String, commit: String, files: usize, bytes: u64, dvs: String| {
+                        println!(
+                            "{:<40} {version:>8}  {commit:<24} {files:>7}  {:>11}  {dvs:>7}",
+                            s.id,
+                            human_bytes(bytes)
+                        )
+                    };
                 match (&s.table, &s.method) {
                     (Ok(t), _) => row(
                         t.version.to_string(),
@@ -368,12 +369,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                         }),
                         t.files.len(),
                         t.bytes(),
+                        t.deletion_vectors().count().to_string(),
                     ),
                     (Err(_), snapshot::RestoreMethod::CopyVersions(files)) => row(
                         "?".into(),
                         "(read once restored)".into(),
                         files.len(),
                         files.iter().map(|f| f.size).sum(),
+                        "?".into(),
                     ),
                     (Err(e), _) => println!("{:<40} unreadable log: {e}", s.id),
                 }

@@ -46,6 +46,10 @@ pub enum DrillError {
     #[error("job `{job}`: the restore failed: {message}")]
     Restore { job: String, message: String },
     #[error(
+        "job `{job}`: the table declares the Delta reader feature(s) {features}, which this version of restore-drill cannot verify; the backup is neither passed nor failed (the README lists the supported features)"
+    )]
+    UnsupportedFeatures { job: String, features: String },
+    #[error(
         "job `{job}`: the source {location} cannot be read: {reason}; check `source`, its storage profile and that the table exists — without it the restored data cannot be compared"
     )]
     Source {
@@ -158,6 +162,7 @@ async fn drill(
     };
     report.snapshot = Some(SnapshotEvidence::from(&snapshot));
     if let Ok(info) = &snapshot.table {
+        check_features(job, info)?;
         check_columns(job, &info.typed_columns())?;
     }
 
@@ -202,6 +207,9 @@ async fn drill(
         snapshot.table = Ok(info.clone());
         report.snapshot = Some(SnapshotEvidence::from(&snapshot));
     }
+    if let Some(info) = &structure.table {
+        check_features(job, info)?;
+    }
     let mut structure_check = CheckResult::new("structure", "structure", Severity::Fail);
     structure_check.observed = json!({
         "log_replays": structure.log_replays,
@@ -209,8 +217,10 @@ async fn drill(
         "files_checked": structure.files_checked,
         "missing_files": structure.missing_files.len(),
         "wrong_size_files": structure.wrong_size_files.len(),
+        "deletion_vectors_checked": structure.deletion_vectors_checked,
+        "damaged_deletion_vectors": structure.damaged_deletion_vectors.len(),
     });
-    structure_check.expected = json!({ "log_replays": true, "version": expected_version, "missing_files": 0, "wrong_size_files": 0 });
+    structure_check.expected = json!({ "log_replays": true, "version": expected_version, "missing_files": 0, "wrong_size_files": 0, "damaged_deletion_vectors": 0 });
     if !structure.is_sound() {
         structure_check.fail(structure.problems.join("; "));
     }
@@ -245,7 +255,9 @@ async fn drill(
         .map(|spec| (spec, spec.fraction(context.logged_rows)));
     let scanned = match &structure.table {
         Some(info)
-            if structure.missing_files.is_empty() && structure.wrong_size_files.is_empty() =>
+            if structure.missing_files.is_empty()
+                && structure.wrong_size_files.is_empty()
+                && structure.damaged_deletion_vectors.is_empty() =>
         {
             check_columns(job, &info.typed_columns())?;
             let mut plan = verify::plan_restored(&job.suite, &info.columns, &context);
@@ -271,7 +283,7 @@ async fn drill(
                         && rows != logged
                     {
                         report.checks[0].fail(format!(
-                            "the scan read {rows} rows but the log's file statistics record {logged}"
+                            "the scan read {rows} rows but the log promises {logged} (its files' numRecords less the rows their deletion vectors remove)"
                         ));
                     }
                     Some((table, values))
@@ -408,6 +420,19 @@ async fn drill(
         .collect();
     report.findings.splice(0..0, findings);
     Ok(())
+}
+
+/// Refuses a table whose protocol declares a reader feature this version cannot verify: the
+/// drill ends as `error`, never `passed` or `failed`.
+fn check_features(job: &Job, info: &table::TableInfo) -> Result<(), DrillError> {
+    let unsupported = info.unsupported_features();
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    Err(DrillError::UnsupportedFeatures {
+        job: job.name.clone(),
+        features: unsupported.join(", "),
+    })
 }
 
 /// Refuses a suite that reads a column the table does not have, before anything is written.

@@ -111,8 +111,14 @@ pub fn render(plan: &DrillPlan) -> String {
             .format("%Y-%m-%d %H:%M:%S UTC")
             .to_string())
     ));
+    let vectors = match (s.deletion_vectors, s.deleted_rows) {
+        (Some(n), Some(rows)) if n > 0 => {
+            format!(", of which {n} deletion vector(s) removing {rows} rows")
+        }
+        _ => String::new(),
+    };
     out.push_str(&format!(
-        "  restore    {}: {} files, {} ({} at a time)\n             from {}\n             to   {}\n",
+        "  restore    {}: {} files{vectors}, {} ({} at a time)\n             from {}\n             to   {}\n",
         plan.method,
         plan.files,
         human_bytes(plan.bytes),
@@ -120,7 +126,7 @@ pub fn render(plan: &DrillPlan) -> String {
         plan.from,
         plan.to
     ));
-    out.push_str("  verify     structure (log replay, every file's size), then in one scan:\n");
+    out.push_str("  verify     structure (log replay, every file's size, every deletion vector), then in one scan:\n");
     for c in &plan.checks {
         out.push_str(&format!(
             "             {:<28} {:<22} {}\n",

@@ -59,6 +59,9 @@ pub struct SnapshotEvidence {
     pub table_id: Option<String>,
     pub files: Option<usize>,
     pub bytes: Option<u64>,
+    /// Deletion vectors the log references, and the rows they remove.
+    pub deletion_vectors: Option<usize>,
+    pub deleted_rows: Option<u64>,
 }
 
 impl From<&Snapshot> for SnapshotEvidence {
@@ -72,6 +75,8 @@ impl From<&Snapshot> for SnapshotEvidence {
             table_id: table.map(|t| t.table_id.clone()),
             files: table.map(|t| t.files.len()),
             bytes: table.map(|t| t.bytes()),
+            deletion_vectors: table.map(|t| t.deletion_vectors().count()),
+            deleted_rows: table.map(|t| t.deleted_rows()),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Structure verification of a restored table: the log replays to the snapshot's version, and
-//! every data file the log references exists with the size the log recorded.
+//! Structure verification of a restored table: the log replays to the snapshot's version, every
+//! data file the log references exists with the size the log recorded, and every deletion vector
+//! it references is whole (present, of the recorded size, its checksum holding, removing as many
+//! rows as the log says).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::storage::RunSandbox;
-use crate::table::{self, TableInfo};
+use crate::table::{self, TableInfo, VectorPlace};
 
 /// How many file names a problem message lists before it summarises the rest.
 const NAMED_FILES: usize = 20;
@@ -20,6 +22,10 @@ pub struct StructureReport {
     pub files_checked: usize,
     pub missing_files: Vec<String>,
     pub wrong_size_files: Vec<WrongSize>,
+    /// Deletion vectors checked, and those that are missing or damaged (by vector file, or by
+    /// data file for inline ones), each with what is wrong.
+    pub deletion_vectors_checked: usize,
+    pub damaged_deletion_vectors: Vec<String>,
     /// One sentence per problem, for findings.
     pub problems: Vec<String>,
     #[serde(skip)]
@@ -50,6 +56,8 @@ pub async fn verify_structure(
         files_checked: 0,
         missing_files: vec![],
         wrong_size_files: vec![],
+        deletion_vectors_checked: 0,
+        damaged_deletion_vectors: vec![],
         problems: vec![],
         table: None,
     };
@@ -118,8 +126,77 @@ pub async fn verify_structure(
             name_some(described)
         ));
     }
+    check_deletion_vectors(sandbox, &info, &present, &mut report).await;
     report.table = Some(info);
     report
+}
+
+/// Checks every deletion vector the log references; each vector file is read once.
+async fn check_deletion_vectors(
+    sandbox: &RunSandbox,
+    info: &TableInfo,
+    present: &HashMap<PathBuf, u64>,
+    report: &mut StructureReport,
+) {
+    let mut damaged = Vec::new();
+    let mut files: HashMap<&str, Result<bytes::Bytes, String>> = HashMap::new();
+    for (data_file, vector) in info.deletion_vectors() {
+        report.deletion_vectors_checked += 1;
+        let vector = match vector {
+            Ok(v) => v,
+            Err(e) => {
+                damaged.push(format!("the vector of {data_file} ({e})"));
+                continue;
+            }
+        };
+        let (name, checked) = match &vector.place {
+            VectorPlace::Inline(_) => (
+                format!("the inline vector of {data_file}"),
+                vector.check_inline(),
+            ),
+            VectorPlace::Absolute(path) => (
+                path.clone(),
+                Err("it is stored at an absolute path outside the table's folder, which a copy of the table does not hold".into()),
+            ),
+            VectorPlace::File(path) => {
+                let bytes = match present.get(Path::new(path)) {
+                    None => Err("it is missing".to_string()),
+                    Some(&size) if size < vector.end() => Err(format!(
+                        "it is cut short: {size} bytes, the vector of {data_file} ends at byte {}",
+                        vector.end()
+                    )),
+                    Some(_) => match files.get(path.as_str()) {
+                        Some(read) => read.clone(),
+                        None => {
+                            let read = sandbox
+                                .read(Path::new(path))
+                                .await
+                                .map_err(|e| format!("it cannot be read ({e})"));
+                            files.insert(path, read.clone());
+                            read
+                        }
+                    },
+                };
+                (
+                    path.clone(),
+                    bytes.and_then(|bytes| vector.check_in_file(&bytes)),
+                )
+            }
+        };
+        if let Err(reason) = checked {
+            damaged.push(format!("{name} ({reason})"));
+        }
+    }
+    damaged.sort();
+    damaged.dedup();
+    if !damaged.is_empty() {
+        report.problems.push(format!(
+            "{} deletion vector(s) referenced by the log are missing or damaged: {}",
+            damaged.len(),
+            name_some(damaged.iter().map(String::as_str))
+        ));
+    }
+    report.damaged_deletion_vectors = damaged;
 }
 
 /// Joins up to `NAMED_FILES` names and says how many more there are.

@@ -378,7 +378,7 @@ fn evaluate_one(
             result.expected = json!({ "equals_log_num_records": context.logged_rows });
             match context.logged_rows {
                 Some(logged) if logged != rows => result.fail(format!(
-                    "the scan read {rows} rows but the log's file statistics record {logged}"
+                    "the scan read {rows} rows but the log promises {logged} (its files' numRecords less the rows their deletion vectors remove)"
                 )),
                 Some(_) => {}
                 None => skip(

@@ -1,6 +1,7 @@
 //! Tests against a real S3 endpoint: `moto_server` (PyPI `moto[server]`, installed by
 //! scripts/test) on a free loopback port.
 
+mod deletion_vectors;
 mod delta_copy;
 mod sandbox;
 mod versions;

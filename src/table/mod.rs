@@ -1,5 +1,10 @@
 //! Opening Delta tables read-only and reading what their log says: version, table id, newest
-//! commit time, schema and the data files with their sizes and row counts.
+//! commit time, schema, reader features and the data files with their sizes, row counts and
+//! deletion vectors.
+
+pub mod deletion_vector;
+
+pub use deletion_vector::{DeletionVector, VectorPlace};
 
 use chrono::{DateTime, Utc};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -15,7 +20,34 @@ pub struct LogFile {
     pub num_records: Option<u64>,
     /// The file's statistics as the log holds them (JSON), when recorded.
     pub stats: Option<String>,
+    /// The rows deleted from the file without rewriting it, when it has a deletion vector (or
+    /// the reason its descriptor cannot be read).
+    pub deletion_vector: Option<Result<DeletionVector, String>>,
 }
+
+impl LogFile {
+    /// The rows a reader returns from this file: `numRecords` minus the deleted rows.
+    pub fn live_rows(&self) -> Option<u64> {
+        let deleted = match &self.deletion_vector {
+            None => 0,
+            Some(Ok(dv)) => dv.cardinality,
+            Some(Err(_)) => return None,
+        };
+        self.num_records.map(|n| n.saturating_sub(deleted))
+    }
+}
+
+/// The Delta reader features restore-drill verifies tables with: each is tested on a table that
+/// uses it (`tests/data/delta-features`). A table that declares any other is not verified.
+pub const SUPPORTED_READER_FEATURES: &[&str] = &[
+    "columnMapping",
+    "deletionVectors",
+    "timestampNtz",
+    "v2Checkpoint",
+    "vacuumProtocolCheck",
+    "variantType",
+    "variantType-preview",
+];
 
 /// What the log of a table says at one version.
 #[derive(Debug, Clone)]
@@ -30,6 +62,8 @@ pub struct TableInfo {
     /// The Delta type of each column, in the log's words (`long`, `string`, `decimal(18,2)`).
     pub types: Vec<String>,
     pub files: Vec<LogFile>,
+    /// The reader features the table's protocol declares (empty below reader version 3).
+    pub reader_features: Vec<String>,
 }
 
 impl TableInfo {
@@ -65,9 +99,36 @@ impl TableInfo {
         range
     }
 
-    /// The sum of `numRecords` over all files, if every file recorded it.
+    /// The rows the log promises a reader: the sum of `numRecords` less the rows deletion vectors
+    /// remove, if every file recorded its count.
     pub fn logged_rows(&self) -> Option<u64> {
-        self.files.iter().map(|f| f.num_records).sum()
+        self.files.iter().map(LogFile::live_rows).sum()
+    }
+
+    /// The reader features the table declares that this version cannot verify.
+    pub fn unsupported_features(&self) -> Vec<String> {
+        self.reader_features
+            .iter()
+            .filter(|f| !SUPPORTED_READER_FEATURES.contains(&f.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// The rows the files' deletion vectors remove (as the log records them).
+    pub fn deleted_rows(&self) -> u64 {
+        self.deletion_vectors()
+            .filter_map(|(_, dv)| dv.as_ref().ok())
+            .map(|dv| dv.cardinality)
+            .sum()
+    }
+
+    /// The deletion vectors of the files, each with its data file's path.
+    pub fn deletion_vectors(
+        &self,
+    ) -> impl Iterator<Item = (&str, &Result<DeletionVector, String>)> {
+        self.files
+            .iter()
+            .filter_map(|f| f.deletion_vector.as_ref().map(|dv| (f.path.as_str(), dv)))
     }
 }
 
@@ -161,8 +222,16 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
             size: f.size().max(0) as u64,
             num_records: f.num_records().map(|n| n as u64),
             stats: f.stats(),
+            deletion_vector: f
+                .deletion_vector_descriptor()
+                .map(|d| DeletionVector::from_descriptor(&d)),
         })
         .collect();
+    let reader_features = state
+        .protocol()
+        .reader_features()
+        .map(|features| features.iter().map(|f| f.to_string()).collect())
+        .unwrap_or_default();
     // The commit file of exactly this version (the history of a table loaded at an older
     // version starts at the log's newest commit).
     let commit_millis = match table.log_store().read_commit_entry(version).await {
@@ -177,6 +246,7 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
         columns,
         types,
         files,
+        reader_features,
     })
 }
 
