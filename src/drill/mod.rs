@@ -225,6 +225,13 @@ async fn drill(
         structure_check.fail(structure.problems.join("; "));
     }
     report.checks.push(structure_check);
+    report
+        .findings
+        .extend(structure.warnings.iter().map(|message| Finding {
+            check: "structure".into(),
+            severity: Severity::Warn,
+            message: message.clone(),
+        }));
 
     let mut queries = Vec::new();
     let mut rows = None;

@@ -28,6 +28,9 @@ pub struct StructureReport {
     pub damaged_deletion_vectors: Vec<String>,
     /// One sentence per problem, for findings.
     pub problems: Vec<String>,
+    /// Protocol violations a reader tolerates without returning other rows (a file added twice
+    /// in one commit): `warn` findings.
+    pub warnings: Vec<String>,
     #[serde(skip)]
     pub table: Option<TableInfo>,
 }
@@ -59,6 +62,7 @@ pub async fn verify_structure(
         deletion_vectors_checked: 0,
         damaged_deletion_vectors: vec![],
         problems: vec![],
+        warnings: vec![],
         table: None,
     };
     let info = match table::open_run(sandbox).await {
@@ -127,6 +131,7 @@ pub async fn verify_structure(
         ));
     }
     check_deletion_vectors(sandbox, &info, &present, &mut report).await;
+    report.warnings = tolerated_violations(sandbox, &present, info.version).await;
     report.table = Some(info);
     report
 }
@@ -197,6 +202,68 @@ async fn check_deletion_vectors(
         ));
     }
     report.damaged_deletion_vectors = damaged;
+}
+
+/// The version of a commit file (`_delta_log/00000000000000000042.json`).
+fn commit_version(path: &Path) -> Option<u64> {
+    let name = path.strip_prefix("_delta_log").ok()?.to_str()?;
+    let digits = name.strip_suffix(".json")?;
+    (digits.len() == 20).then(|| digits.parse().ok())?
+}
+
+/// The newest checkpoint's version among the log's files (`NNNN.checkpoint.parquet`, multi-part
+/// and v2 checkpoints alike).
+fn newest_checkpoint(present: &HashMap<PathBuf, u64>) -> Option<u64> {
+    present
+        .keys()
+        .filter_map(|p| {
+            let name = p.strip_prefix("_delta_log").ok()?.to_str()?;
+            let (digits, rest) = name.split_once('.')?;
+            rest.starts_with("checkpoint.")
+                .then(|| digits.parse().ok())?
+        })
+        .max()
+}
+
+/// Reads the commits a replay reads (after the newest checkpoint, up to `version`) and names
+/// the protocol violations a reader tolerates: a file added twice in one commit.
+async fn tolerated_violations(
+    sandbox: &RunSandbox,
+    present: &HashMap<PathBuf, u64>,
+    version: u64,
+) -> Vec<String> {
+    let after = newest_checkpoint(present);
+    let mut commits: Vec<(u64, &PathBuf)> = present
+        .keys()
+        .filter_map(|p| commit_version(p).map(|v| (v, p)))
+        .filter(|(v, _)| *v <= version && after.is_none_or(|c| *v > c))
+        .collect();
+    commits.sort();
+    let mut warnings = Vec::new();
+    for (version, path) in commits {
+        let Ok(bytes) = sandbox.read(path).await else {
+            continue;
+        };
+        let mut added = std::collections::HashSet::new();
+        let mut twice = std::collections::BTreeSet::new();
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            if let Some(file) = action["add"]["path"].as_str()
+                && !added.insert(file.to_string())
+            {
+                twice.insert(file.to_string());
+            }
+        }
+        if !twice.is_empty() {
+            warnings.push(format!(
+                "commit {version} adds the same file twice ({}): the Delta protocol forbids it, but readers take the file once, so the rows read are not changed",
+                name_some(twice.iter())
+            ));
+        }
+    }
+    warnings
 }
 
 /// Joins up to `NAMED_FILES` names and says how many more there are.

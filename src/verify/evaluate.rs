@@ -665,22 +665,27 @@ fn compare_number(
     let mut expected = serde_json::Map::new();
     let mut problems = Vec::new();
     let number = as_f64(observed);
+    let observed_text = shown(observed);
     if let Some(min) = bounds.min {
         expected.insert("min".into(), json!(min));
         if number.is_none_or(|n| n < min) {
-            problems.push(format!("{what} is {observed}, below the minimum {min}"));
+            problems.push(format!(
+                "{what} is {observed_text}, below the minimum {min}"
+            ));
         }
     }
     if let Some(max) = bounds.max {
         expected.insert("max".into(), json!(max));
         if number.is_none_or(|n| n > max) {
-            problems.push(format!("{what} is {observed}, above the maximum {max}"));
+            problems.push(format!(
+                "{what} is {observed_text}, above the maximum {max}"
+            ));
         }
     }
     if let Some(equals) = bounds.equals {
         expected.insert("equals".into(), json!(equals));
         if number.is_none_or(|n| !tolerance.allows(n, equals)) {
-            problems.push(format!("{what} is {observed}, not {equals}"));
+            problems.push(format!("{what} is {observed_text}, not {equals}"));
         }
     }
     match source {
@@ -694,7 +699,8 @@ fn compare_number(
                     _ => String::new(),
                 };
                 problems.push(format!(
-                    "{what} is {observed} in the restore but {value} in the source at version {version}{difference}"
+                    "{what} is {observed_text} in the restore but {} in the source at version {version}{difference}",
+                    shown(&value)
                 ));
             }
         }
@@ -751,14 +757,41 @@ pub fn as_f64(v: &ScalarValue) -> Option<f64> {
     }
 }
 
+/// Whether a value is a date or a time, shown as such rather than as a number.
+fn is_temporal(v: &ScalarValue) -> bool {
+    matches!(
+        v.data_type(),
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+    )
+}
+
+/// A value as people read it: dates and times in ISO 8601 (with the column's zone, `Z` for
+/// UTC), everything else as DataFusion prints it.
+pub fn shown(v: &ScalarValue) -> String {
+    if !is_temporal(v) || v.is_null() {
+        return v.to_string();
+    }
+    use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+    v.to_array()
+        .ok()
+        .and_then(|array| {
+            ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
+                .ok()
+                .map(|f| f.value(0).to_string())
+        })
+        .unwrap_or_else(|| v.to_string())
+}
+
 fn as_u64(v: &ScalarValue) -> u64 {
     as_f64(v).map_or(0, |f| f.max(0.0) as u64)
 }
 
-/// A scalar as JSON: integers stay integers, other numbers become JSON numbers, the rest text.
+/// A scalar as JSON: integers stay integers, other numbers become JSON numbers, dates and times
+/// ISO 8601 text, the rest text.
 pub fn to_json(v: &ScalarValue) -> Value {
     match v {
         _ if v.is_null() => Value::Null,
+        _ if is_temporal(v) => json!(shown(v)),
         ScalarValue::Int8(Some(i)) => json!(i),
         ScalarValue::Int16(Some(i)) => json!(i),
         ScalarValue::Int32(Some(i)) => json!(i),

@@ -352,3 +352,22 @@ async fn a_check_that_does_not_fit_the_column_type_stops_the_drill_before_anythi
     assert!(error.contains("suite.toml:7:1: check `r` (matches_regex) needs a string column but `amount` is decimal(18,2)"), "{error}");
     assert!(lake.sandbox_contents().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minimum_and_maximum_of_a_timestamp_show_as_times() {
+    let report = drill(
+        "[[check]]\nid = \"first\"\nkind = \"min\"\ncolumn = \"booked_at\"\nequals_source = true\n\n[[check]]\nid = \"last\"\nkind = \"max\"\ncolumn = \"booked_at\"\nequals_source = true\n",
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Passed, "{}", findings(&report));
+    for id in ["first", "last"] {
+        let result = check(&report, id);
+        let observed = result.observed.as_str().unwrap_or_default();
+        assert!(
+            observed.starts_with("2026-11-") && observed.ends_with('Z'),
+            "{id}: {:?}",
+            result.observed
+        );
+        assert_eq!(result.expected["equals_source"], result.observed, "{id}");
+    }
+}

@@ -264,3 +264,34 @@ async fn the_newest_snapshot_is_the_latest_date_and_older_ones_can_be_pinned() {
     assert_eq!(report.snapshot.as_ref().unwrap().version, Some(0));
     assert_eq!(report.job, JOB);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_added_twice_in_one_commit_is_a_warning_not_silence() {
+    let lake = Lake::new(1, 500).await;
+    // Written so by the source's own writer: its backup is a faithful copy.
+    let commit = lake.source().join(format!("_delta_log/{:020}.json", 0));
+    let text = std::fs::read_to_string(&commit).unwrap();
+    let add = text
+        .lines()
+        .find(|l| l.contains("\"add\""))
+        .unwrap()
+        .to_string();
+    std::fs::write(&commit, format!("{}\n{add}\n", text.trim_end())).unwrap();
+    lake.snapshot(DATE);
+    let report = lake.drill(&lake.config(SUITE, "26h"), None).await;
+    assert_eq!(report.outcome, Outcome::Passed, "{}", findings(&report));
+    let warning = report
+        .findings
+        .iter()
+        .find(|f| f.check == "structure")
+        .unwrap_or_else(|| panic!("no warning: {}", findings(&report)));
+    assert_eq!(warning.severity.as_str(), "warn");
+    assert!(
+        warning
+            .message
+            .contains("commit 0 adds the same file twice"),
+        "{}",
+        warning.message
+    );
+    assert_eq!(report.verify.as_ref().unwrap().rows, Some(500));
+}
