@@ -6,8 +6,14 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use prometheus::core::{MetricVec, MetricVecBuilder};
+
 use crate::config::Job;
-use crate::drill::{DrillReport, Outcome};
+use crate::drill::{DrillReport, DrillSummary, Outcome};
+use crate::verify::CheckOutcome;
 
 /// The metrics of one process; values persist between scrapes and reflect each job's last drill.
 pub struct DrillMetrics {
@@ -26,7 +32,9 @@ pub struct DrillMetrics {
     restored_rows: GaugeVec,
     check_success: IntGaugeVec,
     snapshot_age: GaugeVec,
+    snapshot_timestamp: GaugeVec,
     compare_mismatched_rows: GaugeVec,
+    job_info: IntGaugeVec,
     skipped_runs: IntCounterVec,
     last_run_outcome: IntGaugeVec,
     consecutive_errors: IntGaugeVec,
@@ -144,6 +152,16 @@ impl DrillMetrics {
                 "Age of the last drilled snapshot's newest commit when the drill finished",
                 job,
             ),
+            snapshot_timestamp: gauge(
+                "snapshot_timestamp_seconds",
+                "Unix time of the newest commit of the snapshot the job's last drill restored",
+                job,
+            ),
+            job_info: int_gauge(
+                "job_info",
+                "Always 1 for each configured job; its labels carry the job's owner and snapshot kind, for joins with group_left",
+                &["job", "owner", "kind"],
+            ),
             compare_mismatched_rows: gauge(
                 "compare_mismatched_rows",
                 "Rows of the last drill's keyed sample that were missing, extra or changed against the source",
@@ -219,14 +237,22 @@ impl DrillMetrics {
             IntGaugeVec::new(
                 opts(
                     "build_info",
-                    "Always 1; the version label names the running build",
+                    "Always 1; the labels name the running build's version and source revision",
                 ),
-                &["version"],
+                &["version", "revision"],
             ),
         );
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("RESTORE_DRILL_REVISION")])
             .set(1);
+        // The service's own memory, CPU, file descriptors and start time (`process_*`).
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            if let Err(e) = metrics.registry.register(Box::new(process)) {
+                tracing::warn!(error = %e, "the process metrics are not exported");
+            }
+        }
         metrics.start_time.set(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -246,6 +272,15 @@ impl DrillMetrics {
     /// for every outcome, so alert rules can compare and `rate()` sees a start.
     pub fn register_job(&self, job: &Job) {
         let labels = &[job.name.as_str()];
+        let owner = job.owner.as_deref().unwrap_or("");
+        remove_series(&self.job_info, |l| {
+            l.get("job") == Some(&job.name)
+                && (l.get("owner").map(String::as_str) != Some(owner)
+                    || l.get("kind").map(String::as_str) != Some(job.snapshots.kind()))
+        });
+        self.job_info
+            .with_label_values(&[job.name.as_str(), owner, job.snapshots.kind()])
+            .set(1);
         self.rpo_objective
             .with_label_values(labels)
             .set(job.objectives.rpo.as_secs_f64());
@@ -297,7 +332,6 @@ impl DrillMetrics {
     /// Records a finished drill.
     pub fn observe(&self, report: &DrillReport) {
         let job = &[report.job.as_str()];
-        let finished = report.finished_at.timestamp_millis() as f64 / 1000.0;
         self.runs_total
             .with_label_values(&[report.job.as_str(), report.outcome.as_str()])
             .inc();
@@ -306,11 +340,6 @@ impl DrillMetrics {
             self.runs_total
                 .with_label_values(&[report.job.as_str(), outcome.as_str()]);
         }
-        for outcome in ALL_OUTCOMES {
-            self.last_run_outcome
-                .with_label_values(&[report.job.as_str(), outcome.as_str()])
-                .set((outcome == report.outcome) as i64);
-        }
         let errors = self.consecutive_errors.with_label_values(job);
         match report.outcome {
             Outcome::Error => errors.inc(),
@@ -318,59 +347,153 @@ impl DrillMetrics {
             // A drill cut short by a shutdown says nothing either way.
             Outcome::Aborted => {}
         }
-        let passed = report.outcome == Outcome::Passed;
-        self.last_run_success
-            .with_label_values(job)
-            .set(passed as i64);
-        self.last_run_timestamp.with_label_values(job).set(finished);
-        if passed {
+        if report.outcome == Outcome::Passed {
             self.last_success_timestamp
                 .with_label_values(job)
-                .set(finished);
+                .set(unix_seconds(report.finished_at));
         }
+        match DrillSummary::of(report) {
+            Ok(summary) => self.show(&summary),
+            Err(e) => {
+                tracing::error!(job = %report.job, error = %e, "the drill's report could not be read for its metrics")
+            }
+        }
+    }
+
+    /// Restores a job's gauges from its recorded history, as a restarted service starts: the
+    /// last drill, when the last passed one finished, and how many drills in a row up to the last
+    /// ended in `error`. Counters start at zero in every process.
+    pub fn restore(
+        &self,
+        last: &DrillSummary,
+        last_success: Option<DateTime<Utc>>,
+        consecutive_errors: u64,
+    ) {
+        let job = &[last.job.as_str()];
+        match last_success {
+            Some(t) => self
+                .last_success_timestamp
+                .with_label_values(job)
+                .set(unix_seconds(t)),
+            None => {
+                let _ = self.last_success_timestamp.remove_label_values(job);
+            }
+        }
+        self.consecutive_errors
+            .with_label_values(job)
+            .set(consecutive_errors as i64);
+        self.show(last);
+    }
+
+    /// Sets the gauges that describe a job's last drill; a value that drill did not measure is
+    /// removed rather than left from an earlier one, and so is a check it did not evaluate.
+    fn show(&self, s: &DrillSummary) {
+        let job = &[s.job.as_str()];
+        for outcome in ALL_OUTCOMES {
+            self.last_run_outcome
+                .with_label_values(&[s.job.as_str(), outcome.as_str()])
+                .set((outcome == s.outcome) as i64);
+        }
+        self.last_run_success
+            .with_label_values(job)
+            .set((s.outcome == Outcome::Passed) as i64);
+        self.last_run_timestamp
+            .with_label_values(job)
+            .set(unix_seconds(s.finished_at));
         self.rpo_objective
             .with_label_values(job)
-            .set(report.objectives.rpo_seconds);
+            .set(s.objectives.rpo_seconds);
         self.rto_objective
             .with_label_values(job)
-            .set(report.objectives.rto_seconds);
-        if let Some(v) = report.rpo_seconds {
-            self.rpo.with_label_values(job).set(v);
-        }
-        if let Some(v) = report.rto_seconds {
-            self.rto.with_label_values(job).set(v);
-        }
-        if let Some(r) = &report.restore {
-            self.restore_duration.with_label_values(job).set(r.seconds);
-            self.restored_bytes
-                .with_label_values(job)
-                .set(r.bytes as f64);
-        }
-        if let Some(v) = &report.verify {
-            self.verify_duration.with_label_values(job).set(v.seconds);
-            if let Some(rows) = v.rows {
-                self.restored_rows.with_label_values(job).set(rows as f64);
+            .set(s.objectives.rto_seconds);
+        let set = |gauge: &GaugeVec, value: Option<f64>| match value {
+            Some(v) => gauge.with_label_values(job).set(v),
+            None => {
+                let _ = gauge.remove_label_values(job);
             }
-        }
-        if let Some(t) = report.snapshot.as_ref().and_then(|s| s.commit_timestamp) {
-            let age = (report.finished_at - t).num_milliseconds().max(0) as f64 / 1000.0;
-            self.snapshot_age.with_label_values(job).set(age);
-        }
-        if let Some(diff) = &report.compare {
-            self.compare_mismatched_rows
-                .with_label_values(job)
-                .set(diff.mismatched() as f64);
-        }
-        for check in &report.checks {
-            let labels = [report.job.as_str(), check.id.as_str()];
-            match report.check_passed(check) {
-                Some(ok) => self.check_success.with_label_values(&labels).set(ok as i64),
-                // Not evaluated this time: an old value would claim a result nobody saw.
-                None => {
-                    let _ = self.check_success.remove_label_values(&labels);
+        };
+        set(&self.rpo, s.rpo_seconds);
+        set(&self.rto, s.rto_seconds);
+        set(
+            &self.restore_duration,
+            s.restore.as_ref().map(|r| r.seconds),
+        );
+        set(
+            &self.restored_bytes,
+            s.restore.as_ref().map(|r| r.bytes as f64),
+        );
+        set(&self.verify_duration, s.verify.as_ref().map(|v| v.seconds));
+        set(
+            &self.restored_rows,
+            s.verify.as_ref().and_then(|v| v.rows).map(|r| r as f64),
+        );
+        let commit = s.snapshot.as_ref().and_then(|snap| snap.commit_timestamp);
+        set(
+            &self.snapshot_age,
+            commit.map(|t| (s.finished_at - t).num_milliseconds().max(0) as f64 / 1000.0),
+        );
+        set(&self.snapshot_timestamp, commit.map(unix_seconds));
+        set(
+            &self.compare_mismatched_rows,
+            s.compare.as_ref().map(|c| c.mismatched() as f64),
+        );
+        let mut evaluated = std::collections::HashSet::new();
+        for check in &s.checks {
+            let labels = [s.job.as_str(), check.id.as_str()];
+            match check.outcome {
+                CheckOutcome::Passed | CheckOutcome::Failed => {
+                    evaluated.insert(check.id.as_str());
+                    self.check_success
+                        .with_label_values(&labels)
+                        .set((check.outcome == CheckOutcome::Passed) as i64);
                 }
+                // Not evaluated this time: an old value would claim a result nobody saw.
+                CheckOutcome::Skipped => {}
             }
         }
+        remove_series(&self.check_success, |labels| {
+            labels.get("job").map(String::as_str) == Some(s.job.as_str())
+                && labels
+                    .get("check")
+                    .is_none_or(|c| !evaluated.contains(c.as_str()))
+        });
+    }
+
+    /// Removes every series of a job that is no longer configured.
+    pub fn forget_job(&self, job: &str) {
+        let of_job =
+            |labels: &HashMap<String, String>| labels.get("job").map(String::as_str) == Some(job);
+        for gauge in [
+            &self.last_run_timestamp,
+            &self.last_success_timestamp,
+            &self.rpo,
+            &self.rpo_objective,
+            &self.rto,
+            &self.rto_objective,
+            &self.restore_duration,
+            &self.verify_duration,
+            &self.restored_bytes,
+            &self.restored_rows,
+            &self.snapshot_age,
+            &self.snapshot_timestamp,
+            &self.compare_mismatched_rows,
+            &self.schedule_interval,
+            &self.timeout,
+        ] {
+            remove_series(gauge, of_job);
+        }
+        for gauge in [
+            &self.last_run_success,
+            &self.check_success,
+            &self.last_run_outcome,
+            &self.consecutive_errors,
+            &self.history_divergence,
+            &self.job_info,
+        ] {
+            remove_series(gauge, of_job);
+        }
+        remove_series(&self.runs_total, of_job);
+        remove_series(&self.skipped_runs, of_job);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -380,6 +503,33 @@ impl DrillMetrics {
             .encode(&self.registry.gather(), &mut buffer)
             .expect("encoding to memory does not fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+fn unix_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+/// Removes the series of a metric whose labels `matches` selects.
+fn remove_series<T: MetricVecBuilder>(
+    vec: &MetricVec<T>,
+    matches: impl Fn(&HashMap<String, String>) -> bool,
+) {
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let labels: HashMap<String, String> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name().to_string(), l.value().to_string()))
+                .collect();
+            if matches(&labels) {
+                let by_name: HashMap<&str, &str> = labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let _ = vec.remove(&by_name);
+            }
+        }
     }
 }
 

@@ -69,6 +69,8 @@ pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
         Some(history.clone()),
         clock.clone(),
     );
+    // The gauges and `/jobs` say what the evidence says before anyone can read them.
+    scheduler.restore_state().await;
     let tls = web.tls.is_some();
     let app = Arc::new(App::new(scheduler.clone(), metrics.clone(), web, address));
     let stop_http = CancellationToken::new();

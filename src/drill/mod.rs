@@ -6,8 +6,8 @@ pub mod runtime;
 pub mod summary;
 
 pub use report::{
-    DrillReport, Finding, ObjectivesEvidence, Outcome, Query, RestoreEvidence, SnapshotEvidence,
-    VerifyEvidence,
+    DrillReport, DrillSummary, Finding, ObjectivesEvidence, Outcome, Query, RestoreEvidence,
+    SnapshotEvidence, VerifyEvidence,
 };
 
 use std::time::Instant;

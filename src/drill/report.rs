@@ -10,7 +10,7 @@ use crate::verify::sample::SampleDiff;
 use crate::verify::suite::Severity;
 
 /// How a drill ended. The CLI exits 0, 1 and 2 for these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The snapshot restored and verified; warnings allowed.
@@ -111,7 +111,7 @@ pub struct Query {
     pub sql: String,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
 pub struct ObjectivesEvidence {
     pub rpo_seconds: f64,
     pub rto_seconds: f64,
@@ -193,5 +193,88 @@ impl DrillReport {
             crate::verify::CheckOutcome::Failed => Some(false),
             crate::verify::CheckOutcome::Skipped => None,
         }
+    }
+}
+
+/// What the metrics say of a drill, read from its report or from a recorded report (the
+/// journal's, PostgreSQL's): the fields every version of the report has, typed. Reading a
+/// record written by an older version gives what it holds; fields it lacks are absent.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DrillSummary {
+    pub job: String,
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub findings: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub rpo_seconds: Option<f64>,
+    #[serde(default)]
+    pub rto_seconds: Option<f64>,
+    pub objectives: ObjectivesEvidence,
+    #[serde(default)]
+    pub snapshot: Option<SnapshotSummary>,
+    #[serde(default)]
+    pub restore: Option<RestoreSummary>,
+    #[serde(default)]
+    pub verify: Option<VerifySummary>,
+    #[serde(default)]
+    pub compare: Option<CompareSummary>,
+    #[serde(default)]
+    pub checks: Vec<CheckSummary>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SnapshotSummary {
+    #[serde(default)]
+    pub commit_timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RestoreSummary {
+    pub seconds: f64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct VerifySummary {
+    pub seconds: f64,
+    #[serde(default)]
+    pub rows: Option<u64>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CompareSummary {
+    pub mode: crate::verify::sample::DiffMode,
+    pub missing: u64,
+    pub extra: u64,
+    pub changed: u64,
+}
+
+impl CompareSummary {
+    /// Rows that count as mismatches in the diff's mode.
+    pub fn mismatched(&self) -> u64 {
+        self.mode.mismatched(self.missing, self.extra, self.changed)
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CheckSummary {
+    pub id: String,
+    pub outcome: crate::verify::CheckOutcome,
+}
+
+impl DrillSummary {
+    /// The summary of a report as it is recorded.
+    pub fn of(report: &DrillReport) -> Result<Self, serde_json::Error> {
+        Self::from_record(serde_json::to_value(report)?)
+    }
+
+    /// The summary of a recorded report.
+    pub fn from_record(report: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(report)
     }
 }

@@ -292,6 +292,59 @@ impl Journal {
         Ok(jobs)
     }
 
+    /// The readable records of `job` from the newest back, read from the end of its file, for
+    /// as long as `more` says so (unreadable lines are skipped; the chain is not checked).
+    pub fn newest_first(
+        &self,
+        job: &str,
+        mut more: impl FnMut(&Stored) -> bool,
+    ) -> Result<(), HistoryError> {
+        let path = self.file(job);
+        let io = self.io(&path);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut position = file.seek(SeekFrom::End(0)).map_err(&io)?;
+        // Bytes after the last newline seen so far (the start of a line read backwards).
+        let mut partial: Vec<u8> = Vec::new();
+        let mut first = true;
+        while position > 0 {
+            let start = position.saturating_sub(64 * 1024);
+            let mut chunk = vec![0; (position - start) as usize];
+            file.seek(SeekFrom::Start(start)).map_err(&io)?;
+            file.read_exact(&mut chunk).map_err(&io)?;
+            chunk.extend_from_slice(&partial);
+            position = start;
+            let mut lines: Vec<&[u8]> = chunk.split(|b| *b == b'\n').collect();
+            // The first piece may continue in the chunk before; keep it for the next round.
+            let head = if position > 0 {
+                lines.remove(0).to_vec()
+            } else {
+                Vec::new()
+            };
+            if first {
+                // A last line without a newline is a torn write: never acknowledged.
+                lines.pop();
+                first = false;
+            }
+            for line in lines.iter().rev().filter(|l| !l.is_empty()) {
+                let Some((stored, _)) = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|l| parse_line(l).ok())
+                else {
+                    continue;
+                };
+                if !more(&stored) {
+                    return Ok(());
+                }
+            }
+            partial = head;
+        }
+        Ok(())
+    }
+
     /// Every readable record of `job`, in order, and the check of its chain.
     pub fn read(&self, job: &str) -> Result<(Vec<Stored>, ChainCheck), HistoryError> {
         let path = self.file(job);
@@ -592,6 +645,40 @@ mod tests {
         let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
         assert_eq!(journal.compact("orders", now, now).unwrap(), 0);
         assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn records_are_read_newest_first_from_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        for i in 1..=300 {
+            let mut r = record("orders", &format!("run-{i}"));
+            // Records larger than one read, so lines cross chunk boundaries.
+            r.report["padding"] = serde_json::json!("x".repeat(700));
+            journal.append(r).unwrap();
+        }
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("orders.jsonl"))
+            .unwrap();
+        file.write_all(b"{\"hash\":\"torn").unwrap();
+        let mut seen = Vec::new();
+        journal
+            .newest_first("orders", |s| {
+                seen.push(s.record.seq);
+                true
+            })
+            .unwrap();
+        assert_eq!(seen, (1..=300).rev().collect::<Vec<u64>>());
+        let mut two = Vec::new();
+        journal
+            .newest_first("orders", |s| {
+                two.push(s.record.run_id.clone());
+                two.len() < 2
+            })
+            .unwrap();
+        assert_eq!(two, vec!["run-300", "run-299"]);
+        journal.newest_first("nobody", |_| true).unwrap();
     }
 
     #[test]

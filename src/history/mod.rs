@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::config::{HistorySettings, Job};
-use crate::drill::DrillReport;
+use crate::drill::{DrillReport, DrillSummary, Outcome};
 use crate::metrics::DrillMetrics;
 use journal::{ChainCheck, Journal, Record, Stored};
 use postgres::PostgresStore;
@@ -75,6 +75,54 @@ pub struct Synced {
 pub struct Entry {
     pub report: Value,
     pub problem: Option<String>,
+}
+
+/// What a job's recorded history says of it now: its last drill, when its last passed drill
+/// finished, and how many drills in a row up to the last ended in `error` (aborted drills,
+/// cut short by a shutdown, neither count nor break the run).
+#[derive(Debug, Clone)]
+pub struct JobState {
+    pub last: DrillSummary,
+    pub last_success: Option<DateTime<Utc>>,
+    pub consecutive_errors: u64,
+}
+
+/// Folds recorded reports, newest first, into a job's state; stops (returns false) once it
+/// knows everything.
+#[derive(Default)]
+struct StateFold {
+    last: Option<DrillSummary>,
+    last_success: Option<DateTime<Utc>>,
+    consecutive_errors: u64,
+    errors_counted: bool,
+}
+
+impl StateFold {
+    fn add(&mut self, report: DrillSummary) -> bool {
+        let outcome = report.outcome;
+        let finished = report.finished_at;
+        if self.last.is_none() {
+            self.last = Some(report);
+        }
+        match outcome {
+            Outcome::Error if !self.errors_counted => self.consecutive_errors += 1,
+            Outcome::Aborted | Outcome::Error => {}
+            Outcome::Passed | Outcome::Failed => self.errors_counted = true,
+        }
+        if outcome == Outcome::Passed {
+            self.last_success = Some(finished);
+            return false;
+        }
+        true
+    }
+
+    fn finish(self) -> Option<JobState> {
+        Some(JobState {
+            last: self.last?,
+            last_success: self.last_success,
+            consecutive_errors: self.consecutive_errors,
+        })
+    }
 }
 
 /// Recent drills, the chain check of every job in the journal (with the differences from
@@ -360,6 +408,60 @@ impl History {
             entries,
             chains: journals.into_iter().map(|(_, _, chain)| chain).collect(),
         })
+    }
+
+    /// Each job's state from its newest records: the journal's, read from its end, or
+    /// PostgreSQL's when the journal holds none (a new machine or volume); `None` for a job
+    /// never drilled. PostgreSQL is connected to once; if it cannot be reached, the jobs the
+    /// journal does not know stay `None` and the reason is returned with them.
+    pub async fn job_states(
+        &self,
+        jobs: &[String],
+    ) -> Result<(Vec<Option<JobState>>, Option<HistoryError>), HistoryError> {
+        let mut states = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let journal = self.journal.clone();
+            let name = job.clone();
+            states.push(
+                blocking(move || {
+                    let mut fold = StateFold::default();
+                    journal.newest_first(&name, |stored| {
+                        match DrillSummary::from_record(stored.record.report.clone()) {
+                            Ok(summary) => fold.add(summary),
+                            Err(_) => true,
+                        }
+                    })?;
+                    Ok(fold.finish())
+                })
+                .await?,
+            );
+        }
+        let unknown: Vec<usize> = (0..jobs.len()).filter(|i| states[*i].is_none()).collect();
+        let Some(url) = self.postgres.as_ref().filter(|_| !unknown.is_empty()) else {
+            return Ok((states, None));
+        };
+        let store =
+            match PostgresStore::connect(url, self.postgres_ca_file.as_deref(), CONNECT_TIMEOUT)
+                .await
+            {
+                Ok(store) => store,
+                Err(e) => return Ok((states, Some(e))),
+            };
+        for i in unknown {
+            let mut fold = StateFold::default();
+            for report in store.recent(Some(&jobs[i]), None, 200).await? {
+                if let Ok(summary) = DrillSummary::from_record(report)
+                    && !fold.add(summary)
+                {
+                    break;
+                }
+            }
+            if fold.last.is_some() && fold.last_success.is_none() {
+                fold.last_success = store.last_passed(&jobs[i]).await?;
+            }
+            states[i] = fold.finish();
+        }
+        Ok((states, None))
     }
 
     /// Drops the records older than `[history] keep` from the journal (leaving an anchor per

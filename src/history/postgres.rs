@@ -401,6 +401,19 @@ impl PostgresStore {
             .map_err(|e| self.error(e))
     }
 
+    /// When the newest passed drill of `job` finished, if any passed.
+    pub async fn last_passed(&self, job: &str) -> Result<Option<DateTime<Utc>>, HistoryError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT max(finished_at) FROM restore_drill_runs WHERE job = $1 AND outcome = 'passed'",
+                &[&job],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(row.get(0))
+    }
+
     /// The reports of recent drills, newest first.
     pub async fn recent(
         &self,

@@ -262,8 +262,11 @@ impl Scheduler {
         }
         for (name, mut entry) in old {
             if entry.status.running.is_some() {
+                // Its series go when its last drill ends.
                 entry.configured = false;
                 state.jobs.insert(name, entry);
+            } else {
+                inner.metrics.forget_job(&name);
             }
         }
         if inner.stopping.is_cancelled() {
@@ -277,6 +280,51 @@ impl Scheduler {
                     schedule,
                     state.timers.clone(),
                 ));
+            }
+        }
+    }
+
+    /// Takes each configured job's state from its recorded history — the metrics' gauges and
+    /// `/jobs`' last drill and last success — so a restarted service reports what the evidence
+    /// says rather than nothing. Problems are logged; the job then starts empty.
+    pub async fn restore_state(&self) {
+        let Some(history) = self.inner.history.clone() else {
+            return;
+        };
+        let names: Vec<String> = self.jobs().into_iter().map(|j| j.name).collect();
+        let states = match history.job_states(&names).await {
+            Ok((states, unreachable)) => {
+                if let Some(e) = unreachable {
+                    tracing::warn!(error = %e, "jobs the journal does not know start with empty metrics: PostgreSQL could not be read");
+                }
+                states
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the jobs' last drills could not be read from history; their metrics start empty");
+                return;
+            }
+        };
+        for (name, state) in names.iter().zip(states) {
+            let Some(state) = state else { continue };
+            self.inner
+                .metrics
+                .restore(&state.last, state.last_success, state.consecutive_errors);
+            let mut locked = self.inner.lock();
+            if let Some(entry) = locked.jobs.get_mut(name)
+                && entry.status.last.is_none()
+            {
+                let last = &state.last;
+                entry.status.last = Some(LastDrill {
+                    run_id: last.run_id.clone(),
+                    outcome: last.outcome,
+                    started_at: last.started_at,
+                    finished_at: last.finished_at,
+                    findings: last.findings.len(),
+                    error: last.error.clone(),
+                    rpo_seconds: last.rpo_seconds,
+                    rto_seconds: last.rto_seconds,
+                });
+                entry.status.last_success = state.last_success;
             }
         }
     }
@@ -549,6 +597,7 @@ impl Inner {
             };
             if remove {
                 state.jobs.remove(&report.job);
+                self.metrics.forget_job(&report.job);
             }
             state.running
         };

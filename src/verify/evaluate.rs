@@ -12,7 +12,7 @@ use super::scan::{self, AggregatePlan, ScanValues};
 use super::suite::{Bounds, Check, CheckKind, RowRule, Severity, Suite, Tolerance};
 
 /// How a check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckOutcome {
     Passed,

@@ -80,7 +80,7 @@ impl CompareSpec {
 }
 
 /// Whether rows on the source side that the restore lacks count as mismatches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiffMode {
     /// Against the source at the snapshot's version: every difference counts.
@@ -120,9 +120,16 @@ pub struct SampleDiff {
 impl SampleDiff {
     /// Rows that count as mismatches in this mode.
     pub fn mismatched(&self) -> u64 {
-        match self.mode {
-            DiffMode::Exact => self.missing + self.extra + self.changed,
-            DiffMode::AppendOnly => self.extra + self.changed,
+        self.mode.mismatched(self.missing, self.extra, self.changed)
+    }
+}
+
+impl DiffMode {
+    /// Rows that count as mismatches in this mode, of those missing, extra and changed.
+    pub fn mismatched(self, missing: u64, extra: u64, changed: u64) -> u64 {
+        match self {
+            DiffMode::Exact => missing + extra + changed,
+            DiffMode::AppendOnly => extra + changed,
         }
     }
 }

@@ -95,6 +95,11 @@ async fn metrics_follow_the_last_drill_of_the_job() {
         ),
         None
     );
+    // Nor does a value the failed drill did not measure (it read no rows).
+    assert_eq!(
+        value(&text, &format!("restore_drill_restored_rows{{{job}}}")),
+        None
+    );
     // The last success keeps its time.
     assert_eq!(
         value(
@@ -103,5 +108,17 @@ async fn metrics_follow_the_last_drill_of_the_job() {
         ),
         Some(success_at)
     );
-    assert!(text.contains("restore_drill_build_info{version=\""));
+    let build = text
+        .lines()
+        .find(|l| l.starts_with("restore_drill_build_info{"))
+        .unwrap_or_else(|| panic!("no build_info in\n{text}"));
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && build.contains("revision=\"")
+            && !build.contains("revision=\"\""),
+        "{build}"
+    );
+    // The service's own resources.
+    assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+    assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
 }

@@ -684,3 +684,139 @@ async fn a_ten_thousand_check_suite_drills_while_healthz_and_sigterm_answer() {
     let (code, log) = service.wait_exit(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// `run --json` of the lake's job; returns the report.
+fn run_once(config: &Path, expected_code: i32) -> serde_json::Value {
+    let out = crate::helpers::cli(&["run", "--config", config.to_str().unwrap(), JOB, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(expected_code),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
+    serde_json::from_str(&crate::helpers::stdout(&out)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_serve_reports_the_last_drill_from_the_journal_or_postgres() {
+    let lake = Lake::new(1, 500).await;
+    lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
+    let db = crate::history::Database::new().await;
+    let config = lake.config(SUITE, "26h");
+    let job_text = std::fs::read_to_string(&config).unwrap();
+    let with_journal = |journal: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n\n[history]\njournal = \"{journal}\"\npostgres = \"{}\"\n\n{job_text}",
+                db.url()
+            ),
+        )
+        .unwrap();
+    };
+    with_journal("journal");
+    // A passed drill, then a failed one (the suite now wants more rows than there are).
+    let passed = run_once(&config, 0);
+    std::fs::write(
+        lake.root.join("checks/suite.toml"),
+        "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1000000\n",
+    )
+    .unwrap();
+    let failed = run_once(&config, 1);
+    let last_success = chrono::DateTime::parse_from_rfc3339(passed["finished_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis() as f64
+        / 1000.0;
+
+    // From the journal, and on a new volume with an empty journal, from PostgreSQL.
+    for journal in ["journal", "new-volume/journal"] {
+        with_journal(journal);
+        let service = Service::start(&config);
+        let (_, metrics) = service.get("/metrics");
+        let value = |series: &str| {
+            sample(&metrics, series)
+                .unwrap_or_else(|| panic!("{journal}: no {series} in\n{metrics}"))
+        };
+        assert_eq!(
+            value(&format!(
+                "restore_drill_last_run_outcome{{job=\"{JOB}\",outcome=\"failed\"}}"
+            )),
+            1.0
+        );
+        assert_eq!(
+            value(&format!("restore_drill_last_run_success{{job=\"{JOB}\"}}")),
+            0.0
+        );
+        assert_eq!(
+            value(&format!(
+                "restore_drill_last_success_timestamp_seconds{{job=\"{JOB}\"}}"
+            )),
+            last_success
+        );
+        assert_eq!(
+            value(&format!("restore_drill_rpo_seconds{{job=\"{JOB}\"}}")),
+            failed["rpo_seconds"].as_f64().unwrap()
+        );
+        assert_eq!(
+            value(&format!("restore_drill_rto_seconds{{job=\"{JOB}\"}}")),
+            failed["rto_seconds"].as_f64().unwrap()
+        );
+        assert_eq!(
+            value(&format!(
+                "restore_drill_check_success{{check=\"rows\",job=\"{JOB}\"}}"
+            )),
+            0.0
+        );
+        assert!(
+            value(&format!(
+                "restore_drill_snapshot_timestamp_seconds{{job=\"{JOB}\"}}"
+            )) > 0.0
+        );
+        assert_eq!(
+            value(&format!(
+                "restore_drill_job_info{{job=\"{JOB}\",kind=\"delta_copy\",owner=\"\"}}"
+            )),
+            1.0
+        );
+        let (_, jobs) = service.get(&format!("/jobs/{JOB}"));
+        let status: serde_json::Value = serde_json::from_str(&jobs).unwrap();
+        assert_eq!(status["last"]["outcome"], "failed", "{journal}: {status:#}");
+        assert_eq!(status["last"]["run_id"], failed["run_id"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_removed_by_a_reload_takes_its_series_with_it() {
+    let lake = Lake::new(1, 500).await;
+    lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
+    let config = three_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"", "");
+    let mut service = Service::start(&config);
+    service.wait_for_jobs(|jobs| {
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["last"]["outcome"].is_string())
+    });
+    let (_, before) = service.get("/metrics");
+    assert!(before.contains("job=\"impossible\""), "{before}");
+    // The same configuration without the job `impossible`.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let start = text.find("name = \"impossible\"").unwrap();
+    let job_start = text[..start].rfind("[[job]]").unwrap();
+    let job_end = text[start..]
+        .find("[[job]]")
+        .map_or(text.len(), |i| start + i);
+    std::fs::write(
+        &config,
+        format!("{}{}", &text[..job_start], &text[job_end..]),
+    )
+    .unwrap();
+    service.signal("HUP");
+    service.wait_for_log("configuration reloaded", Duration::from_secs(10));
+    // A drill of the job still running when the reload came ends first.
+    service.wait_for_jobs(|jobs| jobs.as_array().unwrap().len() == 2);
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, after) = service.get("/metrics");
+    assert!(!after.contains("job=\"impossible\""), "{after}");
+    assert!(after.contains(&format!("restore_drill_last_run_success{{job=\"{JOB}\"}}")));
+}
