@@ -72,7 +72,14 @@ pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
     // The gauges and `/jobs` say what the evidence says before anyone can read them.
     scheduler.restore_state().await;
     let tls = web.tls.is_some();
-    let app = Arc::new(App::new(scheduler.clone(), metrics.clone(), web, address));
+    let (reload_sender, mut reload_requests) = tokio::sync::mpsc::channel(4);
+    let app = Arc::new(App::new(
+        scheduler.clone(),
+        metrics.clone(),
+        web,
+        address,
+        reload_sender,
+    ));
     let stop_http = CancellationToken::new();
     let http = tokio::spawn(server::serve(listener, app.clone(), stop_http.clone()));
     tracing::info!(
@@ -89,9 +96,14 @@ pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
     let signal_name = loop {
         tokio::select! {
             _ = sighup.recv() => {
-                if let Some(new) = reload(config_file, &current, &scheduler, &app, &metrics, clock.as_ref()) {
+                if let Ok(new) = reload(config_file, &current, &scheduler, &app, &metrics, clock.as_ref()) {
                     current = new;
                 }
+            }
+            Some(answer) = reload_requests.recv() => {
+                let reloaded = reload(config_file, &current, &scheduler, &app, &metrics, clock.as_ref())
+                    .map(|new| current = new);
+                let _ = answer.send(reloaded);
             }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
@@ -129,7 +141,8 @@ async fn cancel_now(scheduler: &Scheduler) {
     scheduler.wait_idle().await;
 }
 
-/// Loads the configuration again; returns it if it was applied.
+/// Loads the configuration again (SIGHUP, `POST /-/reload`); returns it if it was applied, or
+/// the problems that refused it.
 fn reload(
     config_file: &Path,
     current: &Config,
@@ -137,7 +150,7 @@ fn reload(
     app: &App,
     metrics: &DrillMetrics,
     clock: &dyn Clock,
-) -> Option<Config> {
+) -> Result<Config, String> {
     let loaded = config::load(config_file)
         .map_err(|e| e.to_string())
         .and_then(|c| {
@@ -153,7 +166,7 @@ fn reload(
                 problems = %problems,
                 "the new configuration is refused; the running one stays in effect"
             );
-            None
+            Err(problems)
         }
         Ok((new, web)) => {
             if new.server.listen != current.server.listen {
@@ -176,7 +189,7 @@ fn reload(
                 jobs = new.jobs.len(),
                 "configuration reloaded"
             );
-            Some(new)
+            Ok(new)
         }
     }
 }

@@ -1,7 +1,8 @@
-//! `serve`'s HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/jobs`, `/jobs/{name}` and
-//! `POST /jobs/{name}/run`, over plain HTTP or TLS, with optional basic auth (see
-//! [`web_config`]). `/healthz` and `/readyz` answer without auth so probes need no secret.
-//! Without basic auth, starting drills over HTTP is allowed only on a loopback listener.
+//! `serve`'s HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/jobs`, `/jobs/{name}`,
+//! `POST /jobs/{name}/run` and `POST /-/reload`, over plain HTTP or TLS, with optional basic
+//! auth (see [`web_config`]). `/healthz` and `/readyz` answer without auth so probes need no
+//! secret. Without basic auth, starting drills and reloading over HTTP are allowed only on a
+//! loopback listener.
 
 pub mod web_config;
 
@@ -26,26 +27,33 @@ use crate::scheduler::{Scheduler, StartError};
 
 pub use web_config::{WebConfig, WebConfigError};
 
+/// A request to reload the configuration, answered with the outcome: `Err` lists the problems.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
+
 /// What the endpoints serve.
 pub struct App {
     scheduler: Scheduler,
     metrics: Arc<DrillMetrics>,
     web: RwLock<WebConfig>,
     loopback: bool,
+    reloads: tokio::sync::mpsc::Sender<ReloadRequest>,
 }
 
 impl App {
+    /// `reloads` carries `POST /-/reload` to whoever owns the configuration.
     pub fn new(
         scheduler: Scheduler,
         metrics: Arc<DrillMetrics>,
         web: WebConfig,
         listen: SocketAddr,
+        reloads: tokio::sync::mpsc::Sender<ReloadRequest>,
     ) -> Self {
         Self {
             scheduler,
             metrics,
             web: RwLock::new(web),
             loopback: listen.ip().is_loopback(),
+            reloads,
         }
     }
 
@@ -149,7 +157,7 @@ async fn respond(app: &App, request: Request<Incoming>) -> Answer {
         [""] => only_get(&method, || {
             text(
                 StatusCode::OK,
-                "restore-drill\n\n/metrics          Prometheus metrics\n/healthz          the process is alive\n/readyz           configuration loaded, scheduler running\n/jobs             each job's schedule, next run, last outcome (JSON)\n/jobs/NAME        one job (JSON)\nPOST /jobs/NAME/run   drill a job now\n",
+                "restore-drill\n\n/metrics          Prometheus metrics\n/healthz          the process is alive\n/readyz           configuration loaded, scheduler running\n/jobs             each job's schedule, next run, last outcome (JSON)\n/jobs/NAME        one job (JSON)\nPOST /jobs/NAME/run   drill a job now\nPOST /-/reload    reload the configuration (as SIGHUP)\n",
             )
         }),
         ["metrics"] => only_get(&method, || {
@@ -169,6 +177,37 @@ async fn respond(app: &App, request: Request<Incoming>) -> Answer {
                 None => error(StatusCode::NOT_FOUND, format!("no job named `{name}`")),
             }
         }),
+        ["-", "reload"] => {
+            if method != Method::POST {
+                return method_not_allowed("POST");
+            }
+            if auth.is_none() && !app.loopback {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "reloading over HTTP is disabled: the listener is not loopback and no basic_auth_users are configured; add a web config with basic_auth_users ([server] web_config), or send SIGHUP".into(),
+                );
+            }
+            let (answer, outcome) = tokio::sync::oneshot::channel();
+            if app.reloads.send(answer).await.is_err() {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the service is shutting down".into(),
+                );
+            }
+            match outcome.await {
+                Ok(Ok(())) => text(StatusCode::OK, "configuration reloaded\n"),
+                Ok(Err(problems)) => error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "the new configuration is refused; the running one stays in effect:\n{problems}"
+                    ),
+                ),
+                Err(_) => error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the service is shutting down".into(),
+                ),
+            }
+        }
         ["jobs", name, "run"] => {
             if method != Method::POST {
                 return method_not_allowed("POST");

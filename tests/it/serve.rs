@@ -605,7 +605,7 @@ async fn serve_over_tls_with_basic_auth_protects_metrics_jobs_and_run_now() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn without_auth_run_now_is_refused_on_a_listener_that_is_not_loopback() {
+async fn without_auth_run_now_and_reload_are_refused_on_a_listener_that_is_not_loopback() {
     let lake = Lake::new(1, 100).await;
     let config = lake.config(SUITE, "1000d");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -617,6 +617,9 @@ async fn without_auth_run_now_is_refused_on_a_listener_that_is_not_loopback() {
     let service = Service::start(&config);
     let address = SocketAddr::from(([127, 0, 0, 1], service.address.port()));
     let (status, body) = http(address, "POST", &format!("/jobs/{JOB}/run"));
+    assert_eq!(status, 403);
+    assert!(body.contains("basic_auth_users"), "{body}");
+    let (status, body) = http(address, "POST", "/-/reload");
     assert_eq!(status, 403);
     assert!(body.contains("basic_auth_users"), "{body}");
     assert_eq!(http(address, "GET", "/jobs").0, 200);
@@ -786,11 +789,11 @@ async fn a_restarted_serve_reports_the_last_drill_from_the_journal_or_postgres()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_job_removed_by_a_reload_takes_its_series_with_it() {
+async fn a_job_removed_by_a_reload_over_http_takes_its_series_with_it() {
     let lake = Lake::new(1, 500).await;
     lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
     let config = three_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"", "");
-    let mut service = Service::start(&config);
+    let service = Service::start(&config);
     service.wait_for_jobs(|jobs| {
         jobs.as_array()
             .unwrap()
@@ -806,13 +809,21 @@ async fn a_job_removed_by_a_reload_takes_its_series_with_it() {
     let job_end = text[start..]
         .find("[[job]]")
         .map_or(text.len(), |i| start + i);
+    let without = format!("{}{}", &text[..job_start], &text[job_end..]);
+    // Reloaded over HTTP, as config-reloader sidecars do: a broken file is refused with its
+    // problems, a good one applied.
     std::fs::write(
         &config,
-        format!("{}{}", &text[..job_start], &text[job_end..]),
+        without.replace("[server]", "[server]\nmax_concurrent_drills = 0"),
     )
     .unwrap();
-    service.signal("HUP");
-    service.wait_for_log("configuration reloaded", Duration::from_secs(10));
+    let (status, body) = http(service.address, "POST", "/-/reload");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("max_concurrent_drills"), "{body}");
+    assert_eq!(http(service.address, "GET", "/-/reload").0, 405);
+    std::fs::write(&config, without).unwrap();
+    let (status, body) = http(service.address, "POST", "/-/reload");
+    assert_eq!((status, body.as_str()), (200, "configuration reloaded\n"));
     // A drill of the job still running when the reload came ends first.
     service.wait_for_jobs(|jobs| jobs.as_array().unwrap().len() == 2);
     std::thread::sleep(Duration::from_secs(3));
