@@ -58,6 +58,30 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Ask a running `serve` whether it is alive (GET /healthz over plain HTTP): exit 0 if it
+    /// answers 200 within 5 seconds, else 1. For container health checks, without curl.
+    Healthcheck {
+        /// The address `serve` listens on.
+        #[arg(long, default_value = "127.0.0.1:9841")]
+        address: std::net::SocketAddr,
+    },
+    /// Ask a running `serve` to drill JOB now (POST /jobs/JOB/run over plain HTTP), as its
+    /// schedule would: the drill counts in its metrics. Run it where `serve` runs (inside its
+    /// pod or container), where the listener is loopback; exit 0 if the drill started.
+    Trigger {
+        /// The job's name.
+        job: String,
+        /// The address `serve` listens on.
+        #[arg(long, default_value = "127.0.0.1:9841")]
+        address: std::net::SocketAddr,
+    },
+    /// Ask a running `serve` to reload its configuration (POST /-/reload over plain HTTP);
+    /// exit 0 if it was applied, 2 with the problems if it was refused.
+    Reload {
+        /// The address `serve` listens on.
+        #[arg(long, default_value = "127.0.0.1:9841")]
+        address: std::net::SocketAddr,
+    },
     /// Run every job on its schedule and serve /metrics, /healthz, /readyz and /jobs over HTTP.
     Serve {
         #[arg(long)]
@@ -177,6 +201,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Serve { config } => crate::serve::serve(&config).await,
+        Command::Healthcheck { address } => {
+            Ok(match local_request(address, "GET", "/healthz").await {
+                Ok((200, _)) => 0,
+                Ok((status, _)) => {
+                    eprintln!("unhealthy: {address}/healthz answered {status}");
+                    1
+                }
+                Err(e) => {
+                    eprintln!("unhealthy: {e}");
+                    1
+                }
+            })
+        }
+        Command::Trigger { job, address } => {
+            let (status, body) = local_request(address, "POST", &format!("/jobs/{job}/run"))
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if status != 202 {
+                anyhow::bail!("{address} answered {status}: {}", body.trim());
+            }
+            println!("{}", body.trim());
+            Ok(0)
+        }
+        Command::Reload { address } => {
+            let (status, body) = local_request(address, "POST", "/-/reload")
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if status != 200 {
+                anyhow::bail!("{address} answered {status}: {}", body.trim());
+            }
+            println!("{}", body.trim());
+            Ok(0)
+        }
         Command::Validate { config, offline } => match config::load(&config) {
             Ok(c) => {
                 let mut problems = Vec::new();
@@ -497,6 +554,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(report.outcome.exit_code())
         }
     }
+}
+
+/// One plain-HTTP request to a `serve` on `address`, answered within 5 seconds: the status and
+/// the body, or why there was no answer.
+async fn local_request(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let asked = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(
+                format!("{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Length: 0\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = match tokio::time::timeout(std::time::Duration::from_secs(5), asked).await {
+        Ok(Ok(answer)) => String::from_utf8_lossy(&answer).into_owned(),
+        Ok(Err(e)) => return Err(format!("cannot ask {address}{path}: {e}")),
+        Err(_) => return Err(format!("{address}{path} did not answer within 5 seconds")),
+    };
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{address}{path} did not answer in HTTP"))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 /// The exit code of a command interrupted by Ctrl-C or SIGTERM (128 + SIGINT).

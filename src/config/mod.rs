@@ -342,7 +342,9 @@ fn history(
     };
     let journal = f.string("journal", p).map(|j| base.join(j.value));
     let postgres = match f.string("postgres", p) {
+        // Empty, e.g. "${RESTORE_DRILL_PG_URL:-}" without the variable: no PostgreSQL.
         None => Some(None),
+        Some(url) if url.value.is_empty() => Some(None),
         Some(url) if url.value.parse::<tokio_postgres::Config>().is_ok() => Some(Some(url.value)),
         Some(url) => {
             p.report(

@@ -7,8 +7,9 @@ pub struct UnsetVariable {
     pub offset: usize,
 }
 
-/// Replaces every `${NAME}` with `lookup(NAME)`; `$${` stands for a literal `${`. TOML
-/// comments are left as they are. Returns the new text and every variable that had no value.
+/// Replaces every `${NAME}` with `lookup(NAME)`, and `${NAME:-default}` with the default text
+/// when the variable is unset; `$${` stands for a literal `${`. TOML comments are left as they
+/// are. Returns the new text and every variable that had no value and no default.
 pub fn substitute(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
@@ -37,11 +38,15 @@ pub fn substitute(
         if let Some(body) = tail.strip_prefix("${")
             && let Some(end) = body.find('}')
         {
-            let name = &body[..end];
+            let (name, default) = match body[..end].split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (&body[..end], None),
+            };
             if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                match lookup(name) {
-                    Some(value) => out.push_str(&value),
-                    None => unset.push(UnsetVariable {
+                match (lookup(name), default) {
+                    (Some(value), _) => out.push_str(&value),
+                    (None, Some(default)) => out.push_str(default),
+                    (None, None) => unset.push(UnsetVariable {
                         name: name.to_string(),
                         offset: consumed + i,
                     }),
@@ -106,6 +111,16 @@ mod tests {
 
     fn env(name: &str) -> Option<String> {
         (name == "ROOT").then(|| "/data".to_string())
+    }
+
+    #[test]
+    fn a_default_stands_in_for_an_unset_variable() {
+        let (text, unset) = substitute(
+            "a = \"${SET:-x}\"\nb = \"${UNSET:-}\"\nc = \"${UNSET:-postgres://h/db}\"",
+            |name| (name == "SET").then(|| "value".to_string()),
+        );
+        assert!(unset.is_empty(), "{unset:?}");
+        assert_eq!(text, "a = \"value\"\nb = \"\"\nc = \"postgres://h/db\"");
     }
 
     #[test]

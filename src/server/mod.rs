@@ -2,7 +2,7 @@
 //! `POST /jobs/{name}/run` and `POST /-/reload`, over plain HTTP or TLS, with optional basic
 //! auth (see [`web_config`]). `/healthz` and `/readyz` answer without auth so probes need no
 //! secret. Without basic auth, starting drills and reloading over HTTP are allowed only on a
-//! loopback listener.
+//! loopback listener or from a loopback peer (the same host, pod or container).
 
 pub mod web_config;
 
@@ -104,7 +104,7 @@ where
 {
     let service = service_fn(move |request| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(respond(&app, request).await) }
+        async move { Ok::<_, Infallible>(respond(&app, request, peer).await) }
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -118,7 +118,8 @@ where
 
 type Answer = Response<Full<Bytes>>;
 
-async fn respond(app: &App, request: Request<Incoming>) -> Answer {
+async fn respond(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Answer {
+    let trusted = may_change_without_auth(app.loopback, peer);
     let path = request.uri().path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let method = request.method().clone();
@@ -181,10 +182,10 @@ async fn respond(app: &App, request: Request<Incoming>) -> Answer {
             if method != Method::POST {
                 return method_not_allowed("POST");
             }
-            if auth.is_none() && !app.loopback {
+            if auth.is_none() && !trusted {
                 return error(
                     StatusCode::FORBIDDEN,
-                    "reloading over HTTP is disabled: the listener is not loopback and no basic_auth_users are configured; add a web config with basic_auth_users ([server] web_config), or send SIGHUP".into(),
+                    "reloading over HTTP from another host is disabled: no basic_auth_users are configured; add a web config with basic_auth_users ([server] web_config), send SIGHUP, or run `restore-drill reload` where restore-drill runs".into(),
                 );
             }
             let (answer, outcome) = tokio::sync::oneshot::channel();
@@ -212,10 +213,10 @@ async fn respond(app: &App, request: Request<Incoming>) -> Answer {
             if method != Method::POST {
                 return method_not_allowed("POST");
             }
-            if auth.is_none() && !app.loopback {
+            if auth.is_none() && !trusted {
                 return error(
                     StatusCode::FORBIDDEN,
-                    "starting drills over HTTP is disabled: the listener is not loopback and no basic_auth_users are configured; add a web config with basic_auth_users ([server] web_config)".into(),
+                    "starting drills over HTTP from another host is disabled: no basic_auth_users are configured; add a web config with basic_auth_users ([server] web_config), or run `restore-drill trigger JOB` where restore-drill runs".into(),
                 );
             }
             match app.scheduler.run_now(name) {
@@ -237,6 +238,14 @@ async fn respond(app: &App, request: Request<Incoming>) -> Answer {
             format!("no such endpoint: {}", request.uri().path()),
         ),
     }
+}
+
+/// Whether a request that changes something (run-now, reload) may come without credentials:
+/// only on a loopback listener, or from a loopback peer — the same host, pod or container.
+/// (Behind a proxy on the same host, such as a service-mesh sidecar, every peer looks local:
+/// configure basic auth there.)
+fn may_change_without_auth(loopback_listener: bool, peer: SocketAddr) -> bool {
+    loopback_listener || peer.ip().is_loopback()
 }
 
 fn only_get(method: &Method, answer: impl FnOnce() -> Answer) -> Answer {
@@ -281,4 +290,19 @@ fn json_answer(status: StatusCode, value: &impl serde::Serialize) -> Answer {
 
 fn error(status: StatusCode, message: String) -> Answer {
     json_answer(status, &json!({ "error": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_without_auth_come_only_from_this_host() {
+        let peer = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 50_000);
+        assert!(may_change_without_auth(true, peer("10.1.2.3")));
+        assert!(may_change_without_auth(false, peer("127.0.0.1")));
+        assert!(may_change_without_auth(false, peer("::1")));
+        assert!(!may_change_without_auth(false, peer("10.1.2.3")));
+        assert!(!may_change_without_auth(false, peer("192.0.2.7")));
+    }
 }

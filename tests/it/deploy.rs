@@ -283,25 +283,265 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
     ] {
         assert!(kinds.contains(kind), "no {kind} in the kustomization");
     }
-    let deployment = yaml(&k8s.join("deployment.yaml"));
-    let pod = &deployment["spec"]["template"]["spec"];
-    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    let container = &pod["containers"][0];
-    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
-    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-    let monitor = yaml(&k8s.join("servicemonitor.yaml"));
-    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+    kustomized_manifests_work_as_shipped(&k8s);
 
     let dockerfile = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();
     for needed in [
         "USER 10001",
         "HEALTHCHECK",
-        "/healthz",
+        "CMD [\"restore-drill\", \"healthcheck\"",
         "CMD [\"serve\"",
         "VOLUME",
+        // The dependencies build from the manifest alone, before the sources are copied.
+        "COPY Cargo.toml Cargo.lock build.rs ./",
+        // Mount points of named volumes exist with the service user's ownership.
+        "install -d -o 10001 -g 10001",
     ] {
         assert!(dockerfile.contains(needed), "the Dockerfile lacks {needed}");
     }
+    assert!(
+        dockerfile
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .all(|l| !l.contains("curl")),
+        "the image needs no curl"
+    );
+    let dependencies = dockerfile.find("COPY Cargo.toml").unwrap();
+    assert!(dependencies < dockerfile.find("COPY . .").unwrap());
+    // Every folder a named volume of the compose file is mounted on exists in the image with
+    // the service user's ownership, or belongs to another image.
+    let owned = dockerfile
+        .lines()
+        .find(|l| l.contains("install -d -o 10001"))
+        .unwrap()
+        .to_string();
+    for (name, service) in services {
+        let own_image = service["image"].as_str() == Some("restore-drill:local");
+        for volume in service["volumes"].as_sequence().into_iter().flatten() {
+            let spec = volume.as_str().unwrap();
+            let mut parts = spec.split(':');
+            let (source, target) = (parts.next().unwrap(), parts.next().unwrap());
+            if own_image && !source.starts_with('.') {
+                assert!(
+                    owned.contains(target) || target == "/var/lib/restore-drill",
+                    "service {name:?} mounts the volume {source} on {target}, which the image does not create for user 10001"
+                );
+            }
+        }
+    }
+    // restore-drill gets longer to stop than its own shutdown grace.
+    let stop = services[serde_yaml::Value::from("restore-drill")]["stop_grace_period"]
+        .as_str()
+        .expect("a stop_grace_period for restore-drill");
+    let stop = restore_drill::config::parse_duration(stop).unwrap();
+    assert!(
+        stop > config.server.shutdown_grace,
+        "docker stops restore-drill after {stop:?}, before its shutdown grace of {:?}",
+        config.server.shutdown_grace
+    );
+}
+
+/// What `kubectl kustomize` renders, as the cluster would get it: the Prometheus Operator's
+/// objects carry the label a default kube-prometheus-stack selects; the configuration is a
+/// mounted folder (so edits arrive) whose restore-drill.toml validates with and without the
+/// PostgreSQL Secret; the journal is on a claim that outlives the pod, the sandbox on a volume
+/// with a size limit; probes, security context and the shutdown grace fit the service.
+fn kustomized_manifests_work_as_shipped(k8s: &Path) {
+    let out = Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(k8s)
+        .output()
+        .expect("kubectl is on the machine (scripts/test installs it where missing)");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let of_kind = |kind: &str| -> &serde_yaml::Value {
+        docs.iter()
+            .find(|d| d["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in the kustomized manifests"))
+    };
+    for doc in &docs {
+        assert_eq!(
+            doc["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("restore-drill"),
+            "restore-drill"
+        );
+    }
+    for kind in ["ServiceMonitor", "PrometheusRule"] {
+        assert_eq!(
+            of_kind(kind)["metadata"]["labels"]["release"],
+            "kube-prometheus-stack",
+            "{kind} is not selected by a default kube-prometheus-stack"
+        );
+    }
+    let monitor = of_kind("ServiceMonitor");
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
+    let service = of_kind("Service");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "the ServiceMonitor misses the Service"
+        );
+    }
+
+    let deployment = of_kind("Deployment");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], "restore-drill:0.1.0");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    let mounts = container["volumeMounts"].as_sequence().unwrap();
+    assert!(
+        mounts.iter().all(|m| m.get("subPath").is_none()),
+        "a subPath mount never receives ConfigMap updates: {mounts:?}"
+    );
+    let volume = |name: &str| {
+        pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+            .clone()
+    };
+    let mounted_at = |name: &str| {
+        mounts
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("volume {name} is not mounted"))["mountPath"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(mounted_at("config"), "/etc/restore-drill");
+    let claim = volume("journal")["persistentVolumeClaim"]["claimName"].clone();
+    assert!(
+        docs.iter()
+            .any(|d| d["kind"] == "PersistentVolumeClaim" && d["metadata"]["name"] == claim),
+        "the journal's claim {claim:?} is not in the manifests"
+    );
+    assert!(volume("sandbox")["emptyDir"]["sizeLimit"].is_string());
+
+    // The configuration as the pod sees it: the ConfigMap's items under /etc/restore-drill.
+    let configmap = of_kind("ConfigMap");
+    let etc = tempfile::tempdir().unwrap();
+    for item in volume("config")["configMap"]["items"]
+        .as_sequence()
+        .unwrap()
+    {
+        let target = etc.path().join(item["path"].as_str().unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(
+            &target,
+            configmap["data"][item["key"].as_str().unwrap()]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    let path = etc.path().join("restore-drill.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without = restore_drill::config::parse(&path, &text, |_| None)
+        .unwrap_or_else(|e| panic!("without the PostgreSQL Secret: {e}"));
+    assert!(without.history.postgres.is_none());
+    let with = restore_drill::config::parse(&path, &text, |name| {
+        (name == "RESTORE_DRILL_PG_URL").then(|| "postgres://rd:secret@db:5432/rd".to_string())
+    })
+    .unwrap_or_else(|e| panic!("with the PostgreSQL Secret: {e}"));
+    assert!(with.history.postgres.is_some());
+    assert!(
+        with.history.journal.starts_with(mounted_at("journal")),
+        "the journal {} is not on its claim",
+        with.history.journal.display()
+    );
+    for job in &with.jobs {
+        let sandbox = job.sandbox.local_path().expect("a local sandbox");
+        assert!(
+            sandbox.starts_with(mounted_at("sandbox")),
+            "{}",
+            sandbox.display()
+        );
+    }
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        grace > with.server.shutdown_grace.as_secs(),
+        "Kubernetes kills the pod after {grace}s, before shutdown_grace ends"
+    );
+}
+
+#[test]
+fn the_compose_seeder_seeds_once_and_leaves_its_data_alone_after() {
+    let compose = yaml(&repo().join("deploy/compose/docker-compose.yml"));
+    let seeder = &compose["services"]["seeder"];
+    assert_eq!(seeder["entrypoint"][0], "/bin/sh");
+    let data = tempfile::tempdir().unwrap();
+    let script = seeder["command"][0]
+        .as_str()
+        .unwrap()
+        .replace("/data", data.path().to_str().unwrap())
+        .replace("--rows 200000", "--rows 2000");
+    let binary = Path::new(env!("CARGO_BIN_EXE_restore-drill"));
+    let path = format!(
+        "{}:{}",
+        binary.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let seed = || {
+        let out = Command::new("/bin/sh")
+            .args(["-c", &script])
+            .env("PATH", &path)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    seed();
+    let log = data
+        .path()
+        .join("demo/lake/financial_transactions/_delta_log");
+    let commits = std::fs::read_dir(&log).unwrap().count();
+    assert!(seed().contains("already seeded"));
+    assert_eq!(
+        std::fs::read_dir(&log).unwrap().count(),
+        commits,
+        "the second up appended"
+    );
+    // And what it seeded drills clean.
+    let config = data.path().join("demo/config.toml");
+    let out = crate::helpers::cli(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "financial_transactions",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
 }
 
 /// A free port on loopback.
