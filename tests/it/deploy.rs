@@ -45,6 +45,43 @@ fn dashboard_expressions() -> Vec<String> {
 }
 
 #[test]
+fn status_panels_say_unknown_when_restore_drill_does_not_report() {
+    let dashboard = dashboard();
+    let panels = dashboard["panels"].as_array().unwrap();
+    let titled = |title: &str| {
+        panels
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title}"))
+    };
+    for title in [
+        "Last drill per job",
+        "Time since last verified restore",
+        "restore-drill",
+        "Configuration",
+    ] {
+        let panel = titled(title);
+        // The value now, not the last one of the time range: none while nothing reports.
+        assert_eq!(panel["targets"][0]["instant"], true, "{title}");
+        assert_eq!(
+            panel["options"]["reduceOptions"]["calcs"][0], "last",
+            "{title}"
+        );
+        assert!(
+            panel["fieldConfig"]["defaults"]["noValue"].is_string(),
+            "{title}"
+        );
+    }
+    assert!(
+        titled("Jobs that never passed")["targets"][0]["expr"]
+            .as_str()
+            .unwrap()
+            .contains("unless on (job, instance) restore_drill_last_success_timestamp_seconds")
+    );
+    assert!(titled("Build")["targets"][0]["expr"] == "restore_drill_build_info");
+}
+
+#[test]
 fn promtool_checks_and_unit_tests_the_alert_rules() {
     let dir = repo().join("deploy/prometheus");
     for args in [
@@ -690,7 +727,8 @@ async fn a_real_prometheus_evaluates_every_rule_and_dashboard_expression_against
                 "restore_drill_last_success_timestamp_seconds" => [JOB].map(String::from).into(),
                 // The service's own series carry the scrape job's name.
                 "restore_drill_start_time_seconds"
-                | "restore_drill_config_last_reload_successful" => {
+                | "restore_drill_config_last_reload_successful"
+                | "restore_drill_build_info" => {
                     ["restore-drill".to_string()].into()
                 }
                 _ => all_jobs.clone(),
