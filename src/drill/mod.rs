@@ -29,7 +29,6 @@ use deltalake::DeltaTable;
 use deltalake::arrow::array::RecordBatch;
 use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::datasource::MemTable;
-use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::prelude::SessionContext;
 
 /// Why a drill could not be carried out (its outcome is then `error`).
@@ -210,6 +209,23 @@ async fn drill(
     if let Some(info) = &structure.table {
         check_features(job, info)?;
     }
+    // A log that does not replay because it declares a feature this version does not know is
+    // not a broken backup.
+    let unknown: Vec<&String> = structure
+        .declared_reader_features
+        .iter()
+        .filter(|f| !table::SUPPORTED_READER_FEATURES.contains(&f.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(DrillError::UnsupportedFeatures {
+            job: job.name.clone(),
+            features: unknown
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     let mut structure_check = CheckResult::new("structure", "structure", Severity::Fail);
     structure_check.observed = json!({
         "log_replays": structure.log_replays,
@@ -336,10 +352,9 @@ async fn drill(
         (Some((restored_table, values)), Some(info)) => {
             context.source_columns = source.typed_columns.clone();
             let ctx = scan::session();
-            let registered = match restored_table.table_provider().await {
-                Ok(provider) => ctx.register_table(scan::TABLE, provider).map(|_| ()),
-                Err(e) => Err(DataFusionError::External(Box::new(e))),
-            };
+            let registered = table::provider(&ctx, restored_table)
+                .await
+                .and_then(|provider| ctx.register_table(scan::TABLE, provider).map(|_| ()));
             let custom = custom_queries(&ctx, job, &mut queries).await;
             let mut results =
                 verify::evaluate(&job.suite, values, &source.values, &context, &custom);

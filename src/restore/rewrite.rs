@@ -59,7 +59,9 @@ async fn write(
         .partition_columns()
         .to_vec();
     let ctx = scan::session();
-    let provider = source.table_provider().await.map_err(|e| unreadable(&e))?;
+    let provider = table::provider(&ctx, &source)
+        .await
+        .map_err(|e| unreadable(&e))?;
     let plan = ctx
         .read_table(provider)
         .map_err(|e| unreadable(&e))?

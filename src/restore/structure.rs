@@ -31,6 +31,11 @@ pub struct StructureReport {
     /// Protocol violations a reader tolerates without returning other rows (a file added twice
     /// in one commit): `warn` findings.
     pub warnings: Vec<String>,
+    /// When the log does not replay: the reader features its newest protocol action declares,
+    /// read from the commit files (a feature this version does not know is an error, not a
+    /// broken backup).
+    #[serde(skip)]
+    pub declared_reader_features: Vec<String>,
     #[serde(skip)]
     pub table: Option<TableInfo>,
 }
@@ -63,6 +68,7 @@ pub async fn verify_structure(
         damaged_deletion_vectors: vec![],
         problems: vec![],
         warnings: vec![],
+        declared_reader_features: vec![],
         table: None,
     };
     let info = match table::open_run(sandbox).await {
@@ -76,6 +82,7 @@ pub async fn verify_structure(
                 "the restored Delta log does not replay: {}",
                 table::explain_log_error(&e)
             ));
+            report.declared_reader_features = declared_reader_features(sandbox).await;
             return report;
         }
     };
@@ -202,6 +209,37 @@ async fn check_deletion_vectors(
         ));
     }
     report.damaged_deletion_vectors = damaged;
+}
+
+/// The reader features of the newest `protocol` action in the restored commit files.
+async fn declared_reader_features(sandbox: &RunSandbox) -> Vec<String> {
+    let Ok(files) = sandbox.list_files().await else {
+        return Vec::new();
+    };
+    let mut commits: Vec<(u64, PathBuf)> = files
+        .into_iter()
+        .filter_map(|f| commit_version(&f.relative).map(|v| (v, f.relative)))
+        .collect();
+    commits.sort();
+    for (_, path) in commits.iter().rev() {
+        let Ok(bytes) = sandbox.read(path).await else {
+            continue;
+        };
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            if let Some(protocol) = action.get("protocol") {
+                return protocol["readerFeatures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.as_str().map(String::from))
+                    .collect();
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// The version of a commit file (`_delta_log/00000000000000000042.json`).

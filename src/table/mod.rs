@@ -3,6 +3,7 @@
 //! deletion vectors.
 
 pub mod deletion_vector;
+pub mod widened;
 
 pub use deletion_vector::{DeletionVector, VectorPlace};
 
@@ -43,11 +44,47 @@ pub const SUPPORTED_READER_FEATURES: &[&str] = &[
     "columnMapping",
     "deletionVectors",
     "timestampNtz",
+    "typeWidening",
+    "typeWidening-preview",
     "v2Checkpoint",
     "vacuumProtocolCheck",
     "variantType",
     "variantType-preview",
 ];
+
+/// The DataFusion table a verification scans: deltalake's own, or for a table with widened
+/// columns, which deltalake refuses to scan, the log's data files read with the table's schema
+/// (see [`widened`]).
+pub async fn provider(
+    ctx: &deltalake::datafusion::prelude::SessionContext,
+    table: &DeltaTable,
+) -> Result<
+    std::sync::Arc<dyn deltalake::datafusion::catalog::TableProvider>,
+    deltalake::datafusion::error::DataFusionError,
+> {
+    let features = reader_features(table);
+    if widened::declared(&features) {
+        return widened::provider(ctx, table);
+    }
+    table
+        .table_provider()
+        .await
+        .map_err(|e| deltalake::datafusion::error::DataFusionError::External(Box::new(e)))
+}
+
+/// The reader features a loaded table's protocol declares.
+fn reader_features(table: &DeltaTable) -> Vec<String> {
+    table
+        .snapshot()
+        .ok()
+        .and_then(|state| {
+            state
+                .protocol()
+                .reader_features()
+                .map(|features| features.iter().map(|f| f.to_string()).collect())
+        })
+        .unwrap_or_default()
+}
 
 /// What the log of a table says at one version.
 #[derive(Debug, Clone)]
@@ -64,6 +101,7 @@ pub struct TableInfo {
     pub files: Vec<LogFile>,
     /// The reader features the table's protocol declares (empty below reader version 3).
     pub reader_features: Vec<String>,
+    pub partition_columns: Vec<String>,
 }
 
 impl TableInfo {
@@ -105,13 +143,29 @@ impl TableInfo {
         self.files.iter().map(LogFile::live_rows).sum()
     }
 
-    /// The reader features the table declares that this version cannot verify.
+    /// The reader features the table declares that this version cannot verify (type widening
+    /// only without partitions, deletion vectors and column mapping, each named with it).
     pub fn unsupported_features(&self) -> Vec<String> {
-        self.reader_features
+        let mut out: Vec<String> = self
+            .reader_features
             .iter()
             .filter(|f| !SUPPORTED_READER_FEATURES.contains(&f.as_str()))
             .cloned()
-            .collect()
+            .collect();
+        if widened::declared(&self.reader_features) {
+            let with = [
+                (!self.partition_columns.is_empty(), "partition columns"),
+                (self.deletion_vectors().next().is_some(), "deletion vectors"),
+                (
+                    self.reader_features.iter().any(|f| f == "columnMapping"),
+                    "column mapping",
+                ),
+            ];
+            for (_, what) in with.iter().filter(|(has, _)| *has) {
+                out.push(format!("typeWidening together with {what}"));
+            }
+        }
+        out
     }
 
     /// The rows the files' deletion vectors remove (as the log records them).
@@ -247,6 +301,7 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
         types,
         files,
         reader_features,
+        partition_columns: state.metadata().partition_columns().to_vec(),
     })
 }
 

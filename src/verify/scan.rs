@@ -193,10 +193,7 @@ pub async fn run(plan: &AggregatePlan, table: &DeltaTable) -> Result<ScanValues,
         return Ok(ScanValues::default());
     }
     let ctx = session();
-    let provider = table
-        .table_provider()
-        .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let provider = crate::table::provider(&ctx, table).await?;
     ctx.register_table(TABLE, provider)?;
     let mut values = std::collections::HashMap::new();
     if !plan.exprs.is_empty() {

@@ -728,9 +728,7 @@ async fn a_real_prometheus_evaluates_every_rule_and_dashboard_expression_against
                 // The service's own series carry the scrape job's name.
                 "restore_drill_start_time_seconds"
                 | "restore_drill_config_last_reload_successful"
-                | "restore_drill_build_info" => {
-                    ["restore-drill".to_string()].into()
-                }
+                | "restore_drill_build_info" => ["restore-drill".to_string()].into(),
                 _ => all_jobs.clone(),
             };
             assert_eq!(per_job, expected, "jobs of {name}");
