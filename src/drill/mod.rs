@@ -211,21 +211,15 @@ async fn drill(
     }
     // A log that does not replay because it declares a feature this version does not know is
     // not a broken backup.
-    let unknown: Vec<&String> = structure
-        .declared_reader_features
-        .iter()
-        .filter(|f| !table::SUPPORTED_READER_FEATURES.contains(&f.as_str()))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(DrillError::UnsupportedFeatures {
-            job: job.name.clone(),
-            features: unknown
-                .iter()
-                .map(|f| f.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
-    }
+    refuse_features(
+        job,
+        structure
+            .declared_reader_features
+            .iter()
+            .filter(|f| !table::SUPPORTED_READER_FEATURES.contains(&f.as_str()))
+            .cloned()
+            .collect(),
+    )?;
     let mut structure_check = CheckResult::new("structure", "structure", Severity::Fail);
     structure_check.observed = json!({
         "log_replays": structure.log_replays,
@@ -447,7 +441,11 @@ async fn drill(
 /// Refuses a table whose protocol declares a reader feature this version cannot verify: the
 /// drill ends as `error`, never `passed` or `failed`.
 fn check_features(job: &Job, info: &table::TableInfo) -> Result<(), DrillError> {
-    let unsupported = info.unsupported_features();
+    refuse_features(job, info.unsupported_features())
+}
+
+/// An error naming the reader features this version cannot verify, if there are any.
+fn refuse_features(job: &Job, unsupported: Vec<String>) -> Result<(), DrillError> {
     if unsupported.is_empty() {
         return Ok(());
     }

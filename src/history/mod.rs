@@ -77,6 +77,14 @@ pub struct Entry {
     pub problem: Option<String>,
 }
 
+/// One job's journal as read for a sync or a report.
+struct JobJournal {
+    job: String,
+    records: Vec<Stored>,
+    chain: ChainCheck,
+    anchor: Option<journal::Anchor>,
+}
+
 /// What a job's recorded history says of it now: its last drill, when its last passed drill
 /// finished, and how many drills in a row up to the last ended in `error` (aborted drills,
 /// cut short by a shutdown, neither count nor break the run).
@@ -259,43 +267,74 @@ impl History {
     }
 
     async fn sync_to(&self, store: &mut PostgresStore) -> Result<Synced, HistoryError> {
-        let journal = self.journal.clone();
-        let journal_id = blocking(move || journal.id()).await?;
-        let mut synced = Synced::default();
-        let journal = self.journal.clone();
-        for job in blocking(move || journal.jobs()).await? {
-            let rows = store.stored(&journal_id, &job).await?;
-            let (records, _, anchor) = self.read_job(&job).await?;
-            let stored: std::collections::HashSet<&str> =
-                rows.iter().map(|r| r.run_id.as_str()).collect();
-            // Records below the lowest one stored were dropped there by retention.
-            let lowest = rows.iter().map(|r| r.seq).min();
-            for record in records.iter().filter(|s| {
-                !stored.contains(s.record.run_id.as_str())
-                    && lowest.is_none_or(|low| s.record.seq >= low)
-            }) {
-                if store.insert(&journal_id, record).await? {
-                    synced.sent += 1;
-                }
-            }
-            let rows = store.stored(&journal_id, &job).await?;
-            let file = format!("{job}.jsonl");
-            let divergence = reconcile::compare(&records, anchor.as_ref(), &rows, &file);
-            synced.divergences.push((job, divergence));
-        }
-        Ok(synced)
+        let journals = self.read_journals().await?;
+        let (sent, compared) = self.sync_journals(store, &journals).await?;
+        Ok(Synced {
+            sent,
+            divergences: journals
+                .into_iter()
+                .zip(compared)
+                .map(|(journal, (divergence, _))| (journal.job, divergence))
+                .collect(),
+        })
     }
 
-    /// A job's journal records, their chain check and the job's anchor.
-    async fn read_job(
+    /// Sends each job's records PostgreSQL lacks and compares the two; returns how many were
+    /// sent and, per job in order, the differences and the rows PostgreSQL now holds.
+    async fn sync_journals(
         &self,
-        job: &str,
-    ) -> Result<(Vec<Stored>, ChainCheck, Option<journal::Anchor>), HistoryError> {
+        store: &mut PostgresStore,
+        journals: &[JobJournal],
+    ) -> Result<(usize, Vec<(Divergence, Vec<reconcile::StoredRow>)>), HistoryError> {
         let journal = self.journal.clone();
-        let job = job.to_string();
+        let journal_id = blocking(move || journal.id()).await?;
+        let mut sent = 0;
+        let mut compared = Vec::with_capacity(journals.len());
+        for journal in journals {
+            let mut rows = store.stored(&journal_id, &journal.job).await?;
+            let stored: std::collections::HashSet<String> =
+                rows.iter().map(|r| r.run_id.clone()).collect();
+            // Records below the lowest one stored were dropped there by retention.
+            let lowest = rows.iter().map(|r| r.seq).min();
+            for record in journal.records.iter().filter(|s| {
+                !stored.contains(&s.record.run_id) && lowest.is_none_or(|low| s.record.seq >= low)
+            }) {
+                if store.insert(&journal_id, record).await? {
+                    sent += 1;
+                }
+                // Stored now, by this sync or a concurrent one.
+                rows.push(reconcile::StoredRow {
+                    seq: record.record.seq,
+                    hash: record.hash.clone(),
+                    run_id: record.record.run_id.clone(),
+                });
+            }
+            let file = format!("{}.jsonl", journal.job);
+            let divergence =
+                reconcile::compare(&journal.records, journal.anchor.as_ref(), &rows, &file);
+            compared.push((divergence, rows));
+        }
+        Ok((sent, compared))
+    }
+
+    /// Every job's journal: its records, their chain check and its anchor.
+    async fn read_journals(&self) -> Result<Vec<JobJournal>, HistoryError> {
+        let journal = self.journal.clone();
         blocking(move || {
-            let (records, check) = journal.read(&job)?;
-            Ok((records, check, journal.anchor(&job)?))
+            journal
+                .jobs()?
+                .into_iter()
+                .map(|job| {
+                    let (records, chain) = journal.read(&job)?;
+                    let anchor = journal.anchor(&job)?;
+                    Ok(JobJournal {
+                        job,
+                        records,
+                        chain,
+                        anchor,
+                    })
+                })
+                .collect()
         })
         .await
     }
@@ -311,13 +350,7 @@ impl History {
         since: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<Recent, HistoryError> {
-        let journal = self.journal.clone();
-        let names = blocking(move || journal.jobs()).await?;
-        let mut journals = Vec::new();
-        for name in names {
-            let (records, chain, _) = self.read_job(&name).await?;
-            journals.push((name, records, chain));
-        }
+        let mut journals = self.read_journals().await?;
         let mut store = match &self.postgres {
             Some(url) => {
                 match PostgresStore::connect(url, self.postgres_ca_file.as_deref(), CONNECT_TIMEOUT)
@@ -335,11 +368,11 @@ impl History {
         let mut entries = Vec::new();
         let source = match store.as_mut() {
             Some(store) => {
-                let synced = match self.sync_to(store).await {
-                    Ok(s) => s,
+                let compared = match self.sync_journals(store, &journals).await {
+                    Ok((_, compared)) => Some(compared),
                     Err(e) => {
                         tracing::warn!(error = %e, "the journal's waiting records could not be sent; they are merged in from the journal");
-                        Synced::default()
+                        None
                     }
                 };
                 for report in store.recent(job, since, limit).await? {
@@ -350,13 +383,27 @@ impl History {
                 }
                 let journal = self.journal.clone();
                 let journal_id = blocking(move || journal.id()).await?;
-                for (name, records, chain) in &mut journals {
-                    let rows = store.stored(&journal_id, name).await?;
+                for (i, journal) in journals.iter_mut().enumerate() {
+                    let rows = match compared.as_ref().map(|c| &c[i]) {
+                        Some((divergence, rows)) => {
+                            journal
+                                .chain
+                                .problems
+                                .extend(divergence.problems.iter().cloned());
+                            journal
+                                .chain
+                                .unverified
+                                .extend(divergence.runs.iter().cloned());
+                            rows.clone()
+                        }
+                        None => store.stored(&journal_id, &journal.job).await?,
+                    };
                     let stored: std::collections::HashSet<&str> =
                         rows.iter().map(|r| r.run_id.as_str()).collect();
                     // What PostgreSQL still lacks comes from the journal.
                     entries.extend(
-                        records
+                        journal
+                            .records
                             .iter()
                             .filter(|s| !stored.contains(s.record.run_id.as_str()))
                             .map(|s| Entry {
@@ -364,18 +411,12 @@ impl History {
                                 problem: Some("not yet in PostgreSQL".into()),
                             }),
                     );
-                    if let Some((_, divergence)) =
-                        synced.divergences.iter().find(|(j, _)| j == name)
-                    {
-                        chain.problems.extend(divergence.problems.iter().cloned());
-                        chain.unverified.extend(divergence.runs.iter().cloned());
-                    }
                 }
                 format!("PostgreSQL at {}", store.place)
             }
             None => {
-                for (_, records, _) in &journals {
-                    entries.extend(records.iter().map(|s| Entry {
+                for journal in &journals {
+                    entries.extend(journal.records.iter().map(|s| Entry {
                         report: s.record.report.clone(),
                         problem: None,
                     }));
@@ -386,7 +427,7 @@ impl History {
         for entry in &mut entries {
             let run = entry.report["run_id"].as_str().unwrap_or_default();
             let name = entry.report["job"].as_str().unwrap_or_default();
-            if let Some((_, _, chain)) = journals.iter().find(|(j, _, _)| j == name)
+            if let Some(chain) = journals.iter().find(|j| j.job == name).map(|j| &j.chain)
                 && chain.unverified.iter().any(|r| r == run)
             {
                 entry.problem = Some(
@@ -406,7 +447,7 @@ impl History {
         Ok(Recent {
             source,
             entries,
-            chains: journals.into_iter().map(|(_, _, chain)| chain).collect(),
+            chains: journals.into_iter().map(|j| j.chain).collect(),
         })
     }
 

@@ -211,6 +211,17 @@ async fn check_deletion_vectors(
     report.damaged_deletion_vectors = damaged;
 }
 
+/// The actions of one restored commit file that parse as JSON (none if it cannot be read).
+async fn commit_actions(sandbox: &RunSandbox, path: &Path) -> Vec<serde_json::Value> {
+    let Ok(bytes) = sandbox.read(path).await else {
+        return Vec::new();
+    };
+    bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice(line).ok())
+        .collect()
+}
+
 /// The reader features of the newest `protocol` action in the restored commit files.
 async fn declared_reader_features(sandbox: &RunSandbox) -> Vec<String> {
     let Ok(files) = sandbox.list_files().await else {
@@ -222,13 +233,7 @@ async fn declared_reader_features(sandbox: &RunSandbox) -> Vec<String> {
         .collect();
     commits.sort();
     for (_, path) in commits.iter().rev() {
-        let Ok(bytes) = sandbox.read(path).await else {
-            continue;
-        };
-        for line in bytes.split(|b| *b == b'\n') {
-            let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
-                continue;
-            };
+        for action in commit_actions(sandbox, path).await {
             if let Some(protocol) = action.get("protocol") {
                 return protocol["readerFeatures"]
                     .as_array()
@@ -279,15 +284,9 @@ async fn tolerated_violations(
     commits.sort();
     let mut warnings = Vec::new();
     for (version, path) in commits {
-        let Ok(bytes) = sandbox.read(path).await else {
-            continue;
-        };
         let mut added = std::collections::HashSet::new();
         let mut twice = std::collections::BTreeSet::new();
-        for line in bytes.split(|b| *b == b'\n') {
-            let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
-                continue;
-            };
+        for action in commit_actions(sandbox, path).await {
             if let Some(file) = action["add"]["path"].as_str()
                 && !added.insert(file.to_string())
             {

@@ -152,6 +152,21 @@ pub struct LastDrill {
     pub rto_seconds: Option<f64>,
 }
 
+impl From<&drill::DrillSummary> for LastDrill {
+    fn from(last: &drill::DrillSummary) -> Self {
+        Self {
+            run_id: last.run_id.clone(),
+            outcome: last.outcome,
+            started_at: last.started_at,
+            finished_at: last.finished_at,
+            findings: last.findings.len(),
+            error: last.error.clone(),
+            rpo_seconds: last.rpo_seconds,
+            rto_seconds: last.rto_seconds,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Objectives {
     pub rpo_seconds: f64,
@@ -313,17 +328,7 @@ impl Scheduler {
             if let Some(entry) = locked.jobs.get_mut(name)
                 && entry.status.last.is_none()
             {
-                let last = &state.last;
-                entry.status.last = Some(LastDrill {
-                    run_id: last.run_id.clone(),
-                    outcome: last.outcome,
-                    started_at: last.started_at,
-                    finished_at: last.finished_at,
-                    findings: last.findings.len(),
-                    error: last.error.clone(),
-                    rpo_seconds: last.rpo_seconds,
-                    rto_seconds: last.rto_seconds,
-                });
+                entry.status.last = Some(LastDrill::from(&state.last));
                 entry.status.last_success = state.last_success;
             }
         }
