@@ -861,3 +861,38 @@ async fn a_job_removed_by_a_reload_over_http_takes_its_series_with_it() {
     assert!(!after.contains("job=\"impossible\""), "{after}");
     assert!(after.contains(&format!("restore_drill_last_run_success{{job=\"{JOB}\"}}")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journal_that_disagrees_with_postgres_shows_in_the_divergence_metric() {
+    let lake = Lake::new(1, 100).await;
+    lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
+    let db = crate::history::Database::new().await;
+    let config = lake.config(SUITE, "1000d");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[history]\njournal = \"journal\"\npostgres = \"{}\"\n\n{text}",
+            db.url()
+        ),
+    )
+    .unwrap();
+    let file = lake.root.join(format!("journal/{JOB}.jsonl"));
+    run_once(&config, 0);
+    let after_first = std::fs::read(&file).unwrap();
+    run_once(&config, 0);
+    // The journal rolled back by one record, then a drill: its sequence number is used twice.
+    std::fs::write(&file, after_first).unwrap();
+    run_once(&config, 0);
+    let service = Service::start(&config);
+    let series = format!("restore_drill_history_divergence{{job=\"{JOB}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = service.get("/metrics");
+        if sample(&metrics, &series) == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no {series} 1 in\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
