@@ -19,7 +19,7 @@ use deltalake::datafusion::datasource::MemTable;
 use restore_drill::demo::data;
 use restore_drill::storage::directory_url;
 use restore_drill::verify::sample::{self, CompareSpec, DiffMode, Fallback, SampleSize};
-use restore_drill::verify::{evaluate, fingerprint, scan, suite};
+use restore_drill::verify::{evaluate, fingerprint, plan, scan, suite};
 
 const STAGES: [&str; 5] = [
     "bare_scan",
@@ -144,7 +144,7 @@ async fn stage(name: &str, table_dir: &Path) {
     match name {
         _ if name.starts_with("sql:") => {
             // A single expression, for finding what a stage spends its time on.
-            let mut plan = scan::AggregatePlan::default();
+            let mut plan = plan::AggregatePlan::default();
             plan.add(name["sql:".len()..].to_string());
             scan::run(&plan, &table).await.unwrap();
         }
@@ -184,12 +184,12 @@ async fn stage(name: &str, table_dir: &Path) {
             let mut plan = match name {
                 "checks" => evaluate::plan_checks(&suite, &context),
                 "checks_and_fingerprint" => evaluate::plan_restored(&suite, &columns, &context),
-                _ => scan::AggregatePlan::default(),
+                _ => plan::AggregatePlan::default(),
             };
             match name {
                 "bare_scan" => {
                     for c in &columns {
-                        plan.add(format!("count({})", scan::ident(c)));
+                        plan.add(format!("count({})", plan::ident(c)));
                     }
                 }
                 "fingerprint" => {

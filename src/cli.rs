@@ -12,9 +12,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config;
-use crate::drill::summary::human_bytes;
 use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome, Progress};
 use crate::history::History;
+use crate::primitives::bytes::human_bytes;
+use crate::primitives::duration::seconds;
+use crate::primitives::run_id::RunId;
 use crate::restore::CopyProgress;
 use crate::snapshot;
 
@@ -320,10 +322,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  RUN",
                 "STARTED (UTC)", "JOB", "OUTCOME", "RPO", "RTO", "FINDINGS"
             );
-            let seconds = |v: &serde_json::Value| {
-                v.as_f64()
-                    .map_or("-".to_string(), |s| drill::summary::seconds(s.max(0.0)))
-            };
+            let seconds =
+                |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |s| seconds(s.max(0.0)));
             for entry in &recent.entries {
                 let r = &entry.report;
                 let started = r["started_at"]
@@ -477,7 +477,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             drill::sweep_sandboxes(std::slice::from_ref(job), SystemClock.now()).await;
             let started_at = SystemClock.now();
-            let run_id = drill::new_run_id(started_at);
+            let run_id = RunId::new(started_at).into_string();
             let options = DrillOptions {
                 run_id: Some(run_id.clone()),
                 ..options

@@ -5,6 +5,9 @@
 //!
 //! A map of the modules, in the order a drill uses them:
 //!
+//! - [`primitives`]: durations, byte sizes, hashes, run ids and the TOML field reader; they
+//!   import nothing else of restore-drill.
+//! - [`schedule`]: a job's cron expression in its time zone.
 //! - [`config`]: the configuration file: read, `${VAR}` substitution, validation that reports
 //!   every problem with file, line and column.
 //! - [`storage`]: locations, read-only handles (source, backups) and the sandbox handle that can
@@ -31,8 +34,10 @@ pub mod demo;
 pub mod drill;
 pub mod history;
 pub mod metrics;
+pub mod primitives;
 pub mod report;
 pub mod restore;
+pub mod schedule;
 pub mod scheduler;
 pub mod serve;
 pub mod server;

@@ -12,10 +12,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, Config, format_duration};
+use crate::config::{self, Config};
 use crate::drill::sweep_sandboxes;
 use crate::history::History;
 use crate::metrics::DrillMetrics;
+use crate::primitives::duration::format_duration;
 use crate::scheduler::{Drills, Scheduler};
 use crate::server::{self, App, WebConfig};
 

@@ -1,11 +1,8 @@
 //! Configuration: read the file, substitute `${VAR}`, validate every field (all problems at
 //! once, each with file, line and column), and build the jobs.
 
-mod duration;
-pub mod fields;
 mod substitute;
 
-pub use duration::{format_duration, parse_duration};
 pub use substitute::{UnsetVariable, substitute};
 
 use std::collections::HashMap;
@@ -14,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 
-use fields::{Fields, Located, Position, Problem, Problems, parse_document};
-
-use crate::scheduler::Schedule;
-use crate::snapshot::SnapshotPattern;
+use crate::primitives::duration::parse_duration;
+use crate::primitives::fields::{Fields, Located, Position, Problem, Problems, parse_document};
+use crate::schedule::{Schedule, ScheduleError};
+use crate::snapshot::{PointInTime, SnapshotPattern, SnapshotSource};
 use crate::storage::Location;
 use crate::storage::s3::S3Profile;
 use crate::verify::sample::{CompareSpec, Fallback, SampleSize};
@@ -142,51 +139,6 @@ pub struct Job {
     pub suite_sha256: String,
 }
 
-/// Where a job's snapshots are and what they are.
-#[derive(Debug, Clone)]
-pub enum SnapshotSource {
-    /// Complete copies of the Delta table, one folder each, named by `pattern`.
-    DeltaCopy {
-        location: Location,
-        pattern: SnapshotPattern,
-    },
-    /// Versions of the source table's own history.
-    DeltaTimeTravel { source: Location, at: PointInTime },
-    /// The state of a prefix in a versioned bucket at a point in time.
-    S3Versions { location: Location, at: PointInTime },
-}
-
-/// Which point of the past a time-travel or versioned-bucket drill restores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PointInTime {
-    /// The newest state at or before `now - lag`.
-    Lag(Duration),
-    /// The newest state at or before this time.
-    Timestamp(DateTime<Utc>),
-    /// This version of the table (time travel only).
-    Version(u64),
-}
-
-impl SnapshotSource {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SnapshotSource::DeltaCopy { .. } => "delta_copy",
-            SnapshotSource::DeltaTimeTravel { .. } => "delta_time_travel",
-            SnapshotSource::S3Versions { .. } => "s3_versions",
-        }
-    }
-
-    /// Where the snapshots are read from (read-only to every drill): the backup location, or
-    /// the source for time travel.
-    pub fn location(&self) -> &Location {
-        match self {
-            SnapshotSource::DeltaCopy { location, .. }
-            | SnapshotSource::S3Versions { location, .. } => location,
-            SnapshotSource::DeltaTimeTravel { source, .. } => source,
-        }
-    }
-}
-
 /// The recovery point and recovery time a job must meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Objectives {
@@ -265,7 +217,7 @@ pub fn parse(
         Some(f) => storage_profiles(f, &mut p),
         None => HashMap::new(),
     };
-    let config_sha256 = crate::history::journal::sha256_hex(raw.as_bytes());
+    let config_sha256 = crate::primitives::hash::sha256_hex(raw.as_bytes());
     let mut jobs: Vec<Job> = Vec::new();
     let mut sandbox_positions: Vec<Position> = Vec::new();
     let mut suite_problems = Vec::new();
@@ -641,7 +593,7 @@ fn read_job(
     let source = source?.value;
     let snapshots = snapshots?.value.into_source(&source);
     let suite_sha256 = std::fs::read(&suite_path)
-        .map(|bytes| crate::history::journal::sha256_hex(&bytes))
+        .map(|bytes| crate::primitives::hash::sha256_hex(&bytes))
         .unwrap_or_default();
     Some((
         Job {
@@ -696,7 +648,7 @@ fn schedule(f: &mut Fields, p: &mut Problems) -> Option<Option<Schedule>> {
         Ok(s) => Some(Some(s)),
         Err(e) => {
             let at = match (&e, &timezone) {
-                (crate::scheduler::ScheduleError::TimeZone(_), Some(tz)) => tz.at,
+                (ScheduleError::TimeZone(_), Some(tz)) => tz.at,
                 _ => expression.at,
             };
             p.report(at, format!("{}: {e}", f.context()));

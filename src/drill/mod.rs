@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::clock::{Clock, elapsed_seconds};
-use crate::config::{Job, format_duration};
+use crate::config::Job;
+use crate::primitives::duration::format_duration;
+use crate::primitives::run_id::RunId;
 use crate::restore::{self, CopyProgress, RestoreError, StructureReport};
 use crate::snapshot::{self, RestoreMethod, Snapshot, SnapshotError};
 use crate::storage::{ReadOnlyDir, RunSandbox, SandboxRoot, StorageError};
@@ -111,7 +113,7 @@ pub async fn run_drill(
     let run_id = options
         .run_id
         .clone()
-        .unwrap_or_else(|| new_run_id(started_at));
+        .unwrap_or_else(|| RunId::new(started_at).into_string());
     let mut report = DrillReport::new(job, run_id, started_at);
     let mut sandbox = None;
     let result = drill(job, options, clock, progress, &mut report, &mut sandbox).await;
@@ -293,7 +295,7 @@ async fn drill(
             match values {
                 Ok((table, values)) => {
                     rows = values
-                        .get(&scan::row_count())
+                        .get(&verify::plan::row_count())
                         .and_then(verify::evaluate::as_f64)
                         .map(|n| n as u64);
                     if let (Some(rows), Some(logged)) = (rows, info.logged_rows())
@@ -348,7 +350,10 @@ async fn drill(
             let ctx = scan::session();
             let registered = table::provider(&ctx, restored_table)
                 .await
-                .and_then(|provider| ctx.register_table(scan::TABLE, provider).map(|_| ()));
+                .and_then(|provider| {
+                    ctx.register_table(verify::plan::TABLE, provider)
+                        .map(|_| ())
+                });
             let custom = custom_queries(&ctx, job, &mut queries).await;
             let mut results =
                 verify::evaluate(&job.suite, values, &source.values, &context, &custom);
@@ -489,8 +494,8 @@ fn check_columns(job: &Job, columns: &[(String, String)]) -> Result<(), DrillErr
 async fn scan_restored(
     job: &Job,
     run: &RunSandbox,
-    plan: &scan::AggregatePlan,
-) -> Result<(DeltaTable, scan::ScanValues), String> {
+    plan: &verify::plan::AggregatePlan,
+) -> Result<(DeltaTable, verify::plan::ScanValues), String> {
     let table = table::open_run(run).await.map_err(|e| {
         DrillError::Restored {
             job: job.name.clone(),
@@ -619,8 +624,8 @@ async fn source_side(
             severity: Severity::Fail,
             message: format!(
                 "the snapshot's commit {version:020}.json differs from the source's commit of that version (SHA-256 {} against {}): the backup's log was altered, or the backup does not belong to this source's history",
-                &crate::history::journal::sha256_hex(&restored_commit)[..12],
-                &crate::history::journal::sha256_hex(source_commit)[..12]
+                &crate::primitives::hash::sha256_hex(&restored_commit)[..12],
+                &crate::primitives::hash::sha256_hex(source_commit)[..12]
             ),
         });
     }
@@ -720,7 +725,7 @@ async fn current_sample(
     let current = table::open_dir(source_dir, None).await.ok()?;
     let info = table::describe(&current).await.ok()?;
     let collector = SampleCollector::new(&info.columns, &spec.key, fraction);
-    let mut plan = scan::AggregatePlan::default();
+    let mut plan = verify::plan::AggregatePlan::default();
     plan.add(collector.expr.clone());
     queries.push(Query {
         target: "source".into(),
@@ -771,7 +776,7 @@ async fn add_examples(
         };
         let sql = format!(
             "SELECT * FROM {} WHERE {filter} LIMIT {}",
-            scan::TABLE,
+            verify::plan::TABLE,
             sample::EXAMPLES
         );
         queries.push(Query {
@@ -818,7 +823,7 @@ async fn sample_diff(
     });
     let result = async {
         let ctx = scan::session();
-        for (name, batch) in [(scan::TABLE, restored), ("src", source)] {
+        for (name, batch) in [(verify::plan::TABLE, restored), ("src", source)] {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
             ctx.register_table(name, std::sync::Arc::new(table))?;
         }
@@ -1020,18 +1025,4 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
-}
-
-/// A run id: the start time and a random suffix, e.g. `run-20261129T023000Z-4f3a9c`.
-/// Sandbox sweeps recognise run folders by this shape and read their age from it.
-pub fn new_run_id(at: DateTime<Utc>) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(at.timestamp_nanos_opt().unwrap_or_default() as u128);
-    h.write_u32(std::process::id());
-    format!(
-        "run-{}-{:06x}",
-        at.format("%Y%m%dT%H%M%SZ"),
-        h.finish() & 0xff_ffff
-    )
 }

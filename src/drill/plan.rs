@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use super::{DrillError, DrillOptions, SnapshotEvidence};
 use crate::config::Job;
-use crate::drill::summary::human_bytes;
+use crate::primitives::bytes::human_bytes;
+use crate::primitives::duration::seconds;
 use crate::snapshot::{self, RestoreMethod};
 use crate::storage::ReadOnlyDir;
 
@@ -146,8 +147,8 @@ pub fn render(plan: &DrillPlan) -> String {
     ));
     out.push_str(&format!(
         "  objectives RPO {}, RTO {}\n",
-        crate::drill::summary::seconds(plan.objectives.rpo_seconds),
-        crate::drill::summary::seconds(plan.objectives.rto_seconds)
+        seconds(plan.objectives.rpo_seconds),
+        seconds(plan.objectives.rto_seconds)
     ));
     out
 }

@@ -4,33 +4,9 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::{DrillReport, Outcome};
-use crate::config::format_duration;
+use crate::primitives::bytes::human_bytes;
+use crate::primitives::duration::{format_duration, seconds};
 use crate::verify::CheckOutcome;
-
-/// Bytes in the unit a person reads fastest.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// Seconds as people read them: `0.42s` under a minute, else `1h2m3s`.
-pub fn seconds(s: f64) -> String {
-    if s < 60.0 {
-        format!("{s:.2}s")
-    } else {
-        format_duration(Duration::from_secs_f64(s))
-    }
-}
 
 /// A value on one line: an object's scalar fields as `key=value` (nested ones left out).
 fn compact(value: &serde_json::Value) -> String {

@@ -18,10 +18,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::primitives::hash::sha256_hex;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::HistoryError;
 
@@ -470,10 +470,6 @@ fn parse_line(line: &str) -> Result<(Stored, &str), String> {
         },
         body,
     ))
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Cuts off a last line without a newline (a torn write) and returns the last complete line.

@@ -5,7 +5,9 @@ use std::fmt::Write;
 
 use super::{AuditReport, JobReport, Measure};
 fn seconds(v: Option<f64>) -> String {
-    v.map_or("–".into(), |s| crate::drill::summary::seconds(s.max(0.0)))
+    v.map_or("–".into(), |s| {
+        crate::primitives::duration::seconds(s.max(0.0))
+    })
 }
 
 fn measure_row(name: &str, m: &Measure) -> [String; 6] {

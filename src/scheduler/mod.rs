@@ -7,10 +7,6 @@
 //! random jitter, then asks for a drill. Time is read from the injected [`Clock`] and waited for
 //! with tokio's timers, so tests run days of schedules in paused time.
 
-mod cron;
-
-pub use cron::{Schedule, ScheduleError};
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,10 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::{Config, Job, format_duration};
-use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome, new_run_id};
+use crate::config::{Config, Job};
+use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome};
 use crate::history::History;
 use crate::metrics::DrillMetrics;
+use crate::primitives::duration::format_duration;
+use crate::primitives::run_id::RunId;
+use crate::schedule::Schedule;
 use crate::storage::SandboxRoot;
 
 /// Carries out drills for the scheduler.
@@ -453,7 +452,7 @@ impl Inner {
                 run_id: running.run_id.clone(),
             });
         }
-        let run_id = new_run_id(now);
+        let run_id = RunId::new(now).into_string();
         entry.status.running = Some(RunningDrill {
             run_id: run_id.clone(),
             trigger,

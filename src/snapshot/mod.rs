@@ -7,11 +7,57 @@ mod versions;
 
 pub use pattern::{Placeholder, SnapshotPattern};
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
-use crate::config::{PointInTime, SnapshotSource};
 use crate::storage::{FileEntry, Location, StorageError};
 use crate::table::TableInfo;
+
+/// Where a job's snapshots are and what they are.
+#[derive(Debug, Clone)]
+pub enum SnapshotSource {
+    /// Complete copies of the Delta table, one folder each, named by `pattern`.
+    DeltaCopy {
+        location: Location,
+        pattern: SnapshotPattern,
+    },
+    /// Versions of the source table's own history.
+    DeltaTimeTravel { source: Location, at: PointInTime },
+    /// The state of a prefix in a versioned bucket at a point in time.
+    S3Versions { location: Location, at: PointInTime },
+}
+
+/// Which point of the past a time-travel or versioned-bucket drill restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointInTime {
+    /// The newest state at or before `now - lag`.
+    Lag(Duration),
+    /// The newest state at or before this time.
+    Timestamp(DateTime<Utc>),
+    /// This version of the table (time travel only).
+    Version(u64),
+}
+
+impl SnapshotSource {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SnapshotSource::DeltaCopy { .. } => "delta_copy",
+            SnapshotSource::DeltaTimeTravel { .. } => "delta_time_travel",
+            SnapshotSource::S3Versions { .. } => "s3_versions",
+        }
+    }
+
+    /// Where the snapshots are read from (read-only to every drill): the backup location, or
+    /// the source for time travel.
+    pub fn location(&self) -> &Location {
+        match self {
+            SnapshotSource::DeltaCopy { location, .. }
+            | SnapshotSource::S3Versions { location, .. } => location,
+            SnapshotSource::DeltaTimeTravel { source, .. } => source,
+        }
+    }
+}
 
 /// One restorable point of a source.
 #[derive(Debug, Clone)]

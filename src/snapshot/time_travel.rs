@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::PointInTime;
 use super::{RestoreMethod, Snapshot, SnapshotError, parse_pin, resolve};
-use crate::config::PointInTime;
 use std::path::Path;
 
 use crate::storage::{Location, ReadOnlyDir};

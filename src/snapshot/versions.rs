@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::PointInTime;
 use super::{RestoreMethod, Snapshot, SnapshotError, parse_pin, resolve};
-use crate::config::PointInTime;
 use crate::storage::s3::{self, ObjectVersion};
 use crate::storage::{FileEntry, Location};
 

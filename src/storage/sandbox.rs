@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
 use super::s3::{self, S3Profile};
 use super::s3_write::{self, CopyLimits, CopySource, LEASE, Lease};
 use super::{FileEntry, ReadOnlyDir, StorageError, directory_url};
+use crate::primitives::run_id::RunId;
 use crate::storage::Location;
 
 /// The root under which runs get their sandboxes. Creating a run is the only way to write.
@@ -100,7 +101,7 @@ impl SandboxRoot {
             }
         };
         let mut removed = Vec::new();
-        for run_id in locks.iter().filter(|r| is_run_id(r)) {
+        for run_id in locks.iter().filter(|r| RunId::parse(r).is_some()) {
             if is_held(&job_dir, run_id, now).await? {
                 continue; // a drill is running there
             }
@@ -114,12 +115,14 @@ impl SandboxRoot {
         }
         for run_id in folders
             .iter()
-            .filter(|r| is_run_id(r) && !locks.contains(r))
+            .filter(|r| !locks.contains(r))
+            .filter_map(|r| RunId::parse(r))
         {
-            let old_enough = run_time(run_id)
+            let old_enough = run_id
+                .started_at()
                 .is_some_and(|started| (now - started).to_std().is_ok_and(|age| age > keep_failed));
             if old_enough {
-                let folder = job_dir.child(run_id);
+                let folder = job_dir.child(run_id.as_str());
                 remove_folder(&folder).await?;
                 removed.push(Swept {
                     location: folder,
@@ -278,21 +281,6 @@ impl SweepReason {
             SweepReason::KeptLongEnough => "a failed drill's sandbox, kept for keep_failed_sandbox",
         }
     }
-}
-
-/// The start time in a run id (`run-20261129T023000Z-4f3a9c`).
-fn run_time(run_id: &str) -> Option<DateTime<Utc>> {
-    let stamp = run_id.strip_prefix("run-")?.get(..16)?;
-    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
-/// Whether a folder name looks like one of restore-drill's run folders (`run-<time>-<hex>`).
-fn is_run_id(name: &str) -> bool {
-    name.strip_prefix("run-").is_some_and(|rest| {
-        rest.len() >= 16 && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    })
 }
 
 /// Deletes a run folder and everything below it (on S3: every object under its prefix, in

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::fingerprint::{self, Fingerprint};
 use super::keys;
-use super::scan::{self, AggregatePlan, ScanValues};
+use super::plan::{self, AggregatePlan, ScanValues};
 use super::suite::{Bounds, Check, CheckKind, RowRule, Severity, Suite, Tolerance};
 
 /// How a check ended.
@@ -133,7 +133,7 @@ pub fn plan_restored(suite: &Suite, columns: &[String], context: &Context) -> Ag
 /// The expressions of the suite's checks alone (the restored scan without the fingerprint).
 pub fn plan_checks(suite: &Suite, context: &Context) -> AggregatePlan {
     let mut plan = AggregatePlan::default();
-    plan.add(scan::row_count());
+    plan.add(plan::row_count());
     for check in &suite.checks {
         for expr in expressions(&check.kind, context) {
             plan.add(expr);
@@ -154,23 +154,23 @@ pub fn plan_checks(suite: &Suite, context: &Context) -> AggregatePlan {
 /// The aggregate expressions a check reads from the restored scan.
 fn expressions(kind: &CheckKind, context: &Context) -> Vec<String> {
     match kind {
-        CheckKind::RowCount { .. } | CheckKind::RowCountMatchesLog => vec![scan::row_count()],
+        CheckKind::RowCount { .. } | CheckKind::RowCountMatchesLog => vec![plan::row_count()],
         CheckKind::Statistic { stat, column, .. } => {
-            vec![scan::statistic(*stat, column), scan::present(column)]
+            vec![plan::statistic(*stat, column), plan::present(column)]
         }
-        CheckKind::NotNull { columns, .. } => columns.iter().map(|c| scan::null_count(c)).collect(),
+        CheckKind::NotNull { columns, .. } => columns.iter().map(|c| plan::null_count(c)).collect(),
         CheckKind::Rows { rule, column, .. } => {
             match unexpected(rule, column.as_deref(), context) {
                 Some(predicate) => vec![
                     column
                         .as_deref()
-                        .map_or_else(scan::row_count, scan::present),
-                    scan::count_where(&predicate),
+                        .map_or_else(plan::row_count, plan::present),
+                    plan::count_where(&predicate),
                 ],
                 None => vec![],
             }
         }
-        CheckKind::Freshness { column, .. } => vec![scan::newest_seconds(column)],
+        CheckKind::Freshness { column, .. } => vec![plan::newest_seconds(column)],
         CheckKind::Unique { .. }
         | CheckKind::DistinctCount { .. }
         | CheckKind::Schema { .. }
@@ -181,11 +181,11 @@ fn expressions(kind: &CheckKind, context: &Context) -> Vec<String> {
 /// The SQL predicate of rows that break a row-level rule; `None` when it cannot be formed
 /// (a timestamp rule without the snapshot's commit time).
 pub fn unexpected(rule: &RowRule, column: Option<&str>, context: &Context) -> Option<String> {
-    let c = column.map(scan::ident).unwrap_or_default();
+    let c = column.map(plan::ident).unwrap_or_default();
     let list = |values: &[String]| {
         values
             .iter()
-            .map(|v| scan::literal(v))
+            .map(|v| plan::literal(v))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -204,7 +204,7 @@ pub fn unexpected(rule: &RowRule, column: Option<&str>, context: &Context) -> Op
         RowRule::NotInSet { values } => format!("{c} IN ({})", list(values)),
         RowRule::MatchesRegex { pattern } => format!(
             "{c} IS NOT NULL AND NOT regexp_like({c}, {})",
-            scan::literal(pattern)
+            plan::literal(pattern)
         ),
         RowRule::LengthBetween { min, max } => {
             let mut outside = Vec::new();
@@ -230,12 +230,12 @@ pub fn example_filter(kind: &CheckKind, context: &Context) -> Option<String> {
         CheckKind::NotNull { columns, .. } => Some(
             columns
                 .iter()
-                .map(|c| format!("{} IS NULL", scan::ident(c)))
+                .map(|c| format!("{} IS NULL", plan::ident(c)))
                 .collect::<Vec<_>>()
                 .join(" OR "),
         ),
         CheckKind::Rows { rule, column, .. } => unexpected(rule, column.as_deref(), context),
-        CheckKind::Unique { columns } => Some(scan::duplicated_keys(columns)),
+        CheckKind::Unique { columns } => Some(plan::duplicated_keys(columns)),
         _ => None,
     }
 }
@@ -250,7 +250,7 @@ pub fn plan_source(suite: &Suite, columns: &[String]) -> AggregatePlan {
                 equals_source: true,
                 ..
             } => {
-                plan.add(scan::row_count());
+                plan.add(plan::row_count());
             }
             CheckKind::Statistic {
                 stat,
@@ -258,7 +258,7 @@ pub fn plan_source(suite: &Suite, columns: &[String]) -> AggregatePlan {
                 equals_source: true,
                 ..
             } => {
-                plan.add(scan::statistic(*stat, column));
+                plan.add(plan::statistic(*stat, column));
             }
             _ => {}
         }
@@ -357,20 +357,20 @@ fn evaluate_one(
 ) -> CheckResult {
     let mut result = CheckResult::new(&check.id, check.kind.name(), check.severity);
     let value = |expr: &str| restored.get(expr).cloned().unwrap_or(ScalarValue::Null);
-    let rows = as_u64(&value(&scan::row_count()));
+    let rows = as_u64(&value(&plan::row_count()));
     match &check.kind {
         CheckKind::RowCount {
             bounds,
             equals_source,
         } => {
-            let count = value(&scan::row_count());
+            let count = value(&plan::row_count());
             compare_number(
                 &mut result,
                 "row count",
                 &count,
                 *bounds,
                 Tolerance::default(),
-                equals_source.then(|| source_value(source, &scan::row_count())),
+                equals_source.then(|| source_value(source, &plan::row_count())),
             );
         }
         CheckKind::RowCountMatchesLog => {
@@ -394,8 +394,8 @@ fn evaluate_one(
             equals_source,
             tolerance,
         } => {
-            let expr = scan::statistic(*stat, column);
-            result.element_count = Some(as_u64(&value(&scan::present(column))));
+            let expr = plan::statistic(*stat, column);
+            result.element_count = Some(as_u64(&value(&plan::present(column))));
             compare_number(
                 &mut result,
                 &format!("{} of `{column}`", stat.name()),
@@ -410,7 +410,7 @@ fn evaluate_one(
             let mut per_column = serde_json::Map::new();
             let mut offending = Vec::new();
             for c in columns {
-                let nulls = as_u64(&value(&scan::null_count(c)));
+                let nulls = as_u64(&value(&plan::null_count(c)));
                 total += nulls;
                 per_column.insert(c.clone(), json!(nulls));
                 if nulls > 0 {
@@ -465,9 +465,9 @@ fn evaluate_one(
                 let elements = as_u64(&value(
                     &column
                         .as_deref()
-                        .map_or_else(scan::row_count, scan::present),
+                        .map_or_else(plan::row_count, plan::present),
                 ));
-                let bad = as_u64(&value(&scan::count_where(&predicate)));
+                let bad = as_u64(&value(&plan::count_where(&predicate)));
                 result.element_count = Some(elements);
                 result.unexpected_count = Some(bad);
                 result.observed = json!({ "unexpected_count": bad, "element_count": elements });
@@ -485,7 +485,7 @@ fn evaluate_one(
             }
         },
         CheckKind::Freshness { column, max_age } => {
-            let newest = as_f64(&value(&scan::newest_seconds(column)));
+            let newest = as_f64(&value(&plan::newest_seconds(column)));
             match (newest, context.commit_time) {
                 (Some(newest), Some(commit)) => {
                     let age = commit.timestamp() as f64 - newest;
@@ -494,8 +494,8 @@ fn evaluate_one(
                     if age > max_age.as_secs_f64() {
                         result.fail(format!(
                             "the newest `{column}` is {} older than the snapshot's newest commit, more than {}",
-                            crate::config::format_duration(std::time::Duration::from_secs_f64(age.max(0.0))),
-                            crate::config::format_duration(*max_age)
+                            crate::primitives::duration::format_duration(std::time::Duration::from_secs_f64(age.max(0.0))),
+                            crate::primitives::duration::format_duration(*max_age)
                         ));
                     }
                 }
@@ -539,7 +539,7 @@ fn key_counts(columns: &[String], restored: &ScanValues, context: &Context) -> (
             .and_then(keys::decode)
             .unwrap_or((0, 0));
     }
-    let (present, distinct) = scan::key_counts(columns);
+    let (present, distinct) = plan::key_counts(columns);
     let get = |name: &str| restored.get(name).map_or(0, as_u64);
     (get(&present), get(&distinct))
 }

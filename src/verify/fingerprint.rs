@@ -19,7 +19,7 @@ use deltalake::datafusion::logical_expr::{
 };
 use serde::Serialize;
 
-use super::scan::ident;
+use super::plan::ident;
 
 /// The SQL name of the aggregate.
 pub const NAME: &str = "restore_drill_fingerprint";

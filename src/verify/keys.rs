@@ -3,7 +3,7 @@
 //! log's statistics bound an integer key to a range, one bit per possible value marks the values
 //! seen (values outside the range, which a damaged log could allow, are kept aside and sorted);
 //! otherwise the raw values are collected and sorted, eight bytes per row. Other key sets are
-//! counted by a `GROUP BY` of their own (see `scan::key_set_sql`).
+//! counted by a `GROUP BY` of their own (see `plan::key_set_sql`).
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, BinaryArray};
 use deltalake::arrow::compute::cast;
@@ -16,7 +16,7 @@ use deltalake::datafusion::logical_expr::{
 };
 
 use super::fingerprint::{decode_words, encode_words};
-use super::scan::{ident, integer_argument};
+use super::plan::{ident, integer_argument};
 
 /// The SQL name of the aggregate.
 pub const NAME: &str = "restore_drill_key_counts";

@@ -5,6 +5,7 @@ pub mod damage;
 pub mod evaluate;
 pub mod fingerprint;
 pub mod keys;
+pub mod plan;
 pub mod sample;
 pub mod scan;
 pub mod suite;

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::fingerprint::{ValueHasher, avalanche, combine};
-use super::scan::{ident, integer_argument};
+use super::plan::{ident, integer_argument};
 
 /// The SQL name of the key hash function.
 pub const KEY_HASH: &str = "restore_drill_key_hash";
@@ -177,7 +177,7 @@ impl SampleCollector {
     }
 
     /// The rows collected by a scan that ran `expr`.
-    pub fn rows(&self, values: &super::scan::ScanValues) -> Option<RecordBatch> {
+    pub fn rows(&self, values: &super::plan::ScanValues) -> Option<RecordBatch> {
         let ScalarValue::List(list) = values.get(&self.expr)? else {
             return None;
         };

@@ -1,5 +1,5 @@
-//! The one-scan compiler: every column check of a suite becomes an expression of a single
-//! DataFusion aggregate over the table, identical expressions computed once.
+//! Running the one-scan plan: a DataFusion session with restore-drill's functions, the scan
+//! of a table, and the single-value and example-row queries evaluated after it.
 
 use std::sync::Arc;
 
@@ -10,157 +10,9 @@ use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::execution::SessionStateBuilder;
 use deltalake::datafusion::prelude::SessionConfig;
 
-use deltalake::datafusion::logical_expr::function::AccumulatorArgs;
-use deltalake::datafusion::physical_expr::expressions::Literal;
-
-use super::suite::Stat;
 use deltalake::datafusion::prelude::SessionContext;
 
-/// The name the table has in every query.
-pub const TABLE: &str = "t";
-
-/// Quotes a column name for SQL.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// The aggregate expressions of one scan, without repeats. Adding is constant time, so a suite
-/// of thousands of checks plans in linear time.
-#[derive(Debug, Clone, Default)]
-pub struct AggregatePlan {
-    exprs: Vec<String>,
-    known: std::collections::HashSet<String>,
-    /// Key sets counted by a `GROUP BY` each (shared by every check on the same keys).
-    key_sets: Vec<Vec<String>>,
-}
-
-impl AggregatePlan {
-    /// Adds an expression unless the identical one is already there; returns it for lookup.
-    pub fn add(&mut self, expr: String) -> String {
-        if self.known.insert(expr.clone()) {
-            self.exprs.push(expr.clone());
-        }
-        expr
-    }
-
-    /// Adds a key set to count, unless the same set is already there.
-    pub fn add_key_set(&mut self, columns: &[String]) {
-        if !self.key_sets.iter().any(|k| k == columns) {
-            self.key_sets.push(columns.to_vec());
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.exprs.is_empty() && self.key_sets.is_empty()
-    }
-
-    /// Every statement the plan runs: the aggregate, then one `GROUP BY` per key set.
-    pub fn queries(&self) -> Vec<String> {
-        std::iter::once(self.sql())
-            .chain(self.key_sets.iter().map(|k| key_set_sql(k)))
-            .collect()
-    }
-
-    /// The single SQL statement of the scan.
-    pub fn sql(&self) -> String {
-        let select: Vec<String> = self
-            .exprs
-            .iter()
-            .enumerate()
-            .map(|(i, e)| format!("{e} AS a{i}"))
-            .collect();
-        format!("SELECT {} FROM {TABLE}", select.join(", "))
-    }
-}
-
-/// `count(*)`.
-pub fn row_count() -> String {
-    "count(*)".into()
-}
-
-/// An aggregate's argument that is an integer literal (e.g. a bound passed in the SQL).
-pub(crate) fn integer_argument(args: &AccumulatorArgs, index: usize) -> Option<i64> {
-    let e = args.exprs.get(index)?.downcast_ref::<Literal>()?;
-    match e
-        .value()
-        .cast_to(&deltalake::arrow::datatypes::DataType::Int64)
-        .ok()?
-    {
-        ScalarValue::Int64(v) => v,
-        _ => None,
-    }
-}
-
-/// A string as a SQL literal.
-pub fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
-/// A statistic of a column.
-pub fn statistic(stat: Stat, column: &str) -> String {
-    format!("{}({})", stat.function(), ident(column))
-}
-
-/// The number of non-null values of a column.
-pub fn present(column: &str) -> String {
-    format!("count({})", ident(column))
-}
-
-/// The number of rows for which a predicate holds.
-pub fn count_where(predicate: &str) -> String {
-    format!("count(*) FILTER (WHERE {predicate})")
-}
-
-/// The newest value of a date/time column, in Unix seconds.
-pub fn newest_seconds(column: &str) -> String {
-    format!("to_unixtime(max({}))", ident(column))
-}
-
-/// A predicate selecting the rows whose key occurs more than once.
-pub fn duplicated_keys(columns: &[String]) -> String {
-    let keys: Vec<String> = columns.iter().map(|c| ident(c)).collect();
-    let keys = keys.join(", ");
-    format!("({keys}) IN (SELECT {keys} FROM {TABLE} GROUP BY {keys} HAVING count(*) > 1)")
-}
-
-/// The number of nulls in a column.
-pub fn null_count(column: &str) -> String {
-    format!("count(*) FILTER (WHERE {} IS NULL)", ident(column))
-}
-
-/// The names under which a key set's counts are found in the scan values: rows whose key
-/// columns are all present, and the distinct keys among them. Key sets are counted by a
-/// `GROUP BY` of their own (see `AggregatePlan::add_key_set`).
-pub fn key_counts(columns: &[String]) -> (String, String) {
-    let list = columns.join(", ");
-    (
-        format!("rows_with_key({list})"),
-        format!("distinct_keys({list})"),
-    )
-}
-
-/// The query counting a key set: one `GROUP BY` over the key columns only.
-pub fn key_set_sql(columns: &[String]) -> String {
-    let keys: Vec<String> = columns.iter().map(|c| ident(c)).collect();
-    let present: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
-    format!(
-        "SELECT count(*) AS distinct_keys, sum(n) AS rows_with_key FROM (SELECT count(*) AS n FROM {TABLE} WHERE {} GROUP BY {}) AS keys",
-        present.join(" AND "),
-        keys.join(", ")
-    )
-}
-
-/// The result row of a scan, by expression.
-#[derive(Debug, Clone, Default)]
-pub struct ScanValues {
-    values: std::collections::HashMap<String, ScalarValue>,
-}
-
-impl ScanValues {
-    pub fn get(&self, expr: &str) -> Option<&ScalarValue> {
-        self.values.get(expr)
-    }
-}
+use super::plan::{AggregatePlan, ScanValues, TABLE, key_counts, key_set_sql};
 
 /// A DataFusion session for verification scans, with restore-drill's functions registered.
 /// Answering aggregates from file statistics is turned off: a verification must read the data,
@@ -196,17 +48,17 @@ pub async fn run(plan: &AggregatePlan, table: &DeltaTable) -> Result<ScanValues,
     let provider = crate::table::provider(&ctx, table).await?;
     ctx.register_table(TABLE, provider)?;
     let mut values = std::collections::HashMap::new();
-    if !plan.exprs.is_empty() {
-        let row = aggregate_row(&ctx, &plan.exprs).await?;
-        values.extend(plan.exprs.iter().cloned().zip(row));
+    if !plan.exprs().is_empty() {
+        let row = aggregate_row(&ctx, plan.exprs()).await?;
+        values.extend(plan.exprs().iter().cloned().zip(row));
     }
-    for keys in &plan.key_sets {
+    for keys in plan.key_sets() {
         let (rows, distinct) = key_counts(keys);
         let row = first_row(&ctx, &key_set_sql(keys)).await?;
         values.insert(distinct, row[0].clone());
         values.insert(rows, row[1].clone());
     }
-    Ok(ScanValues { values })
+    Ok(ScanValues::new(values))
 }
 
 /// Computes `exprs` in one aggregate over the table: the same result as `SELECT exprs FROM t`

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::fields::{Fields, Located, Position, Problem, Problems, parse_document};
+use crate::primitives::fields::{Fields, Located, Position, Problem, Problems, parse_document};
 
 /// How much a failed check matters: `fail` makes the run fail, `warn` is reported only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -591,7 +591,7 @@ fn read_kind(name: &str, f: &mut Fields, p: &mut Problems) -> Option<CheckKind> 
             let column = f.required_string("column", "a timestamp column", p);
             let age = f.required_string("max_age", "a duration, e.g. \"26h\"", p);
             let max_age = match age {
-                Some(a) => match crate::config::parse_duration(&a.value) {
+                Some(a) => match crate::primitives::duration::parse_duration(&a.value) {
                     Ok(d) => Some(d),
                     Err(e) => {
                         p.report(a.at, format!("{}: `max_age`: {e}", f.context()));

@@ -370,7 +370,7 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
     let stop = services[serde_yaml::Value::from("restore-drill")]["stop_grace_period"]
         .as_str()
         .expect("a stop_grace_period for restore-drill");
-    let stop = restore_drill::config::parse_duration(stop).unwrap();
+    let stop = restore_drill::primitives::duration::parse_duration(stop).unwrap();
     assert!(
         stop > config.server.shutdown_grace,
         "docker stops restore-drill after {stop:?}, before its shutdown grace of {:?}",

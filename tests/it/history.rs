@@ -110,7 +110,7 @@ async fn run_records_every_drill_in_a_hash_chained_journal_and_history_lists_the
     assert_eq!(first.config_sha256.len(), 64);
     assert_eq!(
         first.suite_sha256,
-        restore_drill::history::journal::sha256_hex(SUITE.as_bytes())
+        restore_drill::primitives::hash::sha256_hex(SUITE.as_bytes())
     );
     assert!(first.report["verify"]["queries"].as_array().unwrap().len() >= 2);
 
@@ -568,7 +568,7 @@ async fn an_edited_or_removed_newest_record_is_named_by_report_against_postgres(
         .strip_suffix('}')
         .unwrap()
         .replace("\"outcome\":\"passed\"", "\"outcome\":\"failed\"");
-    let hash = restore_drill::history::journal::sha256_hex(body.as_bytes());
+    let hash = restore_drill::primitives::hash::sha256_hex(body.as_bytes());
     let edited = format!("{}\n{{\"hash\":\"{hash}\",\"record\":{body}}}\n", lines[0]);
     std::fs::write(&file, edited).unwrap();
     let journal = restore_drill::history::journal::Journal::new(lake.root.join("journal"));

@@ -10,6 +10,7 @@ mod corpus;
 mod deploy;
 mod drill_catches;
 mod history;
+mod layout;
 mod metrics;
 mod report;
 mod s3;

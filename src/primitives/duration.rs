@@ -76,6 +76,15 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// Seconds as people read them: `0.42s` under a minute, else `1h2m3s`.
+pub fn seconds(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.2}s")
+    } else {
+        format_duration(Duration::from_secs_f64(s))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
