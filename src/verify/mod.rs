@@ -2,10 +2,12 @@
 //! thresholds and against the source at the snapshot's version.
 
 pub mod damage;
+pub mod diff;
 pub mod evaluate;
 pub mod fingerprint;
 pub mod keys;
 pub mod plan;
+pub mod queries;
 pub mod sample;
 pub mod scan;
 pub mod suite;

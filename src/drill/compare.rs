@@ -1,0 +1,350 @@
+//! The compare phase: the source opened at the snapshot's version, checked to be the same table
+//! with the same history, and scanned once for the suite's source values and the keyed sample
+//! (or, when that version is gone, the job's fallback); then the suite judged against its bounds
+//! and the source, the fingerprints compared and the keyed samples diffed.
+
+use deltalake::DeltaTable;
+use deltalake::arrow::array::RecordBatch;
+
+use super::{Drill, DrillError, Finding, Scanned};
+use crate::primitives::hash::sha256_hex;
+use crate::restore::StructureReport;
+use crate::snapshot::{RestoreMethod, Snapshot};
+use crate::storage::ReadOnlyDir;
+use crate::table;
+use crate::verify::plan::{AggregatePlan, ScanValues, TABLE};
+use crate::verify::sample::{CompareSpec, DiffMode, Fallback, SampleCollector};
+use crate::verify::suite::Severity;
+use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, diff, queries, scan};
+
+/// What was read of the source: values for the checks, and the table a sample diff joins with.
+pub(super) struct SourceSide {
+    pub(super) values: SourceValues,
+    /// The source's rows in the keyed sample (at the snapshot's version, or current for the
+    /// append-only fallback), collected during its one scan.
+    pub(super) sample: Option<RecordBatch>,
+    /// The source's columns with their Delta types at the snapshot's version.
+    pub(super) typed_columns: Option<Vec<(String, String)>>,
+    pub(super) mode: DiffMode,
+}
+
+impl SourceSide {
+    pub(super) fn not_read() -> Self {
+        SourceSide {
+            values: SourceValues::NotNeeded,
+            sample: None,
+            typed_columns: None,
+            mode: DiffMode::Exact,
+        }
+    }
+}
+
+impl Drill<'_> {
+    /// Compare: read the source at the snapshot's version, then judge the suite against its
+    /// bounds and the source, compare the fingerprints and diff the keyed samples. Without a
+    /// scan of the restored table every check is skipped. Returns whether the source was read.
+    pub(super) async fn compare(
+        &mut self,
+        snapshot: &Snapshot,
+        structure: &StructureReport,
+        scanned: Option<&Scanned>,
+        context: &mut verify::Context,
+    ) -> Result<bool, DrillError> {
+        let job = self.job;
+        let (Some(scanned), Some(info)) = (scanned, &structure.table) else {
+            self.skip_checks();
+            return Ok(false);
+        };
+        let sampling = self.sampling(context);
+        let source_dir = ReadOnlyDir::new(&job.source);
+        let source = self
+            .source_side(snapshot, &scanned.table, &source_dir, sampling)
+            .await?;
+        context.source_columns = source.typed_columns.clone();
+        let ctx = scan::session();
+        let registered = table::provider(&ctx, &scanned.table)
+            .await
+            .and_then(|provider| ctx.register_table(TABLE, provider).map(|_| ()));
+        let (custom, statements) = queries::custom_queries(&ctx, &job.suite).await;
+        for sql in statements {
+            self.query("custom", sql);
+        }
+        let mut results = verify::evaluate(
+            &job.suite,
+            &scanned.values,
+            &source.values,
+            context,
+            &custom,
+        );
+        if registered.is_ok() {
+            let statements = queries::add_examples(
+                &job.name,
+                &ctx,
+                &job.suite,
+                context,
+                &mut results,
+                &job.redact,
+            )
+            .await;
+            for sql in statements {
+                self.query("examples", sql);
+            }
+        }
+        self.report.checks.extend(results);
+        self.report.checks.push(verify::compare_fingerprints(
+            &scanned.values,
+            &info.columns,
+            &source.values,
+        ));
+        self.diff_samples(sampling, &scanned.values, &info.columns, &source)
+            .await;
+        Ok(!matches!(source.values, SourceValues::NotNeeded))
+    }
+
+    /// The `sample` check, when the job compares a keyed sample and both sides collected one.
+    pub(super) async fn diff_samples(
+        &mut self,
+        sampling: Option<(&CompareSpec, f64)>,
+        values: &ScanValues,
+        columns: &[String],
+        source: &SourceSide,
+    ) {
+        let Some((spec, fraction)) = sampling else {
+            return;
+        };
+        let restored = SampleCollector::new(columns, &spec.key, fraction).rows(values);
+        let (Some(restored), Some(source_sample)) = (&restored, &source.sample) else {
+            return;
+        };
+        let outcome = diff::sample_check(
+            spec,
+            fraction,
+            (restored, source_sample),
+            source.mode,
+            &self.job.redact,
+        )
+        .await;
+        for sql in outcome.queries {
+            self.query("compare", sql);
+        }
+        if let Some(message) = outcome.warning {
+            self.report.findings.push(Finding {
+                check: "sample".into(),
+                severity: Severity::Warn,
+                message,
+            });
+        }
+        if outcome.diff.is_some() {
+            self.report.compare = outcome.diff;
+        }
+        self.report.checks.push(outcome.check);
+    }
+
+    /// Every check of the suite, the fingerprint and the sample diff, skipped: the restored
+    /// table could not be scanned.
+    pub(super) fn skip_checks(&mut self) {
+        let job = self.job;
+        let reason = "not evaluated: the restored table could not be scanned (see `structure`)";
+        let builtin = [("fingerprint", "fingerprint")]
+            .into_iter()
+            .chain(job.compare.as_ref().map(|_| ("sample", "sample_diff")));
+        let skipped = job
+            .suite
+            .checks
+            .iter()
+            .map(|c| (c.id.as_str(), c.kind.name(), c.severity))
+            .chain(builtin.map(|(id, kind)| (id, kind, Severity::Fail)));
+        for (id, kind, severity) in skipped {
+            let mut r = CheckResult::new(id, kind, severity);
+            r.outcome = CheckOutcome::Skipped;
+            r.message = Some(reason.into());
+            self.report.checks.push(r);
+        }
+    }
+
+    /// Opens the source at the snapshot's version, checks it is the same table with the same
+    /// history, and runs the source-side scan. A source that cannot be read at all is an error; a
+    /// version its log or files no longer hold is a `warn` finding and the job's fallback; a
+    /// snapshot that does not belong to the source's history is a `fail` finding.
+    pub(super) async fn source_side(
+        &mut self,
+        snapshot: &Snapshot,
+        restored: &DeltaTable,
+        source_dir: &ReadOnlyDir,
+        sampling: Option<(&CompareSpec, f64)>,
+    ) -> Result<SourceSide, DrillError> {
+        let job = self.job;
+        let Some(version) = snapshot.version() else {
+            return Ok(SourceSide::not_read());
+        };
+        let cannot_read = |reason: String| DrillError::Source {
+            job: job.name.clone(),
+            location: job.source.to_string(),
+            reason,
+        };
+        let current = table::open_dir(source_dir, None)
+            .await
+            .map_err(|e| cannot_read(table::explain_log_error(&e)))?;
+        let current_version = current.version().unwrap_or_default();
+        if version > current_version {
+            return Ok(self.foreign_history(
+                format!(
+                    "the snapshot holds version {version} of the table but the source {} is at version {current_version}: the backup does not belong to this source's history (a copy of another environment's table, or the source was recreated)",
+                    job.source
+                ),
+            ));
+        }
+        // The commit at the snapshot's version, as the source's log holds it (absent once the log
+        // was cleaned past it).
+        let source_commit = current
+            .log_store()
+            .read_commit_entry(version as _)
+            .await
+            .map_err(|e| cannot_read(e.to_string()))?;
+        let at_version = match table::open_dir(source_dir, Some(version)).await {
+            Ok(t) => table::describe(&t).await.map(|info| (t, info)),
+            Err(e) => Err(e),
+        };
+        let (source, source_info) = match at_version {
+            Ok(found) => found,
+            Err(e) if source_commit.is_none() => {
+                let reason = format!(
+                    "{} (the source's log no longer holds this version: its time-travel window is shorter than the snapshot's age)",
+                    table::explain_log_error(&e)
+                );
+                return Ok(self
+                    .unavailable(source_dir, version, reason, sampling)
+                    .await);
+            }
+            Err(e) => return Err(cannot_read(table::explain_log_error(&e))),
+        };
+        if let Ok(snap) = &snapshot.table
+            && !snap.table_id.is_empty()
+            && snap.table_id != source_info.table_id
+        {
+            return Ok(self.foreign_history(
+                format!(
+                    "the snapshot is a copy of Delta table {} but the source {} is table {}: the backup holds a different table",
+                    snap.table_id, job.source, source_info.table_id
+                ),
+            ));
+        }
+        // A copy holds the source's own commit files: the same bytes at the same version. When they
+        // differ, the contents are still compared, so the finding says which rows differ too.
+        if !matches!(snapshot.method, RestoreMethod::Rewrite { .. })
+            && let Some(source_commit) = &source_commit
+            && let Ok(Some(restored_commit)) =
+                restored.log_store().read_commit_entry(version as _).await
+            && restored_commit != *source_commit
+        {
+            self.report.findings.push(Finding {
+                check: "source".into(),
+                severity: Severity::Fail,
+                message: format!(
+                    "the snapshot's commit {version:020}.json differs from the source's commit of that version (SHA-256 {} against {}): the backup's log was altered, or the backup does not belong to this source's history",
+                    &sha256_hex(&restored_commit)[..12],
+                    &sha256_hex(source_commit)[..12]
+                ),
+            });
+        }
+        let mut plan = verify::plan_source(&job.suite, &source_info.columns);
+        let collect = sampling.map(|(spec, fraction)| {
+            SampleCollector::new(&source_info.columns, &spec.key, fraction)
+        });
+        if let Some(collector) = &collect {
+            plan.add(collector.expr.clone());
+        }
+        self.query("source", plan.sql());
+        match scan::run(&plan, &source).await {
+            Ok(values) => Ok(SourceSide {
+                sample: collect.and_then(|collector| collector.rows(&values)),
+                values: SourceValues::At {
+                    version,
+                    values,
+                    columns: source_info.columns.clone(),
+                },
+                typed_columns: Some(source_info.typed_columns()),
+                mode: DiffMode::Exact,
+            }),
+            // Data files of the version removed (VACUUM): the window again.
+            Err(e) if table::is_not_found(&e.to_string()) => {
+                let reason = format!(
+                    "{e} (the source's files of this version were removed, e.g. by VACUUM: its time-travel window is shorter than the snapshot's age)"
+                );
+                Ok(self
+                    .unavailable(source_dir, version, reason, sampling)
+                    .await)
+            }
+            Err(e) => Err(cannot_read(e.to_string())),
+        }
+    }
+
+    /// The snapshot does not belong to the source's history: a `fail` finding, and no comparison.
+    pub(super) fn foreign_history(&mut self, message: String) -> SourceSide {
+        tracing::debug!(job = %self.job.name, "{message}");
+        self.report.findings.push(Finding {
+            check: "source".into(),
+            severity: Severity::Fail,
+            message: message.clone(),
+        });
+        SourceSide {
+            values: SourceValues::Unavailable(message),
+            sample: None,
+            typed_columns: None,
+            mode: DiffMode::Exact,
+        }
+    }
+
+    /// The source cannot be read at the snapshot's version: a `warn` finding, and the job's
+    /// fallback for the sample diff.
+    pub(super) async fn unavailable(
+        &mut self,
+        source_dir: &ReadOnlyDir,
+        version: u64,
+        reason: String,
+        sampling: Option<(&CompareSpec, f64)>,
+    ) -> SourceSide {
+        let current = match sampling {
+            Some((spec, fraction)) if spec.fallback == Fallback::AppendOnly => {
+                self.current_sample(source_dir, spec, fraction).await
+            }
+            _ => None,
+        };
+        let then = if current.is_some() {
+            "the sample diff checks that restored rows exist unchanged in the current source (fallback append_only)"
+        } else {
+            "the comparison with the source was skipped (fallback none)"
+        };
+        self.report.findings.push(Finding {
+            check: "source".into(),
+            severity: Severity::Warn,
+            message: format!(
+                "the source {} cannot be read at version {version}: {reason}; checks that compare with the source were judged on their bounds only, and {then}",
+                self.job.source
+            ),
+        });
+        SourceSide {
+            values: SourceValues::Unavailable(reason),
+            sample: current,
+            typed_columns: None,
+            mode: DiffMode::AppendOnly,
+        }
+    }
+
+    /// The keyed sample of the source as it is now, for the append-only fallback.
+    pub(super) async fn current_sample(
+        &mut self,
+        source_dir: &ReadOnlyDir,
+        spec: &CompareSpec,
+        fraction: f64,
+    ) -> Option<RecordBatch> {
+        let current = table::open_dir(source_dir, None).await.ok()?;
+        let info = table::describe(&current).await.ok()?;
+        let collector = SampleCollector::new(&info.columns, &spec.key, fraction);
+        let mut plan = AggregatePlan::default();
+        plan.add(collector.expr.clone());
+        self.query("source", plan.sql());
+        let values = scan::run(&plan, &current).await.ok()?;
+        collector.rows(&values)
+    }
+}

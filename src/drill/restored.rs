@@ -1,0 +1,180 @@
+//! The verify phases: the restored table's structure (its log replays, its files and deletion
+//! vectors are whole), then its data in one scan.
+
+use serde_json::json;
+
+use super::{
+    Drill, DrillError, Finding, Scanned, SnapshotEvidence, check_columns, check_features,
+    refuse_features, scanned_rows,
+};
+use crate::config::Job;
+use crate::restore::{self, StructureReport};
+use crate::snapshot::{RestoreMethod, Snapshot};
+use crate::table;
+use crate::verify::plan::AggregatePlan;
+use crate::verify::sample::{CompareSpec, SampleCollector};
+use crate::verify::suite::Severity;
+use crate::verify::{self, CheckResult, damage, scan};
+
+impl<'a> Drill<'a> {
+    /// Verify the structure: the restored log replays to the expected version and every file
+    /// and deletion vector it names is there, whole. Becomes the `structure` check.
+    pub(super) async fn verify_structure(
+        &mut self,
+        snapshot: &mut Snapshot,
+    ) -> Result<StructureReport, DrillError> {
+        let job = self.job;
+        // A copy replays to the snapshot's version; a rewrite is a new table's first version; a
+        // versioned-bucket restore is at whatever version the bucket held then.
+        let expected_version = match &snapshot.method {
+            RestoreMethod::CopyAll => snapshot.version(),
+            RestoreMethod::Rewrite { .. } => Some(0),
+            RestoreMethod::CopyVersions(_) => None,
+        };
+        let structure = restore::verify_structure(self.run(), expected_version).await;
+        if let (RestoreMethod::CopyVersions(_), Some(info)) = (&snapshot.method, &structure.table) {
+            snapshot.table = Ok(info.clone());
+            self.report.snapshot = Some(SnapshotEvidence::from(&*snapshot));
+        }
+        if let Some(info) = &structure.table {
+            check_features(job, info)?;
+        }
+        // A log that does not replay because it declares a feature this version does not know
+        // is not a broken backup.
+        refuse_features(
+            job,
+            structure
+                .declared_reader_features
+                .iter()
+                .filter(|f| !table::SUPPORTED_READER_FEATURES.contains(&f.as_str()))
+                .cloned()
+                .collect(),
+        )?;
+        let mut check = CheckResult::new("structure", "structure", Severity::Fail);
+        check.observed = json!({
+            "log_replays": structure.log_replays,
+            "version": structure.version,
+            "files_checked": structure.files_checked,
+            "missing_files": structure.missing_files.len(),
+            "wrong_size_files": structure.wrong_size_files.len(),
+            "deletion_vectors_checked": structure.deletion_vectors_checked,
+            "damaged_deletion_vectors": structure.damaged_deletion_vectors.len(),
+        });
+        check.expected = json!({ "log_replays": true, "version": expected_version, "missing_files": 0, "wrong_size_files": 0, "damaged_deletion_vectors": 0 });
+        if !structure.is_sound() {
+            check.fail(structure.problems.join("; "));
+        }
+        self.report.checks.push(check);
+        self.report
+            .findings
+            .extend(structure.warnings.iter().map(|message| Finding {
+                check: "structure".into(),
+                severity: Severity::Warn,
+                message: message.clone(),
+            }));
+        Ok(structure)
+    }
+
+    /// What the checks are judged with besides the scan: the log's figures and column types.
+    pub(super) fn context(
+        &self,
+        snapshot: &Snapshot,
+        structure: &StructureReport,
+    ) -> verify::Context {
+        let info = structure.table.as_ref();
+        verify::Context {
+            commit_time: snapshot.commit_timestamp(),
+            logged_rows: info.and_then(|i| i.logged_rows()),
+            columns: info.map(|i| i.typed_columns()).unwrap_or_default(),
+            source_columns: None,
+            key_ranges: info
+                .map(|info| {
+                    verify::evaluate::key_columns(&self.job.suite)
+                        .into_iter()
+                        .filter_map(|c| info.integer_range(c).map(|r| (c.to_string(), r)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The keyed sample of the comparison, when the job has one, and its fraction.
+    pub(super) fn sampling(&self, context: &verify::Context) -> Option<(&'a CompareSpec, f64)> {
+        let job: &'a Job = self.job;
+        job.compare
+            .as_ref()
+            .map(|spec| (spec, spec.fraction(context.logged_rows)))
+    }
+
+    /// Verify the data: the suite's expressions (and the keyed sample) in one scan of the
+    /// restored table, when its structure allows reading it. Rows that disagree with the log,
+    /// or data that does not decode, fail the `structure` check.
+    pub(super) async fn verify_data(
+        &mut self,
+        structure: &StructureReport,
+        context: &verify::Context,
+    ) -> Result<Option<Scanned>, DrillError> {
+        let job = self.job;
+        let Some(info) = &structure.table else {
+            return Ok(None);
+        };
+        if !(structure.missing_files.is_empty()
+            && structure.wrong_size_files.is_empty()
+            && structure.damaged_deletion_vectors.is_empty())
+        {
+            return Ok(None);
+        }
+        check_columns(job, &info.typed_columns())?;
+        let mut plan = verify::plan_restored(&job.suite, &info.columns, context);
+        if let Some((spec, fraction)) = self.sampling(context) {
+            plan.add(SampleCollector::new(&info.columns, &spec.key, fraction).expr);
+        }
+        for sql in plan.queries() {
+            self.query("restored", sql);
+        }
+        self.progress.scan_started("verifying the restored table");
+        let scanned = self.scan_restored(&plan).await;
+        self.progress.scan_finished();
+        match scanned {
+            Ok(scanned) => {
+                if let (Some(rows), Some(logged)) =
+                    (scanned_rows(&scanned.values), info.logged_rows())
+                    && rows != logged
+                {
+                    self.report.checks[0].fail(format!(
+                        "the scan read {rows} rows but the log promises {logged} (its files' numRecords less the rows their deletion vectors remove)"
+                    ));
+                }
+                Ok(Some(scanned))
+            }
+            Err(message) => {
+                let bad = damage::find_undecodable(self.run(), &info.files).await;
+                let detail = if bad.is_empty() {
+                    message
+                } else {
+                    format!(
+                        "{} data file(s) do not decode: {}",
+                        bad.len(),
+                        restore::name_some(
+                            bad.iter().map(|b| format!("{} ({})", b.path, b.reason))
+                        )
+                    )
+                };
+                self.report.checks[0].fail(format!("the restored data cannot be read: {detail}"));
+                Ok(None)
+            }
+        }
+    }
+
+    pub(super) async fn scan_restored(&self, plan: &AggregatePlan) -> Result<Scanned, String> {
+        let table = table::open_run(self.run()).await.map_err(|e| {
+            DrillError::Restored {
+                job: self.job.name.clone(),
+                message: e.to_string(),
+            }
+            .to_string()
+        })?;
+        let values = scan::run(plan, &table).await.map_err(|e| e.to_string())?;
+        Ok(Scanned { table, values })
+    }
+}
