@@ -891,7 +891,7 @@ fn snapshot_source(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Loca
                 p,
             )
             .filter(|l| {
-                let on_s3 = l.value.s3().is_some();
+                let on_s3 = l.value.is_s3();
                 if !on_s3 {
                     p.report(
                         l.at,

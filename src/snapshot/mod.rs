@@ -126,6 +126,10 @@ pub enum SnapshotError {
         bucket: String,
         status: String,
     },
+    #[error(
+        "{0}: an s3_versions snapshot lives in a versioned S3 bucket; give an s3://bucket/prefix/ location"
+    )]
+    NotOnS3(Location),
     #[error("{location} held nothing at {at}: {reason}")]
     NoneAt {
         location: Location,

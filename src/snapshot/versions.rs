@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::PointInTime;
 use super::{RestoreMethod, Snapshot, SnapshotError, parse_pin, resolve};
 use crate::storage::s3::{self, ObjectVersion};
-use crate::storage::{FileEntry, Location};
+use crate::storage::{Backend, FileEntry, Location, S3Prefix};
 
 pub async fn choose(
     location: &Location,
@@ -20,9 +20,14 @@ pub async fn choose(
         None => at,
     };
     let at = resolve(point, now).expect("s3_versions points are times");
-    let (bucket, prefix, profile) = location
-        .s3_access()
-        .expect("s3_versions locations are on S3 (checked when the configuration is read)");
+    let Backend::S3(S3Prefix {
+        bucket,
+        prefix,
+        profile,
+    }) = location.backend()
+    else {
+        return Err(SnapshotError::NotOnS3(location.clone()));
+    };
     let status = s3::versioning(&profile, bucket).await?;
     if status != "Enabled" && status != "Suspended" {
         return Err(SnapshotError::NotVersioned {

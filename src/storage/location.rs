@@ -1,10 +1,39 @@
 //! A configured location: a local folder (a path or a `file://` URL) or a prefix in an S3 bucket
 //! (`s3://bucket/prefix/`) read with a storage profile.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use url::Url;
+
 use super::s3::S3Profile;
+use super::{StorageError, directory_url};
+
+/// Where a location's bytes are: the one place that tells local disk from S3.
+#[derive(Debug, Clone)]
+pub enum Backend<'a> {
+    /// A local folder (absolute, normalised).
+    Local(&'a Path),
+    /// A prefix in an S3 bucket.
+    S3(S3Prefix<'a>),
+}
+
+/// A prefix in an S3 bucket (empty, or ending in `/`) and the profile that reaches it: the
+/// configured one, or the AWS default credential chain.
+#[derive(Debug, Clone)]
+pub struct S3Prefix<'a> {
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+    pub profile: Arc<S3Profile>,
+}
+
+impl S3Prefix<'_> {
+    /// The key of the object at `relative` below the prefix.
+    pub fn key(&self, relative: &Path) -> String {
+        format!("{}{}", self.prefix, relative.display())
+    }
+}
 
 /// A place where a source, backups or a sandbox live. Local paths are absolute and normalised;
 /// S3 prefixes are empty or end in `/`.
@@ -105,6 +134,24 @@ impl Location {
         }
     }
 
+    /// Where the location's bytes are, with what reaches them.
+    pub fn backend(&self) -> Backend<'_> {
+        match &self.place {
+            Place::Local(path) => Backend::Local(path),
+            Place::S3 {
+                bucket,
+                prefix,
+                profile,
+            } => Backend::S3(S3Prefix {
+                bucket,
+                prefix,
+                profile: profile
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(S3Profile::default_chain())),
+            }),
+        }
+    }
+
     /// The local folder, or `None` for an S3 prefix.
     pub fn local_path(&self) -> Option<&Path> {
         match &self.place {
@@ -113,30 +160,25 @@ impl Location {
         }
     }
 
-    /// Bucket, prefix and profile of an S3 location.
-    pub fn s3(&self) -> Option<(&str, &str, Option<&Arc<S3Profile>>)> {
+    pub fn is_s3(&self) -> bool {
+        matches!(self.place, Place::S3 { .. })
+    }
+
+    /// The location as a URL, for deltalake: `file:///…/` or `s3://bucket/prefix/`.
+    pub fn url(&self) -> Url {
         match &self.place {
-            Place::S3 {
-                bucket,
-                prefix,
-                profile,
-            } => Some((bucket, prefix, profile.as_ref())),
-            Place::Local(_) => None,
+            Place::Local(path) => directory_url(path),
+            Place::S3 { .. } => Url::parse(&self.to_string()).expect("s3 locations are URLs"),
         }
     }
 
-    /// Bucket, prefix and the profile to reach an S3 location with (the AWS default chain when
-    /// none was configured).
-    pub fn s3_access(&self) -> Option<(&str, &str, Arc<S3Profile>)> {
-        self.s3().map(|(bucket, prefix, profile)| {
-            (
-                bucket,
-                prefix,
-                profile
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(S3Profile::default_chain())),
-            )
-        })
+    /// The options deltalake needs to reach the location (the S3 profile's endpoint, region,
+    /// keys); none for local folders.
+    pub fn storage_options(&self) -> Result<HashMap<String, String>, StorageError> {
+        match self.backend() {
+            Backend::S3(s3) => s3.profile.delta_options(),
+            Backend::Local(_) => Ok(HashMap::new()),
+        }
     }
 
     /// The same location read with `profile` (S3 locations only; local ones are unchanged).
@@ -193,7 +235,10 @@ impl Location {
     }
 
     fn bucket_and_prefix(&self) -> Option<(&str, &str)> {
-        self.s3().map(|(bucket, prefix, _)| (bucket, prefix))
+        match &self.place {
+            Place::S3 { bucket, prefix, .. } => Some((bucket, prefix)),
+            Place::Local(_) => None,
+        }
     }
 }
 
@@ -279,7 +324,9 @@ mod tests {
     #[test]
     fn s3_prefixes_are_read_and_other_schemes_refused_with_advice() {
         let l = Location::parse("s3://backups/daily", Path::new("/")).unwrap();
-        assert_eq!(l.s3().map(|(b, p, _)| (b, p)), Some(("backups", "daily/")));
+        assert!(
+            matches!(l.backend(), Backend::S3(s3) if s3.bucket == "backups" && s3.prefix == "daily/")
+        );
         assert_eq!(l.to_string(), "s3://backups/daily/");
         assert_eq!(
             l.child("x_2026-11-01").to_string(),

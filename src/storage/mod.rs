@@ -7,7 +7,7 @@ pub mod s3;
 pub mod s3_write;
 mod sandbox;
 
-pub use location::Location;
+pub use location::{Backend, Location, S3Prefix};
 pub use sandbox::{RunSandbox, SandboxRoot, SweepReason, Swept};
 
 use std::collections::HashMap;
@@ -65,25 +65,14 @@ impl ReadOnlyDir {
         &self.location
     }
 
-    /// Bucket, prefix and S3 profile of an S3 folder.
-    pub(crate) fn profile(&self) -> Option<(&str, &str, std::sync::Arc<s3::S3Profile>)> {
-        self.location.s3_access()
-    }
-
     /// The folder as a URL, for deltalake.
     pub fn url(&self) -> Url {
-        match self.location.local_path() {
-            Some(path) => directory_url(path),
-            None => Url::parse(&self.location.to_string()).expect("s3 locations are URLs"),
-        }
+        self.location.url()
     }
 
-    /// Options deltalake needs to read the folder (the S3 profile's endpoint, region, keys).
+    /// Options deltalake needs to read the folder.
     pub fn storage_options(&self) -> Result<HashMap<String, String>, StorageError> {
-        match self.profile() {
-            Some((_, _, profile)) => profile.delta_options(),
-            None => Ok(HashMap::new()),
-        }
+        self.location.storage_options()
     }
 
     /// A read-only handle on a folder below this one.
@@ -95,10 +84,10 @@ impl ReadOnlyDir {
 
     /// Names of the folders directly below this one.
     pub async fn list_folders(&self) -> Result<Vec<String>, StorageError> {
-        if let Some((bucket, prefix, profile)) = self.profile() {
-            return s3::list_folders(&profile, bucket, prefix).await;
-        }
-        let root = self.local_root();
+        let root = match self.location.backend() {
+            Backend::S3(s3) => return s3::list_folders(&s3.profile, s3.bucket, s3.prefix).await,
+            Backend::Local(root) => root,
+        };
         let read_err = |source| StorageError::Read {
             path: root.to_path_buf(),
             source,
@@ -116,10 +105,10 @@ impl ReadOnlyDir {
 
     /// Every file below this folder, recursively, with its size.
     pub async fn list_files(&self) -> Result<Vec<FileEntry>, StorageError> {
-        if let Some((bucket, prefix, profile)) = self.profile() {
-            return s3::list_files(&profile, bucket, prefix).await;
-        }
-        let root = self.local_root().to_path_buf();
+        let root = match self.location.backend() {
+            Backend::S3(s3) => return s3::list_files(&s3.profile, s3.bucket, s3.prefix).await,
+            Backend::Local(root) => root.to_path_buf(),
+        };
         tokio::task::spawn_blocking(move || walk(&root))
             .await
             .expect("listing task panicked")
@@ -128,11 +117,14 @@ impl ReadOnlyDir {
     /// Copies `file` (listed below this folder) to the local file `target`; returns the bytes
     /// written.
     pub async fn copy_file_to(&self, file: &FileEntry, target: &Path) -> Result<u64, StorageError> {
-        if let Some((bucket, prefix, profile)) = self.profile() {
-            let key = format!("{prefix}{}", file.relative.display());
-            return s3::download(&profile, bucket, &key, file.version_id.as_deref(), target).await;
-        }
-        let source_path = self.local_root().join(&file.relative);
+        let source_path = match self.location.backend() {
+            Backend::S3(s3) => {
+                let key = s3.key(&file.relative);
+                let version = file.version_id.as_deref();
+                return s3::download(&s3.profile, s3.bucket, &key, version, target).await;
+            }
+            Backend::Local(root) => root.join(&file.relative),
+        };
         tokio::fs::copy(&source_path, target)
             .await
             .map_err(|source| StorageError::Read {
@@ -146,12 +138,16 @@ impl ReadOnlyDir {
         &self,
         file: &FileEntry,
     ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Unpin>, StorageError> {
-        if let Some((bucket, prefix, profile)) = self.profile() {
-            let key = format!("{prefix}{}", file.relative.display());
-            let version = file.version_id.as_deref();
-            return Ok(Box::new(s3::open(&profile, bucket, &key, version).await?));
-        }
-        let path = self.local_root().join(&file.relative);
+        let path = match self.location.backend() {
+            Backend::S3(s3) => {
+                let key = s3.key(&file.relative);
+                let version = file.version_id.as_deref();
+                return Ok(Box::new(
+                    s3::open(&s3.profile, s3.bucket, &key, version).await?,
+                ));
+            }
+            Backend::Local(root) => root.join(&file.relative),
+        };
         match tokio::fs::File::open(&path).await {
             Ok(file) => Ok(Box::new(file)),
             Err(source) => Err(StorageError::Read { path, source }),
@@ -160,20 +156,14 @@ impl ReadOnlyDir {
 
     /// The whole content of the file `relative` (below this folder), in memory.
     pub async fn read(&self, relative: &Path) -> Result<bytes::Bytes, StorageError> {
-        if let Some((bucket, prefix, profile)) = self.profile() {
-            return s3::read(&profile, bucket, &format!("{prefix}{}", relative.display())).await;
-        }
-        let path = self.local_root().join(relative);
+        let path = match self.location.backend() {
+            Backend::S3(s3) => return s3::read(&s3.profile, s3.bucket, &s3.key(relative)).await,
+            Backend::Local(root) => root.join(relative),
+        };
         tokio::fs::read(&path)
             .await
             .map(Into::into)
             .map_err(|source| StorageError::Read { path, source })
-    }
-
-    fn local_root(&self) -> &Path {
-        self.location
-            .local_path()
-            .expect("S3 folders are handled before local ones")
     }
 }
 

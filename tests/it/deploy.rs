@@ -264,8 +264,10 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
     // Every S3 location reads MinIO with keys the container has.
     for job in &config.jobs {
         for location in [&job.source, job.snapshots.location()] {
-            let (_, _, profile) = location.s3().expect("the compose jobs read MinIO");
-            let profile = profile.expect("a storage profile");
+            let restore_drill::storage::Backend::S3(s3) = location.backend() else {
+                panic!("the compose jobs read MinIO, not {location}");
+            };
+            let profile = s3.profile;
             assert_eq!(profile.endpoint.as_deref(), Some("http://minio:9000"));
             for var in [&profile.access_key_id_env, &profile.secret_access_key_env] {
                 let var = var.as_deref().unwrap();

@@ -7,21 +7,23 @@
 //! dies. On S3 it is a marker object holding a lease that the run renews every few minutes; a
 //! lease that expired belongs to a run whose process died.
 
-use std::fs::File;
+mod lock;
+mod sweep;
+
+pub use sweep::{SweepReason, Swept};
+
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
-use super::s3::{self, S3Profile};
-use super::s3_write::{self, CopyLimits, CopySource, LEASE, Lease};
-use super::{FileEntry, ReadOnlyDir, StorageError, directory_url};
-use crate::primitives::run_id::RunId;
-use crate::storage::Location;
+use super::s3::S3Profile;
+use super::s3_write::{self, CopyLimits, CopySource};
+use super::{Backend, FileEntry, Location, ReadOnlyDir, StorageError};
+use lock::{RunLock, create_local, create_s3, remove_lock};
 
 /// The root under which runs get their sandboxes. Creating a run is the only way to write.
 #[derive(Debug, Clone)]
@@ -44,9 +46,9 @@ impl SandboxRoot {
     pub async fn create_run(&self, job: &str, run_id: &str) -> Result<RunSandbox, StorageError> {
         let job_dir = self.root.child(job);
         let folder = job_dir.child(run_id);
-        let lock = match job_dir.local_path() {
-            Some(job_dir) => create_local(job_dir, run_id).await?,
-            None => create_s3(&job_dir, &folder, run_id).await?,
+        let lock = match job_dir.backend() {
+            Backend::Local(dir) => create_local(dir, run_id).await?,
+            Backend::S3(dir) => create_s3(&dir, run_id).await?,
         };
         Ok(RunSandbox {
             location: folder,
@@ -72,226 +74,19 @@ impl SandboxRoot {
         }
         remove_lock(&job_dir, run_id).await
     }
-
-    /// Removes the run folders of `job` that nobody needs any more:
-    /// - those whose process died mid-drill: their lock is still there and nobody holds it
-    ///   (on S3: its lease expired before `now`);
-    /// - sandboxes kept after a failure (no lock) once they are older than `keep_failed`, by
-    ///   the time in their run id.
-    ///
-    /// Running drills, younger kept sandboxes and anything not named like a run folder are left
-    /// alone. Returns what was removed and why.
-    pub async fn sweep(
-        &self,
-        job: &str,
-        now: DateTime<Utc>,
-        keep_failed: Duration,
-    ) -> Result<Vec<Swept>, StorageError> {
-        let job_dir = self.root.child(job);
-        let (folders, locks) = match job_dir.local_path() {
-            Some(dir) => local_level(dir)?,
-            None => {
-                let (bucket, prefix, profile) = job_dir.s3_access().expect("an S3 location");
-                let (folders, objects) = s3::list_level(&profile, bucket, prefix).await?;
-                let locks = objects
-                    .into_iter()
-                    .filter_map(|name| name.strip_suffix(".lock").map(String::from))
-                    .collect();
-                (folders, locks)
-            }
-        };
-        let mut removed = Vec::new();
-        for run_id in locks.iter().filter(|r| RunId::parse(r).is_some()) {
-            if is_held(&job_dir, run_id, now).await? {
-                continue; // a drill is running there
-            }
-            let folder = job_dir.child(run_id);
-            remove_folder(&folder).await?;
-            remove_lock(&job_dir, run_id).await?;
-            removed.push(Swept {
-                location: folder,
-                reason: SweepReason::ProcessDied,
-            });
-        }
-        for run_id in folders
-            .iter()
-            .filter(|r| !locks.contains(r))
-            .filter_map(|r| RunId::parse(r))
-        {
-            let old_enough = run_id
-                .started_at()
-                .is_some_and(|started| (now - started).to_std().is_ok_and(|age| age > keep_failed));
-            if old_enough {
-                let folder = job_dir.child(run_id.as_str());
-                remove_folder(&folder).await?;
-                removed.push(Swept {
-                    location: folder,
-                    reason: SweepReason::KeptLongEnough,
-                });
-            }
-        }
-        removed.sort_by_key(|s| s.location.to_string());
-        Ok(removed)
-    }
-}
-
-/// Takes the lock file of a local run, then makes its folder.
-async fn create_local(job_dir: &Path, run_id: &str) -> Result<RunLock, StorageError> {
-    tokio::fs::create_dir_all(job_dir)
-        .await
-        .map_err(|source| StorageError::Write {
-            path: job_dir.to_path_buf(),
-            source,
-        })?;
-    let lock_path = job_dir.join(format!("{run_id}.lock"));
-    let file = File::create_new(&lock_path)
-        .and_then(|f| f.try_lock().map(|()| f).map_err(std::io::Error::from))
-        .map_err(|source| StorageError::Write {
-            path: lock_path.clone(),
-            source,
-        })?;
-    let path = job_dir.join(run_id);
-    if let Err(source) = tokio::fs::create_dir(&path).await {
-        let _ = std::fs::remove_file(&lock_path);
-        return Err(StorageError::Write { path, source });
-    }
-    Ok(RunLock::Local {
-        _file: file,
-        path: lock_path,
-    })
-}
-
-/// Writes the lease marker of an S3 run and starts renewing it. The run's prefix must be empty.
-async fn create_s3(
-    job_dir: &Location,
-    folder: &Location,
-    run_id: &str,
-) -> Result<RunLock, StorageError> {
-    let (bucket, prefix, profile) = folder.s3_access().expect("an S3 location");
-    if !s3::list_files(&profile, bucket, prefix).await?.is_empty() {
-        return Err(StorageError::S3 {
-            url: folder.to_string(),
-            message: "the run's sandbox prefix already holds objects; a run starts empty".into(),
-        });
-    }
-    let key = lock_key(job_dir, run_id);
-    let bucket = bucket.to_string();
-    write_lease(&profile, &bucket, &key, run_id).await?;
-    let renewal = {
-        let (profile, bucket, key, run_id) = (
-            profile.clone(),
-            bucket.clone(),
-            key.clone(),
-            run_id.to_string(),
-        );
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE / 3).await;
-                if let Err(e) = write_lease(&profile, &bucket, &key, &run_id).await {
-                    tracing::warn!(run_id = %run_id, error = %e, "could not renew the sandbox lease");
-                }
-            }
-        })
-    };
-    Ok(RunLock::S3 { key, renewal })
-}
-
-async fn write_lease(
-    profile: &S3Profile,
-    bucket: &str,
-    key: &str,
-    run_id: &str,
-) -> Result<(), StorageError> {
-    let lease = Lease {
-        run_id: run_id.to_string(),
-        pid: std::process::id(),
-        expires: Utc::now() + chrono::Duration::from_std(LEASE).unwrap_or_default(),
-    };
-    let body = serde_json::to_vec(&lease).expect("a lease serialises");
-    s3_write::put(profile, bucket, key, body).await
-}
-
-/// The key of an S3 run's lease marker.
-fn lock_key(job_dir: &Location, run_id: &str) -> String {
-    let (_, prefix, _) = job_dir.s3().expect("an S3 location");
-    format!("{prefix}{run_id}.lock")
-}
-
-/// The run folders and the run ids with a lock file in a local job folder.
-fn local_level(job_dir: &Path) -> Result<(Vec<String>, Vec<String>), StorageError> {
-    let entries = match std::fs::read_dir(job_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-        Err(source) => {
-            return Err(StorageError::Read {
-                path: job_dir.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let (mut folders, mut locks) = (Vec::new(), Vec::new());
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(run_id) = name.strip_suffix(".lock") {
-            locks.push(run_id.to_string());
-        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            folders.push(name);
-        }
-    }
-    Ok((folders, locks))
-}
-
-/// Whether a run's lock is held: by a live process (local), or by an unexpired lease (S3).
-async fn is_held(
-    job_dir: &Location,
-    run_id: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, StorageError> {
-    match job_dir.local_path() {
-        Some(dir) => Ok(File::open(dir.join(format!("{run_id}.lock")))
-            .map(|lock| lock.try_lock().is_err())
-            .unwrap_or(true)),
-        None => {
-            let (bucket, _, profile) = job_dir.s3_access().expect("an S3 location");
-            let lease = s3_write::read_lease(&profile, bucket, &lock_key(job_dir, run_id)).await?;
-            Ok(lease.is_some_and(|l| l.expires > now))
-        }
-    }
-}
-
-/// A run folder a sweep removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Swept {
-    pub location: Location,
-    pub reason: SweepReason,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SweepReason {
-    /// Its drill's process ended before the drill did.
-    ProcessDied,
-    /// A failed drill's sandbox, kept for `keep_failed_sandbox`.
-    KeptLongEnough,
-}
-
-impl SweepReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SweepReason::ProcessDied => "its drill's process ended before the drill finished",
-            SweepReason::KeptLongEnough => "a failed drill's sandbox, kept for keep_failed_sandbox",
-        }
-    }
 }
 
 /// Deletes a run folder and everything below it (on S3: every object under its prefix, in
 /// batches).
 async fn remove_folder(folder: &Location) -> Result<(), StorageError> {
-    if let Some((bucket, prefix, profile)) = folder.s3_access() {
-        return s3_write::delete_prefix(&profile, bucket, prefix)
-            .await
-            .map(|_| ());
-    }
-    let path = folder.local_path().expect("a local location");
+    let path = match folder.backend() {
+        Backend::S3(s3) => {
+            return s3_write::delete_prefix(&s3.profile, s3.bucket, s3.prefix)
+                .await
+                .map(|_| ());
+        }
+        Backend::Local(path) => path,
+    };
     match tokio::fs::remove_dir_all(path).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -299,41 +94,6 @@ async fn remove_folder(folder: &Location) -> Result<(), StorageError> {
             path: path.to_path_buf(),
             source,
         }),
-    }
-}
-
-async fn remove_lock(job_dir: &Location, run_id: &str) -> Result<(), StorageError> {
-    if let Some((bucket, _, profile)) = job_dir.s3_access() {
-        return s3_write::delete_keys(&profile, bucket, &[lock_key(job_dir, run_id)]).await;
-    }
-    let path = job_dir
-        .local_path()
-        .expect("a local location")
-        .join(format!("{run_id}.lock"));
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(StorageError::Write { path, source }),
-    }
-}
-
-/// What holds a run's lock while the run lives.
-#[derive(Debug)]
-enum RunLock {
-    /// The lock file, locked; the kernel lets go if the process dies.
-    Local { _file: File, path: PathBuf },
-    /// The lease marker and the task that renews it (stopped when the run is dropped).
-    S3 {
-        key: String,
-        renewal: tokio::task::JoinHandle<()>,
-    },
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        if let RunLock::S3 { renewal, .. } = self {
-            renewal.abort();
-        }
     }
 }
 
@@ -356,20 +116,14 @@ impl RunSandbox {
 
     /// The run's folder as a URL, for deltalake.
     pub fn url(&self) -> Url {
-        match self.location.local_path() {
-            Some(path) => directory_url(path),
-            None => Url::parse(&self.location.to_string()).expect("s3 locations are URLs"),
-        }
+        self.location.url()
     }
 
     /// Options deltalake needs to read and write the run's folder.
     pub fn storage_options(
         &self,
     ) -> Result<std::collections::HashMap<String, String>, StorageError> {
-        match self.location.s3_access() {
-            Some((_, _, profile)) => profile.delta_options(),
-            None => Ok(Default::default()),
-        }
+        self.location.storage_options()
     }
 
     /// A relative path below the run's folder, refused if it would leave it.
@@ -409,13 +163,13 @@ impl RunSandbox {
         concurrency: usize,
         copied: &(dyn Fn(u64) + Sync),
     ) -> Result<(), StorageError> {
-        if let Some(root) = self.location.local_path() {
+        let target = self.location.backend();
+        if let Backend::Local(root) = target {
             make_folders(root, files, |r| self.inside(r).map(|_| ())).await?;
         }
-        let target = self.location.s3_access();
-        let server_side = match (&target, from.profile()) {
-            (Some((_, _, to)), Some((bucket, prefix, source))) if to.same_service(&source) => {
-                Some((bucket, prefix))
+        let server_side = match (&target, from.location().backend()) {
+            (Backend::S3(to), Backend::S3(source)) if to.profile.same_service(&source.profile) => {
+                Some((source.bucket.to_string(), source.prefix.to_string()))
             }
             _ => None,
         };
@@ -424,17 +178,18 @@ impl RunSandbox {
         // a drill spawned on the runtime needs.
         futures::stream::iter(files.iter().cloned())
             .map(|file| {
-                let (target, denied) = (&target, &denied);
+                let (target, denied, server_side) = (&target, &denied, &server_side);
                 async move {
                     let relative = self.inside(&file.relative)?;
                     let written = match target {
-                        None => {
-                            let path = self.location.local_path().expect("local").join(relative);
-                            from.copy_file_to(&file, &path).await?
+                        Backend::Local(root) => {
+                            from.copy_file_to(&file, &root.join(relative)).await?
                         }
-                        Some((bucket, prefix, profile)) => {
-                            let key = format!("{prefix}{}", relative.display());
-                            let to = (profile.as_ref(), *bucket, key.as_str());
+                        Backend::S3(to) => {
+                            let key = to.key(relative);
+                            let to = (to.profile.as_ref(), to.bucket, key.as_str());
+                            let server_side =
+                                server_side.as_ref().map(|(b, p)| (b.as_str(), p.as_str()));
                             copy_to_s3(from, &file, server_side, to, denied).await?
                         }
                     };
@@ -490,10 +245,12 @@ impl RunSandbox {
                     source,
                 }),
             },
-            RunLock::S3 { key, .. } => {
-                let (bucket, _, profile) = self.location.s3_access().expect("an S3 location");
-                s3_write::delete_keys(&profile, bucket, std::slice::from_ref(key)).await
-            }
+            RunLock::S3 {
+                bucket,
+                key,
+                profile,
+                ..
+            } => s3_write::delete_keys(profile, bucket, std::slice::from_ref(key)).await,
         }
     }
 }
@@ -559,6 +316,7 @@ async fn make_folders(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
 
     #[tokio::test]
     async fn sandbox_refuses_paths_that_leave_it() {
