@@ -130,9 +130,17 @@ async fn stage(name: &str, table_dir: &Path) {
     .unwrap();
     let url = directory_url(&PathBuf::from(table_dir));
     let started = Instant::now();
-    let table = restore_drill::table::open(&url, None).await.unwrap();
-    let info = restore_drill::table::describe(&table).await.unwrap();
+    let table = restore_drill::kinds::delta::table::open(&url, None)
+        .await
+        .unwrap();
+    let info = restore_drill::kinds::delta::table::describe(&table)
+        .await
+        .unwrap();
     let columns = info.columns.clone();
+    let session = scan::session();
+    restore_drill::kinds::delta::table::register(&session, &table)
+        .await
+        .unwrap();
     let context = evaluate::Context {
         columns: info.typed_columns(),
         key_ranges: evaluate::key_columns(&suite)
@@ -146,7 +154,7 @@ async fn stage(name: &str, table_dir: &Path) {
             // A single expression, for finding what a stage spends its time on.
             let mut plan = plan::AggregatePlan::default();
             plan.add(name["sql:".len()..].to_string());
-            scan::run(&plan, &table).await.unwrap();
+            scan::run(&plan, &session).await.unwrap();
         }
         "drill_restored_scan" => {
             // What a drill with `compare` runs on the restored side: the checks, the
@@ -161,7 +169,7 @@ async fn stage(name: &str, table_dir: &Path) {
             let mut plan = evaluate::plan_restored(&suite, &columns, &context);
             let collector = sample::SampleCollector::new(&columns, &spec.key, 0.001);
             plan.add(collector.expr.clone());
-            let values = scan::run(&plan, &table).await.unwrap();
+            let values = scan::run(&plan, &session).await.unwrap();
             let rows = collector.rows(&values).unwrap();
             let compared: Vec<String> = columns
                 .iter()
@@ -197,7 +205,7 @@ async fn stage(name: &str, table_dir: &Path) {
                 }
                 _ => {}
             }
-            scan::run(&plan, &table).await.unwrap();
+            scan::run(&plan, &session).await.unwrap();
         }
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt;
 use restore_drill::drill::NoProgress;
-use restore_drill::restore;
-use restore_drill::snapshot::{RestoreMethod, Snapshot};
+use restore_drill::kinds::delta::restore;
+use restore_drill::kinds::delta::snapshot::{RestoreMethod, Snapshot};
 use restore_drill::storage::s3::S3Profile;
 use restore_drill::storage::{Location, SandboxRoot, s3_write};
 

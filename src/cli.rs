@@ -14,11 +14,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::config;
 use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome, Progress};
 use crate::history::History;
+use crate::kinds::delta::snapshot::RestoreMethod;
+use crate::kinds::{self, CopyProgress};
 use crate::primitives::bytes::human_bytes;
 use crate::primitives::duration::seconds;
 use crate::primitives::run_id::RunId;
-use crate::restore::CopyProgress;
-use crate::snapshot;
 
 /// Proves that backups can be restored.
 #[derive(Debug, Parser)]
@@ -246,11 +246,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 // The suites against the sources' schemas: the logs are read, no data.
                 for job in c.jobs.iter().filter(|_| !offline) {
-                    let source = crate::storage::ReadOnlyDir::new(&job.source);
-                    let described = match crate::table::open_dir(&source, None).await {
-                        Ok(t) => crate::table::describe(&t).await.map_err(|e| e.to_string()),
-                        Err(e) => Err(crate::table::explain_log_error(&e)),
-                    };
+                    let described = kinds::of(&job.snapshots, &job.source)
+                        .describe_source()
+                        .await;
                     match described {
                         Ok(info) => problems.extend(
                             job.suite
@@ -404,7 +402,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let config = load_or_report(&config)?;
             let Some(config) = config else { return Ok(2) };
             let job = config.job(&job).map_err(anyhow::Error::msg)?;
-            let snapshots = snapshot::list(&job.snapshots, chrono::Utc::now()).await?;
+            let snapshots = kinds::of(&job.snapshots, &job.source)
+                .list(chrono::Utc::now())
+                .await?;
             println!(
                 "{:<40} {:>8}  {:<24} {:>7}  {:>11}  {:>7}",
                 "SNAPSHOT", "VERSION", "NEWEST COMMIT", "FILES", "BYTES", "DVS"
@@ -428,7 +428,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                         t.bytes(),
                         t.deletion_vectors().count().to_string(),
                     ),
-                    (Err(_), snapshot::RestoreMethod::CopyVersions(files)) => row(
+                    (Err(_), RestoreMethod::CopyVersions(files)) => row(
                         "?".into(),
                         "(read once restored)".into(),
                         files.len(),

@@ -12,11 +12,11 @@
 //!   every problem with file, line and column.
 //! - [`storage`]: locations, read-only handles (source, backups) and the sandbox handle that can
 //!   only write below its run folder.
-//! - [`snapshot`]: the snapshot kinds; discovery of the newest snapshot.
-//! - [`table`]: opening Delta tables and reading what their log says.
-//! - [`restore`]: copying a snapshot into the sandbox; structure verification.
+//! - [`kinds`]: the kinds of data behind one trait, [`kinds::Kind`], one folder per family;
+//!   today [`kinds::delta`]: snapshot discovery (copies, time travel, versioned buckets), the
+//!   restore, structure verification, and reading the restored table and the source.
 //! - [`verify`]: suites, the one-scan compiler, evaluation against thresholds and the source.
-//! - [`drill`]: one run from discovery to clean-up, and its report.
+//! - [`drill`]: one run, phase by phase through the job's kind, and its report.
 //! - [`history`]: the journal of every drill, and PostgreSQL fed from it.
 //! - [`report`]: audit reports of a period, in Markdown, HTML, JSON and JUnit XML.
 //! - [`metrics`]: the Prometheus metric set.
@@ -33,15 +33,13 @@ pub mod config;
 pub mod demo;
 pub mod drill;
 pub mod history;
+pub mod kinds;
 pub mod metrics;
 pub mod primitives;
 pub mod report;
-pub mod restore;
 pub mod schedule;
 pub mod scheduler;
 pub mod serve;
 pub mod server;
-pub mod snapshot;
 pub mod storage;
-pub mod table;
 pub mod verify;

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use chrono::DateTime;
 
+use crate::kinds::delta::snapshot::{PointInTime, SnapshotPattern, SnapshotSource};
 use crate::primitives::duration::parse_duration;
 use crate::primitives::fields::{Fields, Located, Position, Problem, Problems, parse_document};
 use crate::schedule::{Schedule, ScheduleError};
-use crate::snapshot::{PointInTime, SnapshotPattern, SnapshotSource};
 use crate::storage::Location;
 use crate::storage::s3::S3Profile;
 use crate::verify::sample::{CompareSpec, Fallback, SampleSize};

@@ -88,7 +88,7 @@ pub async fn append(
         .map_err(|e| DeltaTableError::Generic(format!("{}: {e}", folder.display())))?;
     let url = directory_url(folder);
     let table = if folder.join("_delta_log").is_dir() {
-        crate::table::open(&url, None).await?
+        crate::kinds::delta::table::open(&url, None).await?
     } else {
         DeltaTableBuilder::from_url(url)?.build()?
     };

@@ -3,16 +3,11 @@
 //! (or, when that version is gone, the job's fallback); then the suite judged against its bounds
 //! and the source, the fingerprints compared and the keyed samples diffed.
 
-use deltalake::DeltaTable;
 use deltalake::arrow::array::RecordBatch;
 
 use super::{Drill, DrillError, Finding, Scanned};
-use crate::primitives::hash::sha256_hex;
-use crate::restore::StructureReport;
-use crate::snapshot::{RestoreMethod, Snapshot};
-use crate::storage::ReadOnlyDir;
-use crate::table;
-use crate::verify::plan::{AggregatePlan, ScanValues, TABLE};
+use crate::kinds::{Snapshot, SourceAt, StructureReport};
+use crate::verify::plan::{AggregatePlan, ScanValues};
 use crate::verify::sample::{CompareSpec, DiffMode, Fallback, SampleCollector};
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, diff, queries, scan};
@@ -56,16 +51,10 @@ impl Drill<'_> {
             return Ok(false);
         };
         let sampling = self.sampling(context);
-        let source_dir = ReadOnlyDir::new(&job.source);
-        let source = self
-            .source_side(snapshot, &scanned.table, &source_dir, sampling)
-            .await?;
+        let source = self.source_side(snapshot, sampling).await?;
         context.source_columns = source.typed_columns.clone();
-        let ctx = scan::session();
-        let registered = table::provider(&ctx, &scanned.table)
-            .await
-            .and_then(|provider| ctx.register_table(TABLE, provider).map(|_| ()));
-        let (custom, statements) = queries::custom_queries(&ctx, &job.suite).await;
+        let ctx = &scanned.ctx;
+        let (custom, statements) = queries::custom_queries(ctx, &job.suite).await;
         for sql in statements {
             self.query("custom", sql);
         }
@@ -76,19 +65,17 @@ impl Drill<'_> {
             context,
             &custom,
         );
-        if registered.is_ok() {
-            let statements = queries::add_examples(
-                &job.name,
-                &ctx,
-                &job.suite,
-                context,
-                &mut results,
-                &job.redact,
-            )
-            .await;
-            for sql in statements {
-                self.query("examples", sql);
-            }
+        let statements = queries::add_examples(
+            &job.name,
+            ctx,
+            &job.suite,
+            context,
+            &mut results,
+            &job.redact,
+        )
+        .await;
+        for sql in statements {
+            self.query("examples", sql);
         }
         self.report.checks.extend(results);
         self.report.checks.push(verify::compare_fingerprints(
@@ -162,120 +149,70 @@ impl Drill<'_> {
         }
     }
 
-    /// Opens the source at the snapshot's version, checks it is the same table with the same
-    /// history, and runs the source-side scan. A source that cannot be read at all is an error; a
-    /// version its log or files no longer hold is a `warn` finding and the job's fallback; a
-    /// snapshot that does not belong to the source's history is a `fail` finding.
+    /// Opens the source at the snapshot's version through the job's kind and runs the
+    /// source-side scan. A source that cannot be read at all is an error; a version it no
+    /// longer holds is a `warn` finding and the job's fallback; a snapshot that does not belong
+    /// to the source's history, or whose record of the version was altered, is a `fail` finding.
     pub(super) async fn source_side(
         &mut self,
         snapshot: &Snapshot,
-        restored: &DeltaTable,
-        source_dir: &ReadOnlyDir,
         sampling: Option<(&CompareSpec, f64)>,
     ) -> Result<SourceSide, DrillError> {
         let job = self.job;
-        let Some(version) = snapshot.version() else {
-            return Ok(SourceSide::not_read());
-        };
         let cannot_read = |reason: String| DrillError::Source {
             job: job.name.clone(),
             location: job.source.to_string(),
             reason,
         };
-        let current = table::open_dir(source_dir, None)
+        let ctx = scan::session();
+        let opened = self
+            .kind
+            .open_source(snapshot, self.run(), &ctx)
             .await
-            .map_err(|e| cannot_read(table::explain_log_error(&e)))?;
-        let current_version = current.version().unwrap_or_default();
-        if version > current_version {
-            return Ok(self.foreign_history(
-                format!(
-                    "the snapshot holds version {version} of the table but the source {} is at version {current_version}: the backup does not belong to this source's history (a copy of another environment's table, or the source was recreated)",
-                    job.source
-                ),
-            ));
-        }
-        // The commit at the snapshot's version, as the source's log holds it (absent once the log
-        // was cleaned past it).
-        let source_commit = current
-            .log_store()
-            .read_commit_entry(version as _)
-            .await
-            .map_err(|e| cannot_read(e.to_string()))?;
-        let at_version = match table::open_dir(source_dir, Some(version)).await {
-            Ok(t) => table::describe(&t).await.map(|info| (t, info)),
-            Err(e) => Err(e),
-        };
-        let (source, source_info) = match at_version {
-            Ok(found) => found,
-            Err(e) if source_commit.is_none() => {
-                let reason = format!(
-                    "{} (the source's log no longer holds this version: its time-travel window is shorter than the snapshot's age)",
-                    table::explain_log_error(&e)
-                );
-                return Ok(self
-                    .unavailable(source_dir, version, reason, sampling)
-                    .await);
+            .map_err(cannot_read)?;
+        let (version, info) = match opened {
+            SourceAt::NoVersion => return Ok(SourceSide::not_read()),
+            SourceAt::Foreign(message) => return Ok(self.foreign_history(message)),
+            SourceAt::Gone { version, reason } => {
+                return Ok(self.unavailable(version, reason, sampling).await);
             }
-            Err(e) => return Err(cannot_read(table::explain_log_error(&e))),
+            SourceAt::Open {
+                version,
+                info,
+                altered,
+            } => {
+                if let Some(message) = altered {
+                    self.report.findings.push(Finding {
+                        check: "source".into(),
+                        severity: Severity::Fail,
+                        message,
+                    });
+                }
+                (version, info)
+            }
         };
-        if let Ok(snap) = &snapshot.table
-            && !snap.table_id.is_empty()
-            && snap.table_id != source_info.table_id
-        {
-            return Ok(self.foreign_history(
-                format!(
-                    "the snapshot is a copy of Delta table {} but the source {} is table {}: the backup holds a different table",
-                    snap.table_id, job.source, source_info.table_id
-                ),
-            ));
-        }
-        // A copy holds the source's own commit files: the same bytes at the same version. When they
-        // differ, the contents are still compared, so the finding says which rows differ too.
-        if !matches!(snapshot.method, RestoreMethod::Rewrite { .. })
-            && let Some(source_commit) = &source_commit
-            && let Ok(Some(restored_commit)) =
-                restored.log_store().read_commit_entry(version as _).await
-            && restored_commit != *source_commit
-        {
-            self.report.findings.push(Finding {
-                check: "source".into(),
-                severity: Severity::Fail,
-                message: format!(
-                    "the snapshot's commit {version:020}.json differs from the source's commit of that version (SHA-256 {} against {}): the backup's log was altered, or the backup does not belong to this source's history",
-                    &sha256_hex(&restored_commit)[..12],
-                    &sha256_hex(source_commit)[..12]
-                ),
-            });
-        }
-        let mut plan = verify::plan_source(&job.suite, &source_info.columns);
-        let collect = sampling.map(|(spec, fraction)| {
-            SampleCollector::new(&source_info.columns, &spec.key, fraction)
-        });
+        let mut plan = verify::plan_source(&job.suite, &info.columns);
+        let collect = sampling
+            .map(|(spec, fraction)| SampleCollector::new(&info.columns, &spec.key, fraction));
         if let Some(collector) = &collect {
             plan.add(collector.expr.clone());
         }
         self.query("source", plan.sql());
-        match scan::run(&plan, &source).await {
+        match scan::run(&plan, &ctx).await {
             Ok(values) => Ok(SourceSide {
                 sample: collect.and_then(|collector| collector.rows(&values)),
                 values: SourceValues::At {
                     version,
                     values,
-                    columns: source_info.columns.clone(),
+                    columns: info.columns.clone(),
                 },
-                typed_columns: Some(source_info.typed_columns()),
+                typed_columns: Some(info.typed_columns()),
                 mode: DiffMode::Exact,
             }),
-            // Data files of the version removed (VACUUM): the window again.
-            Err(e) if table::is_not_found(&e.to_string()) => {
-                let reason = format!(
-                    "{e} (the source's files of this version were removed, e.g. by VACUUM: its time-travel window is shorter than the snapshot's age)"
-                );
-                Ok(self
-                    .unavailable(source_dir, version, reason, sampling)
-                    .await)
-            }
-            Err(e) => Err(cannot_read(e.to_string())),
+            Err(e) => match self.kind.gone(&e.to_string()) {
+                Some(reason) => Ok(self.unavailable(version, reason, sampling).await),
+                None => Err(cannot_read(e.to_string())),
+            },
         }
     }
 
@@ -299,14 +236,13 @@ impl Drill<'_> {
     /// fallback for the sample diff.
     pub(super) async fn unavailable(
         &mut self,
-        source_dir: &ReadOnlyDir,
         version: u64,
         reason: String,
         sampling: Option<(&CompareSpec, f64)>,
     ) -> SourceSide {
         let current = match sampling {
             Some((spec, fraction)) if spec.fallback == Fallback::AppendOnly => {
-                self.current_sample(source_dir, spec, fraction).await
+                self.current_sample(spec, fraction).await
             }
             _ => None,
         };
@@ -334,17 +270,16 @@ impl Drill<'_> {
     /// The keyed sample of the source as it is now, for the append-only fallback.
     pub(super) async fn current_sample(
         &mut self,
-        source_dir: &ReadOnlyDir,
         spec: &CompareSpec,
         fraction: f64,
     ) -> Option<RecordBatch> {
-        let current = table::open_dir(source_dir, None).await.ok()?;
-        let info = table::describe(&current).await.ok()?;
-        let collector = SampleCollector::new(&info.columns, &spec.key, fraction);
+        let ctx = scan::session();
+        let columns = self.kind.open_current_source(&ctx).await?;
+        let collector = SampleCollector::new(&columns, &spec.key, fraction);
         let mut plan = AggregatePlan::default();
         plan.add(collector.expr.clone());
         self.query("source", plan.sql());
-        let values = scan::run(&plan, &current).await.ok()?;
+        let values = scan::run(&plan, &ctx).await.ok()?;
         collector.rows(&values)
     }
 }

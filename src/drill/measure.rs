@@ -6,10 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Drill, Finding};
+use crate::kinds::Snapshot;
 use crate::primitives::duration::format_duration;
-use crate::snapshot::Snapshot;
-use crate::storage::ReadOnlyDir;
-use crate::table;
 use crate::verify::suite::Severity;
 use crate::verify::{CheckOutcome, CheckResult};
 
@@ -24,15 +22,14 @@ impl Drill<'_> {
     ) {
         let job = self.job;
         let clock = self.clock;
+        let source_newest = self.kind.source_newest_change().await;
         let report = &mut self.report;
-        let source_dir = ReadOnlyDir::new(&job.source);
         let rto_seconds = ((restore_seconds + verify_seconds) * 1000.0).round() / 1000.0;
         let objectives = job.objectives;
         // RPO: the source's newest commit minus the snapshot's newest commit.
         let snapshot_time = snapshot.commit_timestamp();
-        let source_newest = table::newest_commit(&source_dir).await;
         let (reference, basis): (DateTime<Utc>, &str) = match &source_newest {
-            Ok((_, Some(t))) => (*t, "source_newest_commit"),
+            Ok(Some(t)) => (*t, "source_newest_commit"),
             _ => (clock.now(), "now"),
         };
         let mut rpo = CheckResult::new("rpo", "rpo", Severity::Fail);

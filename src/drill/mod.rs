@@ -19,16 +19,17 @@ pub use report::{
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use deltalake::DeltaTable;
+use deltalake::datafusion::prelude::SessionContext;
 
 use crate::clock::{Clock, elapsed_seconds};
 use crate::config::Job;
+use crate::kinds::{
+    self, CopyProgress, Kind, RestoreError, RestoreOutcome, Snapshot, SnapshotError,
+    StructureReport, TableInfo,
+};
 use crate::primitives::duration::format_duration;
 use crate::primitives::run_id::RunId;
-use crate::restore::{self, CopyProgress, RestoreError, RestoreOutcome, StructureReport};
-use crate::snapshot::{self, Snapshot, SnapshotError};
 use crate::storage::{RunSandbox, SandboxRoot, StorageError};
-use crate::table;
 use crate::verify::plan::{ScanValues, row_count};
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckOutcome, CheckResult};
@@ -103,6 +104,7 @@ pub async fn run_drill(
         .unwrap_or_else(|| RunId::new(started_at).into_string());
     let mut drill = Drill {
         job,
+        kind: kinds::of(&job.snapshots, &job.source),
         options,
         clock,
         progress,
@@ -117,6 +119,8 @@ pub async fn run_drill(
 /// One drill under way: the job, the report it fills and the sandbox it created.
 struct Drill<'a> {
     job: &'a Job,
+    /// The job's kind of data: how its snapshots are found, restored and read.
+    kind: Box<dyn Kind>,
     options: &'a DrillOptions,
     clock: &'a dyn Clock,
     progress: &'a dyn Progress,
@@ -127,9 +131,10 @@ struct Drill<'a> {
     queries: Vec<Query>,
 }
 
-/// The restored table as its one scan read it.
+/// The restored table as its one scan read it, and the session it is registered in (for the
+/// queries that follow the scan).
 struct Scanned {
-    table: DeltaTable,
+    ctx: SessionContext,
     values: ScanValues,
 }
 
@@ -169,12 +174,10 @@ impl<'a> Drill<'a> {
     /// one), refused before anything is written when its table cannot be verified.
     async fn discover(&mut self) -> Result<Option<Snapshot>, DrillError> {
         let job = self.job;
-        let chosen = snapshot::choose(
-            &job.snapshots,
-            self.options.snapshot.as_deref(),
-            self.clock.now(),
-        )
-        .await;
+        let chosen = self
+            .kind
+            .choose(self.options.snapshot.as_deref(), self.clock.now())
+            .await;
         let snapshot = match chosen {
             Ok(s) => s,
             Err(SnapshotError::OutsideWindow(message)) => {
@@ -198,21 +201,24 @@ impl<'a> Drill<'a> {
             .create_run(&job.name, &self.report.run_id)
             .await?;
         self.sandbox = Some(run.clone());
-        let restored =
-            match restore::restore(snapshot, &run, job.copy_concurrency, self.progress).await {
-                Ok(r) => r,
-                Err(RestoreError::Unreadable(message)) => {
-                    self.window_finding(message);
-                    return Ok(None);
-                }
-                Err(RestoreError::Storage(e)) => return Err(e.into()),
-                Err(RestoreError::Write(message)) => {
-                    return Err(DrillError::Restore {
-                        job: job.name.clone(),
-                        message,
-                    });
-                }
-            };
+        let restored = match self
+            .kind
+            .restore(snapshot, &run, job.copy_concurrency, self.progress)
+            .await
+        {
+            Ok(r) => r,
+            Err(RestoreError::Unreadable(message)) => {
+                self.window_finding(message);
+                return Ok(None);
+            }
+            Err(RestoreError::Storage(e)) => return Err(e.into()),
+            Err(RestoreError::Write(message)) => {
+                return Err(DrillError::Restore {
+                    job: job.name.clone(),
+                    message,
+                });
+            }
+        };
         self.report.restore = Some(RestoreEvidence {
             sandbox: run.location().to_string(),
             files: restored.files,
@@ -305,7 +311,7 @@ fn scanned_rows(values: &ScanValues) -> Option<u64> {
 
 /// Refuses a table whose protocol declares a reader feature this version cannot verify: the
 /// drill ends as `error`, never `passed` or `failed`.
-fn check_features(job: &Job, info: &table::TableInfo) -> Result<(), DrillError> {
+fn check_features(job: &Job, info: &TableInfo) -> Result<(), DrillError> {
     refuse_features(job, info.unsupported_features())
 }
 

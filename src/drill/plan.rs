@@ -5,10 +5,9 @@ use serde::Serialize;
 
 use super::{DrillError, DrillOptions, SnapshotEvidence};
 use crate::config::Job;
+use crate::kinds;
 use crate::primitives::bytes::human_bytes;
 use crate::primitives::duration::seconds;
-use crate::snapshot::{self, RestoreMethod};
-use crate::storage::ReadOnlyDir;
 
 /// The plan of one drill.
 #[derive(Debug, Clone, Serialize)]
@@ -43,23 +42,11 @@ pub struct PlannedCheck {
 
 /// Finds the snapshot a drill would restore and lists what it would copy.
 pub async fn plan(job: &Job, options: &DrillOptions) -> Result<DrillPlan, DrillError> {
-    let snapshot = snapshot::choose(
-        &job.snapshots,
-        options.snapshot.as_deref(),
-        chrono::Utc::now(),
-    )
-    .await?;
-    let (files, bytes) = match &snapshot.method {
-        RestoreMethod::CopyAll => {
-            let files = ReadOnlyDir::new(&snapshot.location).list_files().await?;
-            (files.len(), files.iter().map(|f| f.size).sum())
-        }
-        RestoreMethod::CopyVersions(files) => (files.len(), files.iter().map(|f| f.size).sum()),
-        RestoreMethod::Rewrite { .. } => snapshot
-            .table
-            .as_ref()
-            .map_or((0, 0), |t| (t.files.len(), t.bytes())),
-    };
+    let kind = kinds::of(&job.snapshots, &job.source);
+    let snapshot = kind
+        .choose(options.snapshot.as_deref(), chrono::Utc::now())
+        .await?;
+    let restore = kind.plan_restore(&snapshot).await?;
     Ok(DrillPlan {
         job: job.name.clone(),
         snapshot: SnapshotEvidence::from(&snapshot),
@@ -69,17 +56,9 @@ pub async fn plan(job: &Job, options: &DrillOptions) -> Result<DrillPlan, DrillE
             job.sandbox.to_string().trim_end_matches('/'),
             job.name
         ),
-        method: match &snapshot.method {
-            RestoreMethod::CopyAll => "copy every object".into(),
-            RestoreMethod::CopyVersions(_) => {
-                "copy the object versions current at the snapshot's time".into()
-            }
-            RestoreMethod::Rewrite { version } => {
-                format!("read version {version} and write its rows as a new table")
-            }
-        },
-        files,
-        bytes,
+        method: restore.method,
+        files: restore.files,
+        bytes: restore.bytes,
         copy_concurrency: job.copy_concurrency,
         checks: job
             .suite

@@ -3,8 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::restore::StructureReport;
-use crate::snapshot::Snapshot;
+use crate::kinds::{Snapshot, StructureReport};
 use crate::verify::CheckResult;
 use crate::verify::sample::SampleDiff;
 use crate::verify::suite::Severity;

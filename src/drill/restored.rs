@@ -8,13 +8,12 @@ use super::{
     refuse_features, scanned_rows,
 };
 use crate::config::Job;
-use crate::restore::{self, StructureReport};
-use crate::snapshot::{RestoreMethod, Snapshot};
-use crate::table;
+use crate::kinds::delta::restore::name_some;
+use crate::kinds::{Snapshot, StructureReport};
 use crate::verify::plan::AggregatePlan;
 use crate::verify::sample::{CompareSpec, SampleCollector};
 use crate::verify::suite::Severity;
-use crate::verify::{self, CheckResult, damage, scan};
+use crate::verify::{self, CheckResult, scan};
 
 impl<'a> Drill<'a> {
     /// Verify the structure: the restored log replays to the expected version and every file
@@ -24,32 +23,15 @@ impl<'a> Drill<'a> {
         snapshot: &mut Snapshot,
     ) -> Result<StructureReport, DrillError> {
         let job = self.job;
-        // A copy replays to the snapshot's version; a rewrite is a new table's first version; a
-        // versioned-bucket restore is at whatever version the bucket held then.
-        let expected_version = match &snapshot.method {
-            RestoreMethod::CopyAll => snapshot.version(),
-            RestoreMethod::Rewrite { .. } => Some(0),
-            RestoreMethod::CopyVersions(_) => None,
-        };
-        let structure = restore::verify_structure(self.run(), expected_version).await;
-        if let (RestoreMethod::CopyVersions(_), Some(info)) = (&snapshot.method, &structure.table) {
-            snapshot.table = Ok(info.clone());
-            self.report.snapshot = Some(SnapshotEvidence::from(&*snapshot));
-        }
+        let structure = self.kind.verify_structure(snapshot, self.run()).await;
+        // The restore may have told more of the snapshot (a versioned bucket's table version).
+        self.report.snapshot = Some(SnapshotEvidence::from(&*snapshot));
         if let Some(info) = &structure.table {
             check_features(job, info)?;
         }
         // A log that does not replay because it declares a feature this version does not know
         // is not a broken backup.
-        refuse_features(
-            job,
-            structure
-                .declared_reader_features
-                .iter()
-                .filter(|f| !table::SUPPORTED_READER_FEATURES.contains(&f.as_str()))
-                .cloned()
-                .collect(),
-        )?;
+        refuse_features(job, structure.unknown_declared_features())?;
         let mut check = CheckResult::new("structure", "structure", Severity::Fail);
         check.observed = json!({
             "log_replays": structure.log_replays,
@@ -60,7 +42,7 @@ impl<'a> Drill<'a> {
             "deletion_vectors_checked": structure.deletion_vectors_checked,
             "damaged_deletion_vectors": structure.damaged_deletion_vectors.len(),
         });
-        check.expected = json!({ "log_replays": true, "version": expected_version, "missing_files": 0, "wrong_size_files": 0, "damaged_deletion_vectors": 0 });
+        check.expected = json!({ "log_replays": true, "version": structure.expected_version, "missing_files": 0, "wrong_size_files": 0, "damaged_deletion_vectors": 0 });
         if !structure.is_sound() {
             check.fail(structure.problems.join("; "));
         }
@@ -118,10 +100,7 @@ impl<'a> Drill<'a> {
         let Some(info) = &structure.table else {
             return Ok(None);
         };
-        if !(structure.missing_files.is_empty()
-            && structure.wrong_size_files.is_empty()
-            && structure.damaged_deletion_vectors.is_empty())
-        {
+        if !structure.files_whole() {
             return Ok(None);
         }
         check_columns(job, &info.typed_columns())?;
@@ -148,16 +127,14 @@ impl<'a> Drill<'a> {
                 Ok(Some(scanned))
             }
             Err(message) => {
-                let bad = damage::find_undecodable(self.run(), &info.files).await;
+                let bad = self.kind.locate_damage(self.run(), info).await;
                 let detail = if bad.is_empty() {
                     message
                 } else {
                     format!(
                         "{} data file(s) do not decode: {}",
                         bad.len(),
-                        restore::name_some(
-                            bad.iter().map(|b| format!("{} ({})", b.path, b.reason))
-                        )
+                        name_some(bad.iter())
                     )
                 };
                 self.report.checks[0].fail(format!("the restored data cannot be read: {detail}"));
@@ -167,14 +144,18 @@ impl<'a> Drill<'a> {
     }
 
     pub(super) async fn scan_restored(&self, plan: &AggregatePlan) -> Result<Scanned, String> {
-        let table = table::open_run(self.run()).await.map_err(|e| {
-            DrillError::Restored {
-                job: self.job.name.clone(),
-                message: e.to_string(),
-            }
-            .to_string()
-        })?;
-        let values = scan::run(plan, &table).await.map_err(|e| e.to_string())?;
-        Ok(Scanned { table, values })
+        let ctx = scan::session();
+        self.kind
+            .register_restored(self.run(), &ctx)
+            .await
+            .map_err(|message| {
+                DrillError::Restored {
+                    job: self.job.name.clone(),
+                    message,
+                }
+                .to_string()
+            })?;
+        let values = scan::run(plan, &ctx).await.map_err(|e| e.to_string())?;
+        Ok(Scanned { ctx, values })
     }
 }

@@ -1,7 +1,6 @@
 //! Verification of a restored table: the suite compiled into one scan, evaluated against its
 //! thresholds and against the source at the snapshot's version.
 
-pub mod damage;
 pub mod diff;
 pub mod evaluate;
 pub mod fingerprint;

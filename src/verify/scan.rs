@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use deltalake::DeltaTable;
 use deltalake::arrow::array::Array;
 use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::error::DataFusionError;
@@ -39,22 +38,23 @@ pub fn session() -> SessionContext {
     ctx
 }
 
-/// Runs the plan's single aggregate over the table.
-pub async fn run(plan: &AggregatePlan, table: &DeltaTable) -> Result<ScanValues, DataFusionError> {
+/// Runs the plan's single aggregate over the table registered in `ctx` (a [`session`]) as
+/// [`TABLE`].
+pub async fn run(
+    plan: &AggregatePlan,
+    ctx: &SessionContext,
+) -> Result<ScanValues, DataFusionError> {
     if plan.is_empty() {
         return Ok(ScanValues::default());
     }
-    let ctx = session();
-    let provider = crate::table::provider(&ctx, table).await?;
-    ctx.register_table(TABLE, provider)?;
     let mut values = std::collections::HashMap::new();
     if !plan.exprs().is_empty() {
-        let row = aggregate_row(&ctx, plan.exprs()).await?;
+        let row = aggregate_row(ctx, plan.exprs()).await?;
         values.extend(plan.exprs().iter().cloned().zip(row));
     }
     for keys in plan.key_sets() {
         let (rows, distinct) = key_counts(keys);
-        let row = first_row(&ctx, &key_set_sql(keys)).await?;
+        let row = first_row(ctx, &key_set_sql(keys)).await?;
         values.insert(distinct, row[0].clone());
         values.insert(rows, row[1].clone());
     }

@@ -295,10 +295,12 @@ async fn a_snapshot_of_a_different_table_says_so() {
 /// Removes the source's commits up to and including `version`, keeping a checkpoint of the
 /// newest version, as log cleanup does: older versions can no longer be read.
 async fn clean_up_log(lake: &Lake, version: u64) {
-    let table =
-        restore_drill::table::open(&restore_drill::storage::directory_url(&lake.source()), None)
-            .await
-            .unwrap();
+    let table = restore_drill::kinds::delta::table::open(
+        &restore_drill::storage::directory_url(&lake.source()),
+        None,
+    )
+    .await
+    .unwrap();
     deltalake::checkpoints::create_checkpoint(&table, None)
         .await
         .unwrap();

@@ -77,7 +77,9 @@ async fn rows_read_at_every_version_equal_the_expected_rows() {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
             // `v0`, `v1`, ... or `latest`.
             let version = name.strip_prefix('v').map(|v| v.parse::<u64>().unwrap());
-            let delta = restore_drill::table::open(&url, version).await.unwrap();
+            let delta = restore_drill::kinds::delta::table::open(&url, version)
+                .await
+                .unwrap();
             let ctx = restore_drill::verify::scan::session();
             ctx.register_table("t", delta.table_provider().await.unwrap())
                 .unwrap();

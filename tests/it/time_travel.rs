@@ -128,7 +128,7 @@ async fn the_version_at_a_point_in_time_is_rewritten_and_verified() {
 /// Checkpoints at the newest version and removes the older commit files, as log retention
 /// does.
 async fn clean_up_log(source: &Path) {
-    let table = restore_drill::table::open(&directory_url(source), None)
+    let table = restore_drill::kinds::delta::table::open(&directory_url(source), None)
         .await
         .unwrap();
     deltalake::checkpoints::create_checkpoint(&table, None)
@@ -180,14 +180,16 @@ async fn a_version_whose_files_were_vacuumed_fails_naming_the_window() {
     let lake = Lake::new(1, 1000).await;
     let source = lake.source();
     let v0_files: Vec<String> = {
-        let table = restore_drill::table::open(&directory_url(&source), None)
+        let table = restore_drill::kinds::delta::table::open(&directory_url(&source), None)
             .await
             .unwrap();
-        let info = restore_drill::table::describe(&table).await.unwrap();
+        let info = restore_drill::kinds::delta::table::describe(&table)
+            .await
+            .unwrap();
         info.files.iter().map(|f| f.path.clone()).collect()
     };
     // Version 1 replaces every row; VACUUM then removes the files only version 0 used.
-    let table = restore_drill::table::open(&directory_url(&source), None)
+    let table = restore_drill::kinds::delta::table::open(&directory_url(&source), None)
         .await
         .unwrap();
     table

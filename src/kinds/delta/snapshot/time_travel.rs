@@ -10,8 +10,8 @@ use super::PointInTime;
 use super::{RestoreMethod, Snapshot, SnapshotError, parse_pin, resolve};
 use std::path::Path;
 
+use crate::kinds::delta::table;
 use crate::storage::{Location, ReadOnlyDir};
-use crate::table;
 
 /// How many versions `list` describes, newest first.
 const LISTED_VERSIONS: usize = 30;

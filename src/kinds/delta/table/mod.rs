@@ -72,6 +72,16 @@ pub async fn provider(
         .map_err(|e| deltalake::datafusion::error::DataFusionError::External(Box::new(e)))
 }
 
+/// Registers `table` in a verification session under the name every query uses.
+pub async fn register(
+    ctx: &deltalake::datafusion::prelude::SessionContext,
+    table: &DeltaTable,
+) -> Result<(), deltalake::datafusion::error::DataFusionError> {
+    let provider = provider(ctx, table).await?;
+    ctx.register_table(crate::verify::plan::TABLE, provider)
+        .map(|_| ())
+}
+
 /// The reader features a loaded table's protocol declares.
 fn reader_features(table: &DeltaTable) -> Vec<String> {
     table

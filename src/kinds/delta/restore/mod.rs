@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::snapshot::{RestoreMethod, Snapshot};
+use crate::kinds::delta::snapshot::{RestoreMethod, Snapshot};
 use crate::storage::{FileEntry, ReadOnlyDir, RunSandbox, StorageError};
 
 /// Why a restore did not complete.

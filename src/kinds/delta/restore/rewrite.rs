@@ -8,9 +8,9 @@ use std::time::Instant;
 use deltalake::DeltaTable;
 
 use super::{CopyProgress, RestoreError, RestoreOutcome};
-use crate::snapshot::Snapshot;
+use crate::kinds::delta::snapshot::Snapshot;
+use crate::kinds::delta::table;
 use crate::storage::{ReadOnlyDir, RunSandbox};
-use crate::table;
 use crate::verify::scan;
 
 pub async fn rewrite(

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::kinds::delta::table::TableInfo;
 use crate::storage::{FileEntry, Location, StorageError};
-use crate::table::TableInfo;
 
 /// Where a job's snapshots are and what they are.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use std::cmp::Reverse;
 use chrono::{DateTime, Utc};
 
 use super::{RestoreMethod, Snapshot, SnapshotError, SnapshotPattern};
+use crate::kinds::delta::table;
 use crate::storage::{Location, ReadOnlyDir};
-use crate::table;
 
 struct Candidate {
     name: String,

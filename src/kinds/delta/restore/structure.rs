@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::kinds::delta::table::{self, TableInfo, VectorPlace};
 use crate::storage::RunSandbox;
-use crate::table::{self, TableInfo, VectorPlace};
 
 /// How many file names a problem message lists before it summarises the rest.
 const NAMED_FILES: usize = 20;
@@ -36,6 +36,9 @@ pub struct StructureReport {
     /// broken backup).
     #[serde(skip)]
     pub declared_reader_features: Vec<String>,
+    /// The version the log should replay to, when one is expected.
+    #[serde(skip)]
+    pub expected_version: Option<u64>,
     #[serde(skip)]
     pub table: Option<TableInfo>,
 }
@@ -50,6 +53,25 @@ pub struct WrongSize {
 impl StructureReport {
     pub fn is_sound(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// Whether every file and deletion vector is there and whole, so the data can be scanned.
+    pub fn files_whole(&self) -> bool {
+        self.missing_files.is_empty()
+            && self.wrong_size_files.is_empty()
+            && self.damaged_deletion_vectors.is_empty()
+    }
+
+    /// The reader features the log declares that this version does not know (read when the
+    /// log does not replay): such a log is not a broken backup.
+    pub fn unknown_declared_features(&self) -> Vec<String> {
+        self.declared_reader_features
+            .iter()
+            .filter(|f| {
+                !crate::kinds::delta::table::SUPPORTED_READER_FEATURES.contains(&f.as_str())
+            })
+            .cloned()
+            .collect()
     }
 }
 
@@ -69,6 +91,7 @@ pub async fn verify_structure(
         problems: vec![],
         warnings: vec![],
         declared_reader_features: vec![],
+        expected_version,
         table: None,
     };
     let info = match table::open_run(sandbox).await {

@@ -6,8 +6,8 @@ use std::path::Path;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::parquet::file::reader::ChunkReader;
 
+use crate::kinds::delta::table::LogFile;
 use crate::storage::RunSandbox;
-use crate::table::LogFile;
 
 /// A data file that could not be decoded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

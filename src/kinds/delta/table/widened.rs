@@ -71,7 +71,7 @@ mod tests {
     async fn a_widened_table_reads_with_its_widened_schema() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/delta-features/type-widening");
-        let table = crate::table::open(&crate::storage::directory_url(&dir), None)
+        let table = crate::kinds::delta::table::open(&crate::storage::directory_url(&dir), None)
             .await
             .unwrap();
         let ctx = SessionContext::new();

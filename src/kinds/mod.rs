@@ -1,0 +1,124 @@
+//! The kinds of data restore-drill drills, one folder per family, each behind [`Kind`]: how its
+//! snapshots are found, how one is restored into a sandbox, how the restored data's structure is
+//! checked, and how the restored data and the source are read as DataFusion tables. The drill
+//! (`crate::drill`) calls these phase by phase; adding a family means a folder here and one line
+//! in [`of`].
+//!
+//! The descriptions the drill reads — [`Snapshot`], [`TableInfo`], [`StructureReport`] — are
+//! the Delta family's, the only one so far.
+
+pub mod delta;
+
+pub use delta::restore::{CopyProgress, RestoreError, RestoreOutcome, StructureReport};
+pub use delta::snapshot::{PointInTime, Snapshot, SnapshotError, SnapshotSource};
+pub use delta::table::TableInfo;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deltalake::datafusion::prelude::SessionContext;
+
+use crate::storage::{Location, RunSandbox, StorageError};
+
+/// One family of data: what a drill needs to know about it, in the order it needs it.
+#[async_trait]
+pub trait Kind: Send + Sync {
+    /// The snapshots there are, newest first (`snapshots`).
+    async fn list(&self, now: DateTime<Utc>) -> Result<Vec<Snapshot>, SnapshotError>;
+
+    /// The snapshot a drill restores: the newest, the one at the job's point in time, or the one
+    /// `pinned` names.
+    async fn choose(
+        &self,
+        pinned: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Snapshot, SnapshotError>;
+
+    /// What restoring `snapshot` would read, and how, found by reading only (`run --dry-run`).
+    async fn plan_restore(&self, snapshot: &Snapshot) -> Result<RestorePlan, StorageError>;
+
+    /// Materialises `snapshot` in the run's sandbox.
+    async fn restore(
+        &self,
+        snapshot: &Snapshot,
+        run: &RunSandbox,
+        concurrency: usize,
+        progress: &dyn CopyProgress,
+    ) -> Result<RestoreOutcome, RestoreError>;
+
+    /// Checks the restored data's structure. Completes `snapshot`'s description with what only
+    /// the restore shows (a versioned bucket's table version).
+    async fn verify_structure(&self, snapshot: &mut Snapshot, run: &RunSandbox) -> StructureReport;
+
+    /// Registers the restored data in `ctx` (a verification session) under the name every
+    /// query uses; an error says why it cannot be read.
+    async fn register_restored(&self, run: &RunSandbox, ctx: &SessionContext)
+    -> Result<(), String>;
+
+    /// When the restored data could not be scanned: its damaged files, each with what is wrong.
+    async fn locate_damage(&self, run: &RunSandbox, info: &TableInfo) -> Vec<String>;
+
+    /// The source at the snapshot's version, registered in `ctx` under the name every query
+    /// uses, or why there is nothing to compare with. An error: the source cannot be read at all.
+    async fn open_source(
+        &self,
+        snapshot: &Snapshot,
+        run: &RunSandbox,
+        ctx: &SessionContext,
+    ) -> Result<SourceAt, String>;
+
+    /// What the source is now (its columns, for `validate`), or why it cannot be read.
+    async fn describe_source(&self) -> Result<TableInfo, String>;
+
+    /// The source as it is now, registered in `ctx`, and its columns (the append-only fallback
+    /// of a comparison); `None` when it cannot be read.
+    async fn open_current_source(&self, ctx: &SessionContext) -> Option<Vec<String>>;
+
+    /// When a scan of the source at a version failed with `error` because that version's data
+    /// is gone (not because the source is unreadable): the reason, for the finding.
+    fn gone(&self, error: &str) -> Option<String>;
+
+    /// The time of the source's newest change: the reference of the RPO. `Ok(None)`: the source
+    /// does not say.
+    async fn source_newest_change(&self) -> Result<Option<DateTime<Utc>>, String>;
+}
+
+/// What a restore would do.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    /// How the snapshot is restored, in words.
+    pub method: String,
+    /// What the restore reads: files copied, or the data files of the version rewritten.
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// The source at a snapshot's version.
+#[derive(Debug)]
+pub enum SourceAt {
+    /// The snapshot has no version to compare at.
+    NoVersion,
+    /// The snapshot does not belong to the source's history: a failed drill, and no comparison.
+    Foreign(String),
+    /// The source no longer holds the version (its time-travel window is shorter than the
+    /// snapshot's age): a warning, and the job's fallback.
+    Gone { version: u64, reason: String },
+    /// Registered at the version, with its description; `altered` says how the snapshot
+    /// differs from the source's own record of that version, when it does (a failed drill,
+    /// and the contents are still compared).
+    Open {
+        version: u64,
+        info: TableInfo,
+        altered: Option<String>,
+    },
+}
+
+/// The kind of a job's snapshots, reading them from `snapshots` and comparing with `source`.
+pub fn of(snapshots: &SnapshotSource, source: &Location) -> Box<dyn Kind> {
+    match snapshots {
+        SnapshotSource::DeltaCopy { .. }
+        | SnapshotSource::DeltaTimeTravel { .. }
+        | SnapshotSource::S3Versions { .. } => {
+            Box::new(delta::Delta::new(snapshots.clone(), source.clone()))
+        }
+    }
+}
