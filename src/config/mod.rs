@@ -1,25 +1,30 @@
 //! Configuration: read the file, substitute `${VAR}`, validate every field (all problems at
 //! once, each with file, line and column), and build the jobs.
 
+mod service;
 mod substitute;
 
+pub use service::{
+    DEFAULT_MAX_CONCURRENT_DRILLS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, HistorySettings, Server,
+};
 pub use substitute::{UnsetVariable, substitute};
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::DateTime;
-
-use crate::kinds::delta::snapshot::{PointInTime, SnapshotPattern, SnapshotSource};
+use crate::kinds::{self, SnapshotSource};
 use crate::primitives::duration::parse_duration;
 use crate::primitives::fields::{Fields, Located, Position, Problem, Problems, parse_document};
 use crate::schedule::{Schedule, ScheduleError};
 use crate::storage::Location;
+use crate::storage::profiles::{
+    Profiles, profile_named, read_profiles, resolve_profile, with_profile,
+};
 use crate::storage::s3::S3Profile;
-use crate::verify::sample::{CompareSpec, Fallback, SampleSize};
+use crate::verify::compare_settings;
+use crate::verify::sample::CompareSpec;
 use crate::verify::suite::{Suite, load_suite};
 
 /// The configuration could not be used; every problem found is listed.
@@ -48,47 +53,6 @@ pub struct Config {
     pub jobs: Vec<Job>,
 }
 
-/// Where drills are recorded (`[history]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistorySettings {
-    /// The journal's folder: one file per job.
-    pub journal: PathBuf,
-    /// A PostgreSQL URL; never shown in messages (it may hold a password).
-    pub postgres: Option<String>,
-    /// CA certificates (PEM) trusted for PostgreSQL's TLS besides the system's.
-    pub postgres_ca_file: Option<PathBuf>,
-    /// Records of drills older than this are dropped (`serve` prunes daily); `None` keeps all.
-    pub keep: Option<Duration>,
-}
-
-/// How `serve` listens and runs drills (`[server]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Server {
-    /// The HTTP listener for `/metrics`, `/healthz`, `/readyz` and `/jobs`.
-    pub listen: SocketAddr,
-    /// Drills running at once, across all jobs.
-    pub max_concurrent_drills: usize,
-    /// A Prometheus exporter web configuration file (`tls_server_config`, `basic_auth_users`).
-    pub web_config: Option<PathBuf>,
-    /// How long running drills may go on after SIGTERM before they are cancelled.
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Server {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
-            max_concurrent_drills: DEFAULT_MAX_CONCURRENT_DRILLS,
-            web_config: None,
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-        }
-    }
-}
-
-/// The default port of `serve`'s HTTP listener.
-pub const DEFAULT_PORT: u16 = 9841;
-pub const DEFAULT_MAX_CONCURRENT_DRILLS: usize = 2;
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(300);
 /// How long a failed drill's sandbox is kept, unless the job sets `keep_failed_sandbox`.
 pub const DEFAULT_KEEP_FAILED_SANDBOX: Duration = Duration::from_secs(48 * 3600);
 /// A drill still running after this long is cancelled, unless the job sets `timeout`.
@@ -205,16 +169,16 @@ pub fn parse(
     );
     let server = match top.table("server", "[server]", &mut p) {
         None => Some(Server::default()),
-        Some(f) => server(f, &base, &mut p),
+        Some(f) => service::server(f, &base, &mut p),
     };
-    let history = history(
+    let history = service::history(
         top.table("history", "[history]", &mut p),
         &base,
         &env,
         &mut p,
     );
     let profiles = match top.table("storage", "[storage]", &mut p) {
-        Some(f) => storage_profiles(f, &mut p),
+        Some(f) => read_profiles(f, &mut p),
         None => HashMap::new(),
     };
     let config_sha256 = crate::primitives::hash::sha256_hex(raw.as_bytes());
@@ -264,151 +228,6 @@ pub fn parse(
     }
 }
 
-/// `[history]`; without `journal`, the journal lives in the user's state folder:
-/// `$RESTORE_DRILL_STATE_DIR/journal`, `$XDG_STATE_HOME/restore-drill/journal` or
-/// `~/.local/state/restore-drill/journal`.
-fn history(
-    f: Option<Fields>,
-    base: &Path,
-    env: &impl Fn(&str) -> Option<String>,
-    p: &mut Problems,
-) -> Option<HistorySettings> {
-    let default_journal = || {
-        env("RESTORE_DRILL_STATE_DIR")
-            .map(|d| PathBuf::from(d).join("journal"))
-            .or_else(|| {
-                env("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("restore-drill/journal"))
-            })
-            .or_else(|| {
-                env("HOME").map(|d| PathBuf::from(d).join(".local/state/restore-drill/journal"))
-            })
-            .unwrap_or_else(|| base.join("restore-drill-journal"))
-    };
-    let Some(mut f) = f else {
-        return Some(HistorySettings {
-            journal: default_journal(),
-            postgres: None,
-            postgres_ca_file: None,
-            keep: None,
-        });
-    };
-    let journal = f.string("journal", p).map(|j| base.join(j.value));
-    let postgres = match f.string("postgres", p) {
-        // Empty, e.g. "${RESTORE_DRILL_PG_URL:-}" without the variable: no PostgreSQL.
-        None => Some(None),
-        Some(url) if url.value.is_empty() => Some(None),
-        Some(url) if url.value.parse::<tokio_postgres::Config>().is_ok() => Some(Some(url.value)),
-        Some(url) => {
-            p.report(
-                url.at,
-                "[history]: `postgres` is not a PostgreSQL URL; write e.g. \"postgres://user@host:5432/db\" (passwords belong in an environment variable: \"${RESTORE_DRILL_PG_URL}\")",
-            );
-            None
-        }
-    };
-    let postgres_ca_file = existing_file(&mut f, "postgres_ca_file", base, p);
-    let keep = match optional_duration(&mut f, "keep", p) {
-        Some(Some(k)) if k.value < Duration::from_secs(86_400) => {
-            p.report(
-                k.at,
-                "[history]: `keep` must be at least 1d (audits look back months, e.g. \"400d\")",
-            );
-            None
-        }
-        other => other.map(|k| k.map(|k| k.value)),
-    };
-    f.finish(p);
-    Some(HistorySettings {
-        journal: journal.unwrap_or_else(default_journal),
-        postgres: postgres?,
-        postgres_ca_file,
-        keep: keep?,
-    })
-}
-
-fn server(mut f: Fields, base: &Path, p: &mut Problems) -> Option<Server> {
-    let defaults = Server::default();
-    let listen = match f.string("listen", p) {
-        None => Some(defaults.listen),
-        Some(text) => match text.value.parse::<SocketAddr>() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                p.report(
-                    text.at,
-                    format!(
-                        "[server]: `listen` must be an address and port such as \"127.0.0.1:{DEFAULT_PORT}\" or \"0.0.0.0:{DEFAULT_PORT}\", found `{}`",
-                        text.value
-                    ),
-                );
-                None
-            }
-        },
-    };
-    let max_concurrent_drills = match f.integer("max_concurrent_drills", p) {
-        None => Some(defaults.max_concurrent_drills),
-        Some(Located { value, .. }) if (1..=1024).contains(&value) => Some(value as usize),
-        Some(Located { value, at }) => {
-            p.report(
-                at,
-                format!(
-                    "[server]: `max_concurrent_drills` must be between 1 and 1024, found {value}"
-                ),
-            );
-            None
-        }
-    };
-    let web_config = existing_file(&mut f, "web_config", base, p);
-    let shutdown_grace = optional_duration(&mut f, "shutdown_grace", p);
-    f.finish(p);
-    Some(Server {
-        listen: listen?,
-        max_concurrent_drills: max_concurrent_drills?,
-        web_config,
-        shutdown_grace: shutdown_grace?.map_or(defaults.shutdown_grace, |d| d.value),
-    })
-}
-
-/// An optional file named relative to the configuration file; reported when it does not exist.
-fn existing_file(
-    f: &mut Fields,
-    key: &'static str,
-    base: &Path,
-    p: &mut Problems,
-) -> Option<PathBuf> {
-    let text = f.string(key, p)?;
-    let path = base.join(&text.value);
-    if path.is_file() {
-        return Some(path);
-    }
-    p.report(
-        text.at,
-        format!(
-            "{}: `{key}` file {} does not exist (paths are relative to the configuration file)",
-            f.context(),
-            path.display()
-        ),
-    );
-    None
-}
-
-/// An optional duration: `Some(None)` when absent, `None` when present but invalid (reported).
-fn optional_duration(
-    f: &mut Fields,
-    key: &'static str,
-    p: &mut Problems,
-) -> Option<Option<Located<Duration>>> {
-    match f.string(key, p) {
-        None => Some(None),
-        Some(text) => match parse_duration(&text.value) {
-            Ok(d) => Some(Some(Located::new(d, text.at))),
-            Err(e) => {
-                p.report(text.at, format!("{}: `{key}`: {e}", f.context()));
-                None
-            }
-        },
-    }
-}
-
 /// Where a job's name and sandbox are written, for problems found across jobs.
 struct JobPositions {
     name: Position,
@@ -444,7 +263,7 @@ fn sandboxes_apart(jobs: &[Job], positions: &[Position], p: &mut Problems) {
 fn read_job(
     mut f: Fields,
     base: &Path,
-    profiles: &HashMap<String, Arc<S3Profile>>,
+    profiles: &Profiles,
     p: &mut Problems,
     suite_problems: &mut Vec<Problem>,
 ) -> Option<(Job, JobPositions)> {
@@ -470,9 +289,9 @@ fn read_job(
     }
     let description = f.string("description", p).map(|d| d.value);
     let owner = f.string("owner", p).map(|o| o.value);
-    let source = location(&mut f, "source", "the live Delta table's folder", base, p);
-    let snapshots = snapshot_source(&mut f, base, p);
-    let sandbox = location(
+    let source = Location::read(&mut f, "source", "the live Delta table's folder", base, p);
+    let snapshots = kinds::read_snapshots(&mut f, base, p);
+    let sandbox = Location::read(
         &mut f,
         "sandbox",
         "the folder under which drills restore",
@@ -523,11 +342,11 @@ fn read_job(
 
     let compare = match f.table("compare", format!("{} compare", f.context()), p) {
         None => Some(None),
-        Some(c) => compare_spec(c, p).map(Some),
+        Some(c) => compare_settings::read(c, p).map(Some),
     };
     let redact = f.strings("redact", p).map(|r| r.value).unwrap_or_default();
     let schedule = schedule(&mut f, p);
-    let timeout = match optional_duration(&mut f, "timeout", p) {
+    let timeout = match f.duration("timeout", p) {
         Some(Some(d)) if d.value.is_zero() => {
             p.report(
                 d.at,
@@ -537,9 +356,11 @@ fn read_job(
         }
         other => other.map(|d| d.map_or(DEFAULT_DRILL_TIMEOUT, |d| d.value)),
     };
-    let jitter =
-        optional_duration(&mut f, "jitter", p).map(|d| d.map(|d| d.value).unwrap_or_default());
-    let keep_failed_sandbox = optional_duration(&mut f, "keep_failed_sandbox", p)
+    let jitter = f
+        .duration("jitter", p)
+        .map(|d| d.map(|d| d.value).unwrap_or_default());
+    let keep_failed_sandbox = f
+        .duration("keep_failed_sandbox", p)
         .map(|d| d.map_or(DEFAULT_KEEP_FAILED_SANDBOX, |d| d.value));
 
     if let Some(sandbox) = &sandbox {
@@ -655,465 +476,6 @@ fn schedule(f: &mut Fields, p: &mut Problems) -> Option<Option<Schedule>> {
             None
         }
     }
-}
-
-fn with_profile(location: Location, profile: &Option<Arc<S3Profile>>) -> Location {
-    match profile {
-        Some(profile) => location.with_profile(profile.clone()),
-        None => location,
-    }
-}
-
-/// The profile a job's key names: `None` when the key is absent, `Some(None)` when it names no
-/// profile (reported).
-fn profile_named(
-    f: &mut Fields,
-    key: &'static str,
-    profiles: &HashMap<String, Arc<S3Profile>>,
-    p: &mut Problems,
-) -> Option<Option<Arc<S3Profile>>> {
-    let name = f.string(key, p)?;
-    let context = f.context().to_string();
-    Some(resolve_profile(&name, profiles, &context, p))
-}
-
-fn resolve_profile(
-    name: &Located<String>,
-    profiles: &HashMap<String, Arc<S3Profile>>,
-    context: &str,
-    p: &mut Problems,
-) -> Option<Arc<S3Profile>> {
-    if let Some(profile) = profiles.get(&name.value) {
-        return Some(profile.clone());
-    }
-    let mut known: Vec<&str> = profiles.keys().map(String::as_str).collect();
-    known.sort_unstable();
-    p.report(
-        name.at,
-        format!(
-            "{context}: no storage profile `{}`; define it as [storage.{}] (profiles: {})",
-            name.value,
-            name.value,
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        ),
-    );
-    None
-}
-
-/// `[storage.NAME]` tables: S3 profiles.
-fn storage_profiles(mut f: Fields, p: &mut Problems) -> HashMap<String, Arc<S3Profile>> {
-    let mut profiles = HashMap::new();
-    for name in f.keys() {
-        let Some(mut t) = f.table_key(&name, format!("[storage.{name}]"), p) else {
-            continue;
-        };
-        let endpoint = t.string("endpoint", p).and_then(|e| {
-            if e.value.starts_with("http://") || e.value.starts_with("https://") {
-                Some(e.value)
-            } else {
-                p.report(
-                    e.at,
-                    format!(
-                        "[storage.{name}]: `endpoint` must be an http:// or https:// URL, e.g. \"http://minio:9000\""
-                    ),
-                );
-                None
-            }
-        });
-        let region = t.string("region", p).map(|r| r.value);
-        let path_style = t.boolean("path_style", p).is_some_and(|b| b.value);
-        let id = t.string("access_key_id_env", p);
-        let secret = t.string("secret_access_key_env", p);
-        let keys = match (id, secret) {
-            (Some(id), Some(secret)) => Some((id.value, secret.value)),
-            (None, None) => None,
-            (Some(one), None) | (None, Some(one)) => {
-                p.report(
-                    one.at,
-                    format!(
-                        "[storage.{name}]: give both `access_key_id_env` and `secret_access_key_env` (the names of the environment variables with the keys), or neither for the AWS default credential chain"
-                    ),
-                );
-                None
-            }
-        };
-        t.finish(p);
-        profiles.insert(
-            name.clone(),
-            Arc::new(S3Profile::new(name, endpoint, region, path_style, keys)),
-        );
-    }
-    profiles
-}
-
-fn location(
-    f: &mut Fields,
-    key: &'static str,
-    want: &str,
-    base: &Path,
-    p: &mut Problems,
-) -> Option<Located<Location>> {
-    let text = f.required_string(key, want, p)?;
-    match Location::parse(&text.value, base) {
-        Ok(l) => Some(Located::new(l, text.at)),
-        Err(e) => {
-            p.report(text.at, format!("{}: `{key}`: {e}", f.context()));
-            None
-        }
-    }
-}
-
-/// A snapshot source as read, before the job's storage profiles are applied.
-struct SnapshotSpec {
-    kind: SnapshotKindSpec,
-    /// `snapshots.storage`: the profile of the backup location, when it differs from the job's.
-    storage: Option<Located<String>>,
-}
-
-/// The kinds with their settings; time travel has no backup location (it reads the source).
-enum SnapshotKindSpec {
-    DeltaCopy {
-        location: Location,
-        pattern: SnapshotPattern,
-    },
-    TimeTravel(PointInTime),
-    Versions {
-        location: Location,
-        at: PointInTime,
-    },
-}
-
-impl SnapshotSpec {
-    /// The backup location, if the kind has one.
-    fn location(&self) -> Option<&Location> {
-        match &self.kind {
-            SnapshotKindSpec::DeltaCopy { location, .. }
-            | SnapshotKindSpec::Versions { location, .. } => Some(location),
-            SnapshotKindSpec::TimeTravel(_) => None,
-        }
-    }
-
-    fn location_mut(&mut self) -> Option<&mut Location> {
-        match &mut self.kind {
-            SnapshotKindSpec::DeltaCopy { location, .. }
-            | SnapshotKindSpec::Versions { location, .. } => Some(location),
-            SnapshotKindSpec::TimeTravel(_) => None,
-        }
-    }
-
-    fn into_source(self, source: &Location) -> SnapshotSource {
-        match self.kind {
-            SnapshotKindSpec::DeltaCopy { location, pattern } => {
-                SnapshotSource::DeltaCopy { location, pattern }
-            }
-            SnapshotKindSpec::TimeTravel(at) => SnapshotSource::DeltaTimeTravel {
-                source: source.clone(),
-                at,
-            },
-            SnapshotKindSpec::Versions { location, at } => {
-                SnapshotSource::S3Versions { location, at }
-            }
-        }
-    }
-}
-
-const SNAPSHOT_KINDS: &str = "\"delta_copy\", \"delta_time_travel\" or \"s3_versions\"";
-
-fn snapshot_source(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<SnapshotSpec>> {
-    let context = format!("{} snapshots", f.context());
-    let mut s = f.required_table(
-        "snapshots",
-        "e.g. { kind = \"delta_copy\", location = \"/backups/daily\", pattern = \"orders_{date}\" }",
-        context,
-        p,
-    )?;
-    let at = s.at();
-    let kind = s.required_string("kind", SNAPSHOT_KINDS, p);
-    let storage = s.string("storage", p);
-    let spec = match kind.as_ref().map(|k| k.value.as_str()) {
-        Some("delta_copy") => {
-            let location = location(
-                &mut s,
-                "location",
-                "the folder holding the snapshot folders",
-                base,
-                p,
-            );
-            let pattern = s
-                .required_string(
-                    "pattern",
-                    "the snapshot folder name, e.g. \"orders_{date}\"",
-                    p,
-                )
-                .and_then(|text| match SnapshotPattern::parse(&text.value) {
-                    Ok(pattern) => Some(pattern),
-                    Err(e) => {
-                        p.report(text.at, format!("{}: {e}", s.context()));
-                        None
-                    }
-                });
-            location
-                .zip(pattern)
-                .map(|(location, pattern)| SnapshotSpec {
-                    kind: SnapshotKindSpec::DeltaCopy {
-                        location: location.value,
-                        pattern,
-                    },
-                    storage,
-                })
-        }
-        Some("delta_time_travel") => {
-            let point = point_in_time(&mut s, true, p);
-            if let Some(storage) = &storage {
-                p.report(
-                    storage.at,
-                    format!(
-                        "{}: a delta_time_travel snapshot is read from the source; set `source_storage` on the job instead",
-                        s.context()
-                    ),
-                );
-            }
-            point.map(|at| SnapshotSpec {
-                kind: SnapshotKindSpec::TimeTravel(at),
-                storage: None,
-            })
-        }
-        Some("s3_versions") => {
-            let location = location(
-                &mut s,
-                "location",
-                "the prefix in a versioned bucket, e.g. \"s3://lake/orders/\"",
-                base,
-                p,
-            )
-            .filter(|l| {
-                let on_s3 = l.value.is_s3();
-                if !on_s3 {
-                    p.report(
-                        l.at,
-                        format!(
-                            "{}: an s3_versions snapshot lives in a versioned S3 bucket; give an s3://bucket/prefix/ location",
-                            s.context()
-                        ),
-                    );
-                }
-                on_s3
-            });
-            let point = point_in_time(&mut s, false, p);
-            location.zip(point).map(|(location, at)| SnapshotSpec {
-                kind: SnapshotKindSpec::Versions {
-                    location: location.value,
-                    at,
-                },
-                storage,
-            })
-        }
-        Some(other) => {
-            p.report(
-                kind.as_ref().map_or(at, |k| k.at),
-                format!(
-                    "{}: unknown snapshot kind `{other}`; use {SNAPSHOT_KINDS}",
-                    s.context()
-                ),
-            );
-            None
-        }
-        None => None,
-    };
-    s.finish(p);
-    spec.map(|spec| Located::new(spec, at))
-}
-
-/// The point in time a snapshot is taken at: `lag` (before now), `timestamp`, or — for time
-/// travel — `version`; exactly one.
-fn point_in_time(s: &mut Fields, versions: bool, p: &mut Problems) -> Option<PointInTime> {
-    let lag = optional_duration(s, "lag", p);
-    let timestamp = s.string("timestamp", p);
-    let version = if versions {
-        s.integer("version", p)
-    } else {
-        None
-    };
-    let choices = if versions {
-        "`lag` (e.g. \"24h\"), `timestamp` (e.g. \"2026-11-28T00:00:00Z\") or `version` (e.g. 42)"
-    } else {
-        "`lag` (e.g. \"1h\") or `timestamp` (e.g. \"2026-11-28T00:00:00Z\")"
-    };
-    let given = [
-        lag.as_ref().is_some_and(Option::is_some),
-        timestamp.is_some(),
-        version.is_some(),
-    ];
-    match given.iter().filter(|g| **g).count() {
-        0 => {
-            p.report(
-                s.at(),
-                format!(
-                    "{}: give the point in time to restore: {choices}",
-                    s.context()
-                ),
-            );
-            return None;
-        }
-        1 => {}
-        _ => {
-            p.report(
-                s.at(),
-                format!("{}: give only one of {choices}", s.context()),
-            );
-            return None;
-        }
-    }
-    if let Some(Some(lag)) = lag {
-        return Some(PointInTime::Lag(lag.value));
-    }
-    if let Some(text) = timestamp {
-        return match DateTime::parse_from_rfc3339(&text.value) {
-            Ok(t) => Some(PointInTime::Timestamp(t.to_utc())),
-            Err(e) => {
-                p.report(
-                    text.at,
-                    format!(
-                        "{}: `timestamp` `{}` is not an RFC 3339 time such as \"2026-11-28T00:00:00Z\": {e}",
-                        s.context(),
-                        text.value
-                    ),
-                );
-                None
-            }
-        };
-    }
-    match version {
-        Some(v) if v.value >= 0 => Some(PointInTime::Version(v.value as u64)),
-        Some(v) => {
-            p.report(
-                v.at,
-                format!(
-                    "{}: `version` must be 0 or more, found {}",
-                    s.context(),
-                    v.value
-                ),
-            );
-            None
-        }
-        None => None,
-    }
-}
-
-fn compare_spec(mut c: Fields, p: &mut Problems) -> Option<CompareSpec> {
-    let key = c.strings("key", p);
-    let fraction = c.number("sample_fraction", p);
-    let rows = c.integer("sample_rows", p);
-    let fallback = c.string("fallback", p);
-    let tolerance = c.number_map("tolerance", p);
-    let mut ok = true;
-    let key = match key {
-        Some(k) if !k.value.is_empty() => Some(k.value),
-        Some(k) => {
-            p.report(
-                k.at,
-                format!("{}: `key` is empty; name the key column(s)", c.context()),
-            );
-            None
-        }
-        None => {
-            p.report(
-                c.at(),
-                format!(
-                    "{}: missing `key` (the column(s) that identify a row)",
-                    c.context()
-                ),
-            );
-            None
-        }
-    };
-    let sample = match (fraction, rows) {
-        (Some(f), None) if f.value > 0.0 && f.value <= 1.0 => Some(SampleSize::Fraction(f.value)),
-        (Some(f), None) => {
-            p.report(
-                f.at,
-                format!(
-                    "{}: `sample_fraction` must be above 0 and at most 1, found {}",
-                    c.context(),
-                    f.value
-                ),
-            );
-            None
-        }
-        (None, Some(r)) if r.value >= 1 => Some(SampleSize::Rows(r.value as u64)),
-        (None, Some(r)) => {
-            p.report(
-                r.at,
-                format!(
-                    "{}: `sample_rows` must be at least 1, found {}",
-                    c.context(),
-                    r.value
-                ),
-            );
-            None
-        }
-        (Some(_), Some(r)) => {
-            p.report(
-                r.at,
-                format!(
-                    "{}: give `sample_fraction` or `sample_rows`, not both",
-                    c.context()
-                ),
-            );
-            None
-        }
-        (None, None) => {
-            p.report(
-                c.at(),
-                format!(
-                    "{}: missing `sample_fraction` (e.g. 0.01) or `sample_rows` (e.g. 10000)",
-                    c.context()
-                ),
-            );
-            None
-        }
-    };
-    let fallback = match fallback {
-        None => Some(Fallback::None),
-        Some(f) => match f.value.as_str() {
-            "none" => Some(Fallback::None),
-            "append_only" => Some(Fallback::AppendOnly),
-            other => {
-                p.report(
-                    f.at,
-                    format!(
-                        "{}: fallback `{other}` is unknown; use \"none\" or \"append_only\"",
-                        c.context()
-                    ),
-                );
-                None
-            }
-        },
-    };
-    let tolerance = tolerance.map(|t| t.value).unwrap_or_default();
-    for (column, t) in &tolerance {
-        if *t < 0.0 {
-            ok = false;
-            p.report(
-                c.at(),
-                format!("{}: tolerance of `{column}` is negative", c.context()),
-            );
-        }
-    }
-    c.finish(p);
-    if !ok {
-        return None;
-    }
-    Some(CompareSpec {
-        key: key?,
-        sample: sample?,
-        fallback: fallback?,
-        tolerance,
-    })
 }
 
 fn objectives(f: &mut Fields, p: &mut Problems) -> Option<Objectives> {

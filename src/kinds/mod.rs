@@ -112,6 +112,9 @@ pub enum SourceAt {
     },
 }
 
+/// Reads a job's `snapshots` table: which kind, and its settings.
+pub use delta::settings::read as read_snapshots;
+
 /// The kind of a job's snapshots, reading them from `snapshots` and comparing with `source`.
 pub fn of(snapshots: &SnapshotSource, source: &Location) -> Box<dyn Kind> {
     match snapshots {

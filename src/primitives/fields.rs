@@ -3,8 +3,11 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml_edit::{Item, TableLike, Value};
+
+use super::duration::parse_duration;
 
 /// A place in a file: 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -183,6 +186,25 @@ impl<'a> Fields<'a> {
                 self.wrong_type(p, key, at, "a string", item);
                 None
             }
+        }
+    }
+
+    /// An optional duration such as `"26h"`: `Some(None)` when absent, `None` when present but
+    /// invalid (reported).
+    pub fn duration(
+        &mut self,
+        key: &'static str,
+        p: &mut Problems,
+    ) -> Option<Option<Located<Duration>>> {
+        match self.string(key, p) {
+            None => Some(None),
+            Some(text) => match parse_duration(&text.value) {
+                Ok(d) => Some(Some(Located::new(d, text.at))),
+                Err(e) => {
+                    p.report(text.at, format!("{}: `{key}`: {e}", self.context()));
+                    None
+                }
+            },
         }
     }
 

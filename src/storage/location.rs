@@ -9,6 +9,7 @@ use url::Url;
 
 use super::s3::S3Profile;
 use super::{StorageError, directory_url};
+use crate::primitives::fields::{Fields, Located, Problems};
 
 /// Where a location's bytes are: the one place that tells local disk from S3.
 #[derive(Debug, Clone)]
@@ -126,6 +127,25 @@ impl Location {
         Ok(Location {
             place: Place::Local(normalize(&absolute)),
         })
+    }
+
+    /// The location a configuration field `key` names (required; `want` says what it is for),
+    /// relative paths taken from `base`. Problems are reported at the field.
+    pub fn read(
+        f: &mut Fields,
+        key: &'static str,
+        want: &str,
+        base: &Path,
+        p: &mut Problems,
+    ) -> Option<Located<Location>> {
+        let text = f.required_string(key, want, p)?;
+        match Location::parse(&text.value, base) {
+            Ok(l) => Some(Located::new(l, text.at)),
+            Err(e) => {
+                p.report(text.at, format!("{}: `{key}`: {e}", f.context()));
+                None
+            }
+        }
     }
 
     pub fn from_path(path: &Path) -> Location {

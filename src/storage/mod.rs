@@ -3,6 +3,7 @@
 //! write below its own run folder.
 
 mod location;
+pub mod profiles;
 pub mod s3;
 pub mod s3_write;
 mod sandbox;

@@ -3,6 +3,7 @@
 
 pub mod damage;
 pub mod restore;
+pub mod settings;
 pub mod snapshot;
 pub mod table;
 
