@@ -320,26 +320,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  RUN",
                 "STARTED (UTC)", "JOB", "OUTCOME", "RPO", "RTO", "FINDINGS"
             );
-            let seconds =
-                |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |s| seconds(s.max(0.0)));
+            let seconds = |v: Option<f64>| v.map_or("-".to_string(), |s| seconds(s.max(0.0)));
             for entry in &recent.entries {
-                let r = &entry.report;
-                let started = r["started_at"]
-                    .as_str()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    .map_or("-".to_string(), |t| {
-                        t.format("%Y-%m-%d %H:%M:%S").to_string()
-                    });
-                println!(
-                    "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  {}",
-                    started,
-                    r["job"].as_str().unwrap_or("-"),
-                    r["outcome"].as_str().unwrap_or("-"),
-                    seconds(&r["rpo_seconds"]),
-                    seconds(&r["rto_seconds"]),
-                    r["findings"].as_array().map_or(0, |f| f.len()),
-                    r["run_id"].as_str().unwrap_or("-"),
-                );
+                match &entry.drill {
+                    Some(r) => println!(
+                        "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  {}",
+                        r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                        r.job,
+                        r.outcome.as_str(),
+                        seconds(r.rpo_seconds),
+                        seconds(r.rto_seconds),
+                        r.findings.len(),
+                        r.run_id,
+                    ),
+                    None => println!(
+                        "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  {}",
+                        "-",
+                        entry.report["job"].as_str().unwrap_or("-"),
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        entry.report["run_id"].as_str().unwrap_or("-"),
+                    ),
+                }
                 if let Some(problem) = &entry.problem {
                     println!("  ! {problem}");
                 }
@@ -371,8 +375,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             let history = History::new(&config.history);
             let recent = history.recent(job.as_deref(), None, usize::MAX).await?;
-            let reports: Vec<serde_json::Value> =
-                recent.entries.into_iter().map(|e| e.report).collect();
+            let unreadable = recent.entries.iter().filter(|e| e.drill.is_none()).count();
+            if unreadable > 0 {
+                eprintln!(
+                    "warning: {unreadable} record{} of the history could not be read as drill reports and are not counted; `restore-drill history` lists them",
+                    if unreadable == 1 { "" } else { "s" }
+                );
+            }
+            let reports: Vec<drill::DrillSummary> =
+                recent.entries.into_iter().filter_map(|e| e.drill).collect();
             let report = crate::report::build(
                 &config,
                 job.as_deref(),

@@ -42,7 +42,7 @@ impl Outcome {
 }
 
 /// A check that did not hold: data, not an error.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Finding {
     pub check: String,
     pub severity: Severity,
@@ -208,7 +208,7 @@ pub struct DrillSummary {
     #[serde(default)]
     pub error: Option<String>,
     #[serde(default)]
-    pub findings: Vec<serde_json::Value>,
+    pub findings: Vec<Finding>,
     #[serde(default)]
     pub rpo_seconds: Option<f64>,
     #[serde(default)]
@@ -228,6 +228,9 @@ pub struct DrillSummary {
 
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct SnapshotSummary {
+    pub id: String,
+    #[serde(default)]
+    pub version: Option<u64>,
     #[serde(default)]
     pub commit_timestamp: Option<DateTime<Utc>>,
 }
@@ -236,6 +239,8 @@ pub struct SnapshotSummary {
 pub struct RestoreSummary {
     pub seconds: f64,
     pub bytes: u64,
+    #[serde(default)]
+    pub files: Option<u64>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -264,6 +269,16 @@ impl CompareSummary {
 pub struct CheckSummary {
     pub id: String,
     pub outcome: crate::verify::CheckOutcome,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub observed: serde_json::Value,
+    #[serde(default)]
+    pub expected: serde_json::Value,
 }
 
 impl DrillSummary {
@@ -275,5 +290,120 @@ impl DrillSummary {
     /// The summary of a recorded report.
     pub fn from_record(report: serde_json::Value) -> Result<Self, serde_json::Error> {
         serde_json::from_value(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::CheckOutcome;
+    use chrono::TimeZone;
+
+    /// A report with every piece of evidence, as a drill that failed after a full run writes it.
+    fn full_report() -> DrillReport {
+        let at = |h| Utc.with_ymd_and_hms(2026, 11, 29, h, 30, 0).unwrap();
+        let mut check = CheckResult::new("amount_range", "in_range", Severity::Fail);
+        check.fail("3 values above 1000".into());
+        check.observed = serde_json::json!({ "unexpected": 3 });
+        DrillReport {
+            job: "orders".into(),
+            run_id: "run-20261129T023000Z-4f3a9c".into(),
+            tool_version: "0.0.0".into(),
+            started_at: at(2),
+            finished_at: at(3),
+            outcome: Outcome::Failed,
+            error: None,
+            snapshot: Some(SnapshotEvidence {
+                id: "orders_2026-11-28".into(),
+                location: "/backups/orders_2026-11-28".into(),
+                version: Some(42),
+                commit_timestamp: Some(at(1)),
+                table_id: Some("t".into()),
+                files: Some(3),
+                bytes: Some(3000),
+                deletion_vectors: Some(0),
+                deleted_rows: Some(0),
+            }),
+            restore: Some(RestoreEvidence {
+                sandbox: "/sandbox/orders/run".into(),
+                files: 7,
+                bytes: 3500,
+                seconds: 1.5,
+                kept: true,
+            }),
+            verify: Some(VerifyEvidence {
+                seconds: 2.5,
+                structure: StructureReport::default(),
+                rows: Some(1000),
+                queries: Vec::new(),
+                compare_seconds: None,
+            }),
+            checks: vec![check],
+            rpo_seconds: Some(3600.0),
+            rpo_basis: Some("source_newest_commit".into()),
+            rto_seconds: Some(4.0),
+            objectives: ObjectivesEvidence {
+                rpo_seconds: 93600.0,
+                rto_seconds: 7200.0,
+            },
+            findings: vec![Finding {
+                check: "amount_range".into(),
+                severity: Severity::Fail,
+                message: "3 values above 1000".into(),
+            }],
+            compare: None,
+        }
+    }
+
+    /// History, metrics, PostgreSQL and the audit reports read recorded reports through the
+    /// summary: a field renamed on one side must not silently read as absent.
+    #[test]
+    fn a_recorded_report_reads_back_with_every_field_the_readers_use() {
+        let summary = DrillSummary::of(&full_report()).unwrap();
+        assert_eq!(summary.job, "orders");
+        assert_eq!(summary.run_id, "run-20261129T023000Z-4f3a9c");
+        assert_eq!(summary.outcome, Outcome::Failed);
+        assert_eq!(
+            (summary.rpo_seconds, summary.rto_seconds),
+            (Some(3600.0), Some(4.0))
+        );
+        assert_eq!(summary.objectives.rpo_seconds, 93600.0);
+        let snapshot = summary.snapshot.unwrap();
+        assert_eq!(
+            (snapshot.id.as_str(), snapshot.version),
+            ("orders_2026-11-28", Some(42))
+        );
+        assert!(snapshot.commit_timestamp.is_some());
+        let restore = summary.restore.unwrap();
+        assert_eq!((restore.files, restore.bytes), (Some(7), 3500));
+        assert_eq!(summary.verify.unwrap().rows, Some(1000));
+        assert_eq!(summary.findings.len(), 1);
+        assert_eq!(summary.findings[0].severity, Severity::Fail);
+        let check = &summary.checks[0];
+        assert_eq!(
+            (check.kind.as_str(), check.severity, check.outcome),
+            ("in_range", Some(Severity::Fail), CheckOutcome::Failed)
+        );
+        assert_eq!(check.message.as_deref(), Some("3 values above 1000"));
+        assert_eq!(check.observed["unexpected"], 3);
+    }
+
+    #[test]
+    fn outcomes_are_recorded_in_the_words_their_names_give() {
+        for outcome in [
+            CheckOutcome::Passed,
+            CheckOutcome::Failed,
+            CheckOutcome::Skipped,
+        ] {
+            assert_eq!(serde_json::json!(outcome), outcome.as_str());
+        }
+        for outcome in [
+            Outcome::Passed,
+            Outcome::Failed,
+            Outcome::Error,
+            Outcome::Aborted,
+        ] {
+            assert_eq!(serde_json::json!(outcome), outcome.as_str());
+        }
     }
 }

@@ -48,6 +48,17 @@ pub struct Record {
     pub report: Value,
 }
 
+impl Record {
+    /// When the recorded drill started; the time of the record when its report does not say.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        #[derive(serde::Deserialize)]
+        struct Started {
+            started_at: DateTime<Utc>,
+        }
+        Started::deserialize(&self.report).map_or(self.recorded_at, |s| s.started_at)
+    }
+}
+
 /// A record as stored, with its hash.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
@@ -152,10 +163,7 @@ impl Journal {
             else {
                 break;
             };
-            let started = stored.record.report["started_at"]
-                .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map_or(stored.record.recorded_at, |t| t.with_timezone(&Utc));
+            let started = stored.record.started_at();
             if started >= before {
                 break;
             }

@@ -69,12 +69,48 @@ pub struct Synced {
     pub divergences: Vec<(String, Divergence)>,
 }
 
-/// One drill as history holds it: its report, and what is wrong with its record, if anything
-/// (altered, out of chain, different from or missing in the journal).
-#[derive(Debug, Clone, PartialEq)]
+/// One drill as history holds it: its report as recorded, the report read into its typed
+/// summary, and what is wrong with its record, if anything (altered, out of chain, different
+/// from or missing in the journal, not a report this version can read).
+#[derive(Debug, Clone)]
 pub struct Entry {
     pub report: Value,
+    /// `None` when the record is not a drill report this version can read (`problem` says why).
+    pub drill: Option<DrillSummary>,
     pub problem: Option<String>,
+}
+
+impl Entry {
+    fn new(report: Value, problem: Option<String>) -> Self {
+        match DrillSummary::from_record(report.clone()) {
+            Ok(drill) => Entry {
+                report,
+                drill: Some(drill),
+                problem,
+            },
+            Err(e) => Entry {
+                report,
+                drill: None,
+                problem: Some(
+                    problem
+                        .unwrap_or_else(|| format!("not a drill report this version reads: {e}")),
+                ),
+            },
+        }
+    }
+
+    /// The job the record belongs to; for a record that is not a readable report, the job it
+    /// names, so that a job's history still shows it.
+    fn job(&self) -> Option<&str> {
+        match &self.drill {
+            Some(d) => Some(d.job.as_str()),
+            None => self.report["job"].as_str(),
+        }
+    }
+
+    fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.drill.as_ref().map(|d| d.started_at)
+    }
 }
 
 /// One job's journal as read for a sync or a report.
@@ -376,10 +412,7 @@ impl History {
                     }
                 };
                 for report in store.recent(job, since, limit).await? {
-                    entries.push(Entry {
-                        report,
-                        problem: None,
-                    });
+                    entries.push(Entry::new(report, None));
                 }
                 let journal = self.journal.clone();
                 let journal_id = blocking(move || journal.id()).await?;
@@ -406,9 +439,11 @@ impl History {
                             .records
                             .iter()
                             .filter(|s| !stored.contains(s.record.run_id.as_str()))
-                            .map(|s| Entry {
-                                report: s.record.report.clone(),
-                                problem: Some("not yet in PostgreSQL".into()),
+                            .map(|s| {
+                                Entry::new(
+                                    s.record.report.clone(),
+                                    Some("not yet in PostgreSQL".into()),
+                                )
                             }),
                     );
                 }
@@ -416,17 +451,21 @@ impl History {
             }
             None => {
                 for journal in &journals {
-                    entries.extend(journal.records.iter().map(|s| Entry {
-                        report: s.record.report.clone(),
-                        problem: None,
-                    }));
+                    entries.extend(
+                        journal
+                            .records
+                            .iter()
+                            .map(|s| Entry::new(s.record.report.clone(), None)),
+                    );
                 }
                 format!("the journal {}", self.journal.dir().display())
             }
         };
         for entry in &mut entries {
-            let run = entry.report["run_id"].as_str().unwrap_or_default();
-            let name = entry.report["job"].as_str().unwrap_or_default();
+            let Some(drill) = &entry.drill else {
+                continue;
+            };
+            let (run, name) = (drill.run_id.as_str(), drill.job.as_str());
             if let Some(chain) = journals.iter().find(|j| j.job == name).map(|j| &j.chain)
                 && chain.unverified.iter().any(|r| r == run)
             {
@@ -440,9 +479,9 @@ impl History {
                 );
             }
         }
-        entries.retain(|e| job.is_none_or(|j| e.report["job"] == j));
-        entries.retain(|e| since.is_none_or(|s| started(&e.report).is_some_and(|t| t >= s)));
-        entries.sort_by_key(|e| std::cmp::Reverse(started(&e.report)));
+        entries.retain(|e| job.is_none_or(|j| e.job() == Some(j)));
+        entries.retain(|e| since.is_none_or(|s| e.started_at().is_some_and(|t| t >= s)));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.started_at()));
         entries.truncate(limit);
         Ok(Recent {
             source,
@@ -537,11 +576,4 @@ impl History {
         };
         Ok((dropped, rows))
     }
-}
-
-fn started(report: &Value) -> Option<DateTime<Utc>> {
-    report["started_at"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
 }

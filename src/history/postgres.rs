@@ -18,6 +18,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::HistoryError;
 use super::journal::Stored;
 use super::reconcile::StoredRow;
+use crate::drill::DrillSummary;
 
 /// The schema, one migration per entry; applied in order, never edited once released.
 const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -291,17 +292,15 @@ impl PostgresStore {
     ) -> Result<bool, HistoryError> {
         let r = &stored.record;
         let report = &r.report;
-        let text = |v: &Value| v.as_str().map(String::from);
-        let time = |v: &Value| {
-            v.as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-        };
-        let int = |v: &Value| v.as_i64();
-        let float = |v: &Value| v.as_f64();
-        let findings = report["findings"].as_array().map_or(0, |f| f.len()) as i32;
-        let started = time(&report["started_at"]).unwrap_or(r.recorded_at);
-        let finished = time(&report["finished_at"]).unwrap_or(r.recorded_at);
+        // A record this version cannot read as a report is still stored, with its columns empty.
+        let drill = DrillSummary::from_record(report.clone()).ok();
+        let d = drill.as_ref();
+        let findings = d.map_or(0, |d| d.findings.len()) as i32;
+        let started = d.map_or(r.recorded_at, |d| d.started_at);
+        let finished = d.map_or(r.recorded_at, |d| d.finished_at);
+        let snapshot = d.and_then(|d| d.snapshot.as_ref());
+        let restore = d.and_then(|d| d.restore.as_ref());
+        let verify = d.and_then(|d| d.verify.as_ref());
         let place = self.place.clone();
         let transaction = self
             .client
@@ -330,20 +329,20 @@ impl PostgresStore {
                         &r.recorded_at,
                         &started,
                         &finished,
-                        &text(&report["outcome"]).unwrap_or_default(),
-                        &text(&report["error"]),
-                        &text(&report["snapshot"]["id"]),
-                        &int(&report["snapshot"]["version"]),
-                        &time(&report["snapshot"]["commit_timestamp"]),
-                        &int(&report["restore"]["files"]),
-                        &int(&report["restore"]["bytes"]),
-                        &int(&report["verify"]["rows"]),
-                        &float(&report["restore"]["seconds"]),
-                        &float(&report["verify"]["seconds"]),
-                        &float(&report["rpo_seconds"]),
-                        &float(&report["rto_seconds"]),
-                        &float(&report["objectives"]["rpo_seconds"]).unwrap_or_default(),
-                        &float(&report["objectives"]["rto_seconds"]).unwrap_or_default(),
+                        &d.map_or("", |d| d.outcome.as_str()),
+                        &d.and_then(|d| d.error.as_deref()),
+                        &snapshot.map(|s| s.id.as_str()),
+                        &snapshot.and_then(|s| s.version).map(|v| v as i64),
+                        &snapshot.and_then(|s| s.commit_timestamp),
+                        &restore.and_then(|r| r.files).map(|f| f as i64),
+                        &restore.map(|r| r.bytes as i64),
+                        &verify.and_then(|v| v.rows).map(|r| r as i64),
+                        &restore.map(|r| r.seconds),
+                        &verify.map(|v| v.seconds),
+                        &d.and_then(|d| d.rpo_seconds),
+                        &d.and_then(|d| d.rto_seconds),
+                        &d.map_or(0.0, |d| d.objectives.rpo_seconds),
+                        &d.map_or(0.0, |d| d.objectives.rto_seconds),
                         &findings,
                         &r.tool_version,
                         &r.config_sha256,
@@ -355,7 +354,7 @@ impl PostgresStore {
             if inserted == 0 {
                 return Ok(false);
             }
-            for check in report["checks"].as_array().into_iter().flatten() {
+            for check in d.map(|d| d.checks.as_slice()).unwrap_or_default() {
                 transaction
                     .execute(
                         "INSERT INTO restore_drill_check_results
@@ -364,13 +363,13 @@ impl PostgresStore {
                          ON CONFLICT (run_id, check_id) DO NOTHING",
                         &[
                             &r.run_id,
-                            &text(&check["id"]).unwrap_or_default(),
-                            &text(&check["kind"]).unwrap_or_default(),
-                            &text(&check["severity"]).unwrap_or_default(),
-                            &text(&check["outcome"]).unwrap_or_default(),
-                            &text(&check["message"]),
-                            &check["observed"],
-                            &check["expected"],
+                            &check.id,
+                            &check.kind,
+                            &check.severity.map_or("", |s| s.as_str()),
+                            &check.outcome.as_str(),
+                            &check.message,
+                            &check.observed,
+                            &check.expected,
                         ],
                     )
                     .await?;

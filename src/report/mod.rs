@@ -7,11 +7,11 @@ mod render;
 
 pub use render::{html, junit, markdown};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::config::Config;
+use crate::drill::{DrillSummary, Outcome};
 use crate::history::journal::ChainCheck;
 
 /// The report of a period.
@@ -101,16 +101,10 @@ pub struct VerifiedSnapshot {
     pub run_id: String,
 }
 
-fn time(v: &Value) -> Option<DateTime<Utc>> {
-    v.as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// What a report is made of: drill reports (any order, any jobs), the journal's chain checks,
 /// and where the reports were read from.
 pub struct Evidence<'a> {
-    pub reports: &'a [Value],
+    pub reports: &'a [DrillSummary],
     pub chains: &'a [ChainCheck],
     pub source: String,
 }
@@ -135,53 +129,47 @@ pub fn build(
         .iter()
         .filter(|j| job_filter.is_none_or(|f| f == j.name))
     {
-        let mut all: Vec<&Value> = reports
-            .iter()
-            .filter(|r| r["job"] == job.name.as_str())
-            .collect();
-        all.sort_by_key(|r| time(&r["started_at"]));
-        let in_period: Vec<&Value> = all
+        let mut all: Vec<&DrillSummary> = reports.iter().filter(|r| r.job == job.name).collect();
+        all.sort_by_key(|r| r.started_at);
+        let in_period: Vec<&DrillSummary> = all
             .iter()
             .copied()
             .filter(|r| {
-                time(&r["started_at"]).is_some_and(|t| {
-                    let day = t.date_naive();
-                    day >= from && day <= to
-                })
+                let day = r.started_at.date_naive();
+                day >= from && day <= to
             })
             .collect();
-        let count = |outcome: &str| in_period.iter().filter(|r| r["outcome"] == outcome).count();
+        let count = |outcome: Outcome| in_period.iter().filter(|r| r.outcome == outcome).count();
         let days: Vec<Day> = from
             .iter_days()
             .take_while(|d| *d <= to)
             .map(|date| {
-                let on_day: Vec<&&Value> = in_period
+                let on_day: Vec<&&DrillSummary> = in_period
                     .iter()
-                    .filter(|r| time(&r["started_at"]).is_some_and(|t| t.date_naive() == date))
+                    .filter(|r| r.started_at.date_naive() == date)
                     .collect();
                 Day {
                     date,
                     drills: on_day.len(),
-                    verified: on_day.iter().any(|r| r["outcome"] == "passed"),
+                    verified: on_day.iter().any(|r| r.outcome == Outcome::Passed),
                 }
             })
             .collect();
         let failures = in_period
             .iter()
-            .filter(|r| r["outcome"] == "failed" || r["outcome"] == "error")
+            .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Error))
             .map(|r| Failure {
-                run_id: r["run_id"].as_str().unwrap_or_default().to_string(),
-                started_at: time(&r["started_at"]),
-                outcome: r["outcome"].as_str().unwrap_or_default().to_string(),
-                error: r["error"].as_str().map(String::from),
-                findings: r["findings"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                run_id: r.run_id.clone(),
+                started_at: Some(r.started_at),
+                outcome: r.outcome.as_str().to_string(),
+                error: r.error.clone(),
+                findings: r
+                    .findings
+                    .iter()
                     .map(|f| FindingLine {
-                        check: f["check"].as_str().unwrap_or_default().to_string(),
-                        severity: f["severity"].as_str().unwrap_or_default().to_string(),
-                        message: f["message"].as_str().unwrap_or_default().to_string(),
+                        check: f.check.clone(),
+                        severity: f.severity.as_str().to_string(),
+                        message: f.message.clone(),
                     })
                     .collect(),
             })
@@ -189,14 +177,22 @@ pub fn build(
         let newest_verified_snapshot = all
             .iter()
             .rev()
-            .filter(|r| time(&r["started_at"]).is_some_and(|t| t.date_naive() <= to))
-            .find(|r| r["outcome"] == "passed")
+            .filter(|r| r.started_at.date_naive() <= to)
+            .find(|r| r.outcome == Outcome::Passed)
             .map(|r| VerifiedSnapshot {
-                id: r["snapshot"]["id"].as_str().unwrap_or_default().to_string(),
-                version: r["snapshot"]["version"].as_u64(),
-                commit_timestamp: r["snapshot"]["commit_timestamp"].as_str().map(String::from),
-                verified_at: time(&r["finished_at"]),
-                run_id: r["run_id"].as_str().unwrap_or_default().to_string(),
+                id: r
+                    .snapshot
+                    .as_ref()
+                    .map(|s| s.id.clone())
+                    .unwrap_or_default(),
+                version: r.snapshot.as_ref().and_then(|s| s.version),
+                commit_timestamp: r
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.commit_timestamp)
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+                verified_at: Some(r.finished_at),
+                run_id: r.run_id.clone(),
             });
         let chain = chains
             .iter()
@@ -211,10 +207,10 @@ pub fn build(
             description: job.description.clone(),
             owner: job.owner.clone(),
             drills: in_period.len(),
-            passed: count("passed"),
-            failed: count("failed"),
-            error: count("error"),
-            aborted: count("aborted"),
+            passed: count(Outcome::Passed),
+            failed: count(Outcome::Failed),
+            error: count(Outcome::Error),
+            aborted: count(Outcome::Aborted),
             days_without_verified_restore: days
                 .iter()
                 .filter(|d| !d.verified)
@@ -224,20 +220,18 @@ pub fn build(
             runs: in_period
                 .iter()
                 .map(|r| Run {
-                    run_id: r["run_id"].as_str().unwrap_or_default().to_string(),
-                    started_at: time(&r["started_at"]),
-                    outcome: r["outcome"].as_str().unwrap_or_default().to_string(),
+                    run_id: r.run_id.clone(),
+                    started_at: Some(r.started_at),
+                    outcome: r.outcome.as_str().to_string(),
                 })
                 .collect(),
             failures,
             rpo: measure(
-                &in_period,
-                "rpo_seconds",
+                in_period.iter().filter_map(|r| r.rpo_seconds),
                 Some(job.objectives.rpo.as_secs_f64()),
             ),
             rto: measure(
-                &in_period,
-                "rto_seconds",
+                in_period.iter().filter_map(|r| r.rto_seconds),
                 Some(job.objectives.rto.as_secs_f64()),
             ),
             newest_verified_snapshot,
@@ -254,8 +248,8 @@ pub fn build(
     }
 }
 
-fn measure(reports: &[&Value], field: &str, objective: Option<f64>) -> Measure {
-    let values: Vec<f64> = reports.iter().filter_map(|r| r[field].as_f64()).collect();
+fn measure(values: impl Iterator<Item = f64>, objective: Option<f64>) -> Measure {
+    let values: Vec<f64> = values.collect();
     let mut sorted = values.clone();
     sorted.sort_by(f64::total_cmp);
     // Nearest rank.

@@ -21,6 +21,17 @@ pub enum CheckOutcome {
     Skipped,
 }
 
+impl CheckOutcome {
+    /// The word the report records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckOutcome::Passed => "passed",
+            CheckOutcome::Failed => "failed",
+            CheckOutcome::Skipped => "skipped",
+        }
+    }
+}
+
 /// The result of one check, as the report shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {

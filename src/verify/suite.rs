@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::primitives::fields::{Fields, Located, Position, Problem, Problems, parse_document};
 
 /// How much a failed check matters: `fail` makes the run fail, `warn` is reported only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Fail,

@@ -15,7 +15,7 @@ use crate::storage::RunSandbox;
 const NAMED_FILES: usize = 20;
 
 /// What structure verification found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct StructureReport {
     pub log_replays: bool,
     pub version: Option<u64>,
