@@ -23,8 +23,8 @@ fn main() -> ExitCode {
     match runtime.block_on(restore_drill::cli::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            eprintln!("{e}");
+            ExitCode::from(e.code)
         }
     }
 }

@@ -1,0 +1,177 @@
+//! `run` and `snapshots`: one drill now, and a job's snapshots.
+
+use std::path::Path;
+
+use super::progress::TerminalProgress;
+use super::{CommandError, Exit, INTERRUPTED, load};
+use crate::clock::{Clock, SystemClock};
+use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome, Progress};
+use crate::history::History;
+use crate::kinds;
+use crate::kinds::delta::snapshot::RestoreMethod;
+use crate::primitives::bytes::human_bytes;
+use crate::primitives::run_id::RunId;
+
+/// `run`: drills `job` now (or shows the plan), prints the summary or the JSON report, and
+/// records it. The exit code is the drill's outcome.
+pub(super) async fn run(
+    config: &Path,
+    job: &str,
+    snapshot: Option<String>,
+    json: bool,
+    dry_run: bool,
+) -> Exit {
+    let config = load(config)?;
+    let job = config.job(job).map_err(CommandError::error)?;
+    let options = DrillOptions {
+        snapshot,
+        ..Default::default()
+    };
+    if dry_run {
+        return match drill::plan::plan(job, &options).await {
+            Ok(plan) if json => {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+                Ok(0)
+            }
+            Ok(plan) => {
+                print!("{}", drill::plan::render(&plan));
+                Ok(0)
+            }
+            Err(e) => Err(CommandError::error(e)),
+        };
+    }
+    let progress: std::sync::Arc<dyn Progress> = if json {
+        std::sync::Arc::new(NoProgress)
+    } else {
+        TerminalProgress::shared()
+    };
+    drill::sweep_sandboxes(std::slice::from_ref(job), SystemClock.now()).await;
+    let started_at = SystemClock.now();
+    let run_id = RunId::new(started_at).into_string();
+    let options = DrillOptions {
+        run_id: Some(run_id.clone()),
+        ..options
+    };
+    // Ctrl-C or SIGTERM: the drill stops where it is, its sandbox goes, and it is
+    // recorded as aborted.
+    // A drill that outlives the job's `timeout` is cancelled as `serve` cancels it.
+    let drilled = tokio::time::timeout(
+        job.timeout,
+        drill::runtime::isolated({
+            let (job, progress) = (job.clone(), progress.clone());
+            async move { drill::run_drill(&job, &options, &SystemClock, progress.as_ref()).await }
+        }),
+    );
+    let stopped = tokio::select! {
+        ended = drilled => match ended {
+            Ok(report) => Ok(report),
+            Err(_) => Err((Outcome::Error, drill::timeout_reason(job))),
+        },
+        _ = interrupted() => Err((
+            Outcome::Aborted,
+            "interrupted before the drill finished; its sandbox was removed".into(),
+        )),
+    };
+    let report = match stopped {
+        Ok(report) => report,
+        Err((outcome, reason)) => {
+            progress.finish();
+            if let Err(e) = crate::storage::SandboxRoot::new(&job.sandbox)
+                .discard_run(&job.name, &run_id)
+                .await
+            {
+                eprintln!("error: could not remove the stopped drill's sandbox: {e}");
+            }
+            DrillReport::interrupted(job, run_id, started_at, SystemClock.now(), outcome, reason)
+        }
+    };
+    drill::log_finished(&report);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", drill::summary::render(&report));
+    }
+    // Evidence: a drill that is not recorded did not happen, as far as an audit knows.
+    let history = std::sync::Arc::new(History::new(&config.history));
+    if let Err(e) = history.record(job, &report, &SystemClock).await {
+        return Err(CommandError::error(format!(
+            "the drill could not be recorded: {e}"
+        )));
+    }
+    match history.sync().await {
+        Ok(synced) => {
+            for (_, divergence) in synced.divergences {
+                for problem in divergence.problems {
+                    eprintln!("warning: the journal and PostgreSQL disagree: {problem}");
+                }
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: {e}; the record waits in the journal and is sent by the next run or serve"
+        ),
+    }
+    if report.outcome == Outcome::Aborted {
+        return Ok(INTERRUPTED);
+    }
+    Ok(report.outcome.exit_code())
+}
+
+/// `snapshots`: a job's snapshots, newest first.
+pub(super) async fn snapshots(config: &Path, job: &str) -> Exit {
+    let config = load(config)?;
+    let job = config.job(job).map_err(CommandError::error)?;
+    let snapshots = kinds::of(&job.snapshots, &job.source)
+        .list(chrono::Utc::now())
+        .await?;
+    println!(
+        "{:<40} {:>8}  {:<24} {:>7}  {:>11}  {:>7}",
+        "SNAPSHOT", "VERSION", "NEWEST COMMIT", "FILES", "BYTES", "DVS"
+    );
+    for s in snapshots {
+        let row = |version: String, commit: String, files: usize, bytes: u64, dvs: String| {
+            println!(
+                "{:<40} {version:>8}  {commit:<24} {files:>7}  {:>11}  {dvs:>7}",
+                s.id,
+                human_bytes(bytes)
+            )
+        };
+        match (&s.table, &s.method) {
+            (Ok(t), _) => row(
+                t.version.to_string(),
+                t.commit_timestamp.map_or("-".into(), |c| {
+                    c.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+                }),
+                t.files.len(),
+                t.bytes(),
+                t.deletion_vectors().count().to_string(),
+            ),
+            (Err(_), RestoreMethod::CopyVersions(files)) => row(
+                "?".into(),
+                "(read once restored)".into(),
+                files.len(),
+                files.iter().map(|f| f.size).sum(),
+                "?".into(),
+            ),
+            (Err(e), _) => println!("{:<40} unreadable log: {e}", s.id),
+        }
+    }
+    Ok(0)
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn interrupted() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+}

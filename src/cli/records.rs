@@ -1,0 +1,139 @@
+//! `history` and `report`: the recorded drills, and audit reports of a period.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::NaiveDate;
+
+use super::{CommandError, Exit, ReportFormat, load};
+use crate::drill;
+use crate::history::History;
+use crate::primitives::duration::seconds;
+
+/// `history`: recent drills, newest first, as a table or JSON lines.
+pub(super) async fn history(
+    config: &Path,
+    job: Option<String>,
+    since: Option<NaiveDate>,
+    limit: usize,
+    json: bool,
+) -> Exit {
+    let config = load(config)?;
+    if let Some(job) = &job {
+        config.job(job).map_err(CommandError::error)?;
+    }
+    let since = since.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+    let history = History::new(&config.history);
+    let recent = history.recent(job.as_deref(), since, limit).await?;
+    if json {
+        for entry in &recent.entries {
+            let mut line = entry.report.clone();
+            if let (Some(problem), Some(fields)) = (&entry.problem, line.as_object_mut()) {
+                fields.insert("history_problem".into(), problem.clone().into());
+            }
+            println!("{}", serde_json::to_string(&line)?);
+        }
+        return Ok(0);
+    }
+    eprintln!(
+        "{} drill{} from {}",
+        recent.entries.len(),
+        if recent.entries.len() == 1 { "" } else { "s" },
+        recent.source
+    );
+    println!(
+        "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  RUN",
+        "STARTED (UTC)", "JOB", "OUTCOME", "RPO", "RTO", "FINDINGS"
+    );
+    let seconds = |v: Option<f64>| v.map_or("-".to_string(), |s| seconds(s.max(0.0)));
+    for entry in &recent.entries {
+        match &entry.drill {
+            Some(r) => println!(
+                "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  {}",
+                r.started_at.format("%Y-%m-%d %H:%M:%S"),
+                r.job,
+                r.outcome.as_str(),
+                seconds(r.rpo_seconds),
+                seconds(r.rto_seconds),
+                r.findings.len(),
+                r.run_id,
+            ),
+            None => println!(
+                "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  {}",
+                "-",
+                entry.report["job"].as_str().unwrap_or("-"),
+                "-",
+                "-",
+                "-",
+                "-",
+                entry.report["run_id"].as_str().unwrap_or("-"),
+            ),
+        }
+        if let Some(problem) = &entry.problem {
+            println!("  ! {problem}");
+        }
+    }
+    let unverified: usize = recent.chains.iter().map(|c| c.problems.len()).sum();
+    if unverified > 0 {
+        eprintln!(
+            "warning: the history does not verify in {unverified} place{}; `restore-drill report` lists each",
+            if unverified == 1 { "" } else { "s" }
+        );
+    }
+    Ok(0)
+}
+
+/// `report`: the audit report of the days `from` to `to`.
+pub(super) async fn report(
+    config: &Path,
+    from: NaiveDate,
+    to: NaiveDate,
+    job: Option<String>,
+    format: ReportFormat,
+    output: Option<PathBuf>,
+) -> Exit {
+    let config = load(config)?;
+    if let Some(job) = &job {
+        config.job(job).map_err(CommandError::error)?;
+    }
+    if to < from {
+        return Err(CommandError::error(format!(
+            "--to {to} is before --from {from}"
+        )));
+    }
+    let history = History::new(&config.history);
+    let recent = history.recent(job.as_deref(), None, usize::MAX).await?;
+    let unreadable = recent.entries.iter().filter(|e| e.drill.is_none()).count();
+    if unreadable > 0 {
+        eprintln!(
+            "warning: {unreadable} record{} of the history could not be read as drill reports and are not counted; `restore-drill history` lists them",
+            if unreadable == 1 { "" } else { "s" }
+        );
+    }
+    let reports: Vec<drill::DrillSummary> =
+        recent.entries.into_iter().filter_map(|e| e.drill).collect();
+    let report = crate::report::build(
+        &config,
+        job.as_deref(),
+        from,
+        to,
+        crate::report::Evidence {
+            reports: &reports,
+            chains: &recent.chains,
+            source: recent.source,
+        },
+        chrono::Utc::now(),
+    );
+    let text = match format {
+        ReportFormat::Md => crate::report::markdown(&report),
+        ReportFormat::Html => crate::report::html(&report),
+        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReportFormat::Junit => crate::report::junit(&report),
+    };
+    match output {
+        Some(path) => std::fs::write(&path, text)
+            .with_context(|| format!("writing the report to {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(0)
+}
