@@ -22,25 +22,21 @@ pub(super) async fn healthcheck(address: SocketAddr) -> Exit {
 
 /// `trigger`: asks `serve` to drill `job` now.
 pub(super) async fn trigger(job: &str, address: SocketAddr) -> Exit {
-    let (status, body) = local_request(address, "POST", &format!("/jobs/{job}/run"))
-        .await
-        .map_err(CommandError::error)?;
-    if status != 202 {
-        return Err(CommandError::error(format!(
-            "{address} answered {status}: {}",
-            body.trim()
-        )));
-    }
-    println!("{}", body.trim());
-    Ok(0)
+    ask(address, &format!("/jobs/{job}/run"), 202).await
 }
 
 /// `reload`: asks `serve` to reload its configuration.
 pub(super) async fn reload(address: SocketAddr) -> Exit {
-    let (status, body) = local_request(address, "POST", "/-/reload")
+    ask(address, "/-/reload", 200).await
+}
+
+/// POSTs to `path` and prints the answer: 0 when the status is `accepted`, else an error
+/// naming the status and the answer.
+async fn ask(address: SocketAddr, path: &str, accepted: u16) -> Exit {
+    let (status, body) = local_request(address, "POST", path)
         .await
         .map_err(CommandError::error)?;
-    if status != 200 {
+    if status != accepted {
         return Err(CommandError::error(format!(
             "{address} answered {status}: {}",
             body.trim()
