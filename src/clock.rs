@@ -16,16 +16,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that always says the same time.
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub DateTime<Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-}
-
 /// A clock that starts at a given wall time and advances with tokio's clock, so tests that
 /// pause tokio's time (`start_paused`) can run through hours or days of schedules at once.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +42,6 @@ impl Clock for TokioClock {
 }
 
 /// Seconds since `start`, rounded to the millisecond as reports show durations.
-pub fn elapsed_seconds(start: std::time::Instant) -> f64 {
+pub(crate) fn elapsed_seconds(start: std::time::Instant) -> f64 {
     (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }

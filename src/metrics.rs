@@ -262,7 +262,7 @@ impl DrillMetrics {
     }
 
     /// Records how many differences between a job's journal and PostgreSQL the last sync found.
-    pub fn set_history_divergence(&self, job: &str, differences: usize) {
+    pub(crate) fn set_history_divergence(&self, job: &str, differences: usize) {
         self.history_divergence
             .with_label_values(&[job])
             .set(differences as i64);
@@ -270,7 +270,7 @@ impl DrillMetrics {
 
     /// Exports what is known of a job before its first drill: its objectives, and zero counts
     /// for every outcome, so alert rules can compare and `rate()` sees a start.
-    pub fn register_job(&self, job: &Job) {
+    pub(crate) fn register_job(&self, job: &Job) {
         let labels = &[job.name.as_str()];
         let owner = job.owner.as_deref().unwrap_or("");
         remove_series(&self.job_info, |l| {
@@ -317,12 +317,12 @@ impl DrillMetrics {
     }
 
     /// The number of drills running now.
-    pub fn set_running(&self, running: usize) {
+    pub(crate) fn set_running(&self, running: usize) {
         self.running_drills.set(running as i64);
     }
 
     /// Records an attempt to load the configuration, at `at` (Unix seconds) if it succeeded.
-    pub fn config_loaded(&self, success: bool, at: f64) {
+    pub(crate) fn config_loaded(&self, success: bool, at: f64) {
         self.config_reload_successful.set(success as i64);
         if success {
             self.config_reload_success_timestamp.set(at);
@@ -460,7 +460,7 @@ impl DrillMetrics {
     }
 
     /// Removes every series of a job that is no longer configured.
-    pub fn forget_job(&self, job: &str) {
+    pub(crate) fn forget_job(&self, job: &str) {
         let of_job =
             |labels: &HashMap<String, String>| labels.get("job").map(String::as_str) == Some(job);
         for gauge in [

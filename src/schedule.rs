@@ -61,7 +61,7 @@ impl Schedule {
 
     /// The first occurrence strictly after `after`, or `None` if there is none (an expression
     /// that names a date that never comes, such as 30 February).
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = after.with_timezone(&self.timezone);
         self.cron
             .find_next_occurrence(&local, false)
@@ -74,7 +74,7 @@ impl Schedule {
     /// The longest time between two consecutive occurrences after `from`, looking ahead up to
     /// 1,000 occurrences or 400 days: how long a job may go without a drill by design (a
     /// weekday schedule has its weekend; a daily one its 25-hour day when clocks fall back).
-    pub fn longest_interval(&self, from: DateTime<Utc>) -> Option<std::time::Duration> {
+    pub(crate) fn longest_interval(&self, from: DateTime<Utc>) -> Option<std::time::Duration> {
         let horizon = from + chrono::Duration::days(400);
         let mut previous = self.next_after(from)?;
         let mut longest = None;

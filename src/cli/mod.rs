@@ -185,7 +185,7 @@ pub fn init_tracing(default_filter: &str) {
 }
 
 /// What a command ends with: its exit code, or why it did not succeed.
-pub type Exit = Result<u8, CommandError>;
+pub(crate) type Exit = Result<u8, CommandError>;
 
 /// A command that did not succeed: the exit code it ends with and what it says on stderr.
 #[derive(Debug)]
@@ -258,7 +258,7 @@ impl From<crate::kinds::SnapshotError> for CommandError {
 }
 
 /// The exit code of a command interrupted by Ctrl-C or SIGTERM (128 + SIGINT).
-pub const INTERRUPTED: u8 = 130;
+pub(crate) const INTERRUPTED: u8 = 130;
 
 /// Runs a command.
 pub async fn run(cli: Cli) -> Exit {

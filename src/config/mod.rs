@@ -7,7 +7,7 @@ mod substitute;
 pub use service::{
     DEFAULT_MAX_CONCURRENT_DRILLS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, HistorySettings, Server,
 };
-pub use substitute::{UnsetVariable, substitute};
+pub(crate) use substitute::substitute;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,9 +54,9 @@ pub struct Config {
 }
 
 /// How long a failed drill's sandbox is kept, unless the job sets `keep_failed_sandbox`.
-pub const DEFAULT_KEEP_FAILED_SANDBOX: Duration = Duration::from_secs(48 * 3600);
+pub(crate) const DEFAULT_KEEP_FAILED_SANDBOX: Duration = Duration::from_secs(48 * 3600);
 /// A drill still running after this long is cancelled, unless the job sets `timeout`.
-pub const DEFAULT_DRILL_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+pub(crate) const DEFAULT_DRILL_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 
 impl Config {
     /// The job with this name, or an error listing the names there are.
@@ -111,7 +111,7 @@ pub struct Objectives {
 }
 
 /// The default number of files copied at once by a restore.
-pub const DEFAULT_COPY_CONCURRENCY: usize = 8;
+pub(crate) const DEFAULT_COPY_CONCURRENCY: usize = 8;
 
 /// Reads and validates a configuration file, with `${VAR}` taken from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -2,7 +2,7 @@
 
 /// A `${NAME}` that the lookup did not know, with its byte offset in the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnsetVariable {
+pub(crate) struct UnsetVariable {
     pub name: String,
     pub offset: usize,
 }
@@ -10,7 +10,7 @@ pub struct UnsetVariable {
 /// Replaces every `${NAME}` with `lookup(NAME)`, and `${NAME:-default}` with the default text
 /// when the variable is unset; `$${` stands for a literal `${`. TOML comments are left as they
 /// are. Returns the new text and every variable that had no value and no default.
-pub fn substitute(
+pub(crate) fn substitute(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> (String, Vec<UnsetVariable>) {

@@ -14,7 +14,7 @@ use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use crate::storage::directory_url;
 
 /// The columns of the demo table.
-pub fn transactions_schema() -> Arc<Schema> {
+pub(crate) fn transactions_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("transaction_id", DataType::Int64, true),
         Field::new("account_id", DataType::Int64, true),

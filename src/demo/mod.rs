@@ -46,8 +46,7 @@ schedule = "0 */5 * * * *"          # `serve` drills it every five minutes
 }
 
 /// What the demo made and where.
-pub struct DemoFiles {
-    pub root: PathBuf,
+pub(crate) struct DemoFiles {
     pub config: PathBuf,
     pub healthy: String,
     pub damaged: String,
@@ -56,7 +55,7 @@ pub struct DemoFiles {
 
 /// Writes the table (`rows` rows over four commits, then a small fifth commit), three dated
 /// snapshots and the config. The middle snapshot has one data file cut to half its size.
-pub async fn prepare(root: &Path, rows: usize) -> anyhow::Result<DemoFiles> {
+pub(crate) async fn prepare(root: &Path, rows: usize) -> anyhow::Result<DemoFiles> {
     let lake = root.join("lake/financial_transactions");
     let backups = root.join("backups/daily");
     std::fs::create_dir_all(&backups).with_context(|| backups.display().to_string())?;
@@ -111,7 +110,6 @@ pub async fn prepare(root: &Path, rows: usize) -> anyhow::Result<DemoFiles> {
     let config = root.join("config.toml");
     std::fs::write(&config, config_text(root))?;
     Ok(DemoFiles {
-        root: root.to_path_buf(),
         config,
         healthy: names[2].clone(),
         damaged,

@@ -366,7 +366,7 @@ fn without_table(mut s: StructureReport) -> StructureReport {
 /// Removes the sandboxes no drill needs any more (see [`SandboxRoot::sweep`]): those of drills
 /// whose process died, and failed drills' sandboxes older than `keep_failed_sandbox`. Each is
 /// logged; problems are logged and do not stop the caller.
-pub async fn sweep_sandboxes(jobs: &[Job], now: DateTime<Utc>) {
+pub(crate) async fn sweep_sandboxes(jobs: &[Job], now: DateTime<Utc>) {
     for job in jobs {
         match SandboxRoot::new(&job.sandbox)
             .sweep(&job.name, now, job.keep_failed_sandbox)
@@ -385,7 +385,7 @@ pub async fn sweep_sandboxes(jobs: &[Job], now: DateTime<Utc>) {
 }
 
 /// Logs the end of a drill: one line with its job, run id, outcome and durations.
-pub fn log_finished(report: &DrillReport) {
+pub(crate) fn log_finished(report: &DrillReport) {
     tracing::info!(
         job = %report.job,
         run_id = %report.run_id,
@@ -402,7 +402,7 @@ pub fn log_finished(report: &DrillReport) {
 }
 
 /// Why a drill that outlived its job's `timeout` ended as `error`.
-pub fn timeout_reason(job: &Job) -> String {
+pub(crate) fn timeout_reason(job: &Job) -> String {
     format!(
         "the drill did not finish within its timeout of {}; it was cancelled and its sandbox removed (raise the job's `timeout` if drills of this size need longer)",
         format_duration(job.timeout)
@@ -410,7 +410,7 @@ pub fn timeout_reason(job: &Job) -> String {
 }
 
 /// The message a panic carried, for the record of the drill it ended.
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -32,7 +32,7 @@ impl Outcome {
         }
     }
 
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Outcome::Passed => 0,
             Outcome::Failed => 1,
@@ -184,15 +184,6 @@ impl DrillReport {
         report.error = Some(reason);
         report
     }
-
-    /// Whether a check passed, for metrics: `None` when it was not evaluated.
-    pub fn check_passed(&self, check: &CheckResult) -> Option<bool> {
-        match check.outcome {
-            crate::verify::CheckOutcome::Passed => Some(true),
-            crate::verify::CheckOutcome::Failed => Some(false),
-            crate::verify::CheckOutcome::Skipped => None,
-        }
-    }
 }
 
 /// What the metrics say of a drill, read from its report or from a recorded report (the
@@ -288,7 +279,7 @@ impl DrillSummary {
     }
 
     /// The summary of a recorded report.
-    pub fn from_record(report: serde_json::Value) -> Result<Self, serde_json::Error> {
+    pub(crate) fn from_record(report: serde_json::Value) -> Result<Self, serde_json::Error> {
         serde_json::from_value(report)
     }
 }

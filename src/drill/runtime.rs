@@ -21,7 +21,9 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// Runs `work` on the drill runtime and waits for it. Dropping the returned future cancels the
 /// work at its next await; a panic inside it resumes in the caller.
-pub async fn isolated<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+pub(crate) async fn isolated<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> T {
     let handle = AbortOnDropHandle::new(runtime().spawn(work));
     match handle.await {
         Ok(value) => value,

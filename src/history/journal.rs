@@ -131,7 +131,7 @@ impl Journal {
     /// Drops the records of `job` whose drill started before `before`, oldest first (only a
     /// run of the oldest: the chain stays whole), and moves the anchor to the last one dropped.
     /// The file is replaced atomically. Returns how many were dropped.
-    pub fn compact(
+    pub(crate) fn compact(
         &self,
         job: &str,
         before: DateTime<Utc>,
@@ -302,7 +302,7 @@ impl Journal {
 
     /// The readable records of `job` from the newest back, read from the end of its file, for
     /// as long as `more` says so (unreadable lines are skipped; the chain is not checked).
-    pub fn newest_first(
+    pub(crate) fn newest_first(
         &self,
         job: &str,
         mut more: impl FnMut(&Stored) -> bool,

@@ -4,7 +4,7 @@
 
 pub mod journal;
 pub mod postgres;
-pub mod reconcile;
+pub(crate) mod reconcile;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// How long a connection attempt to PostgreSQL may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The history of one configuration: its journal, and PostgreSQL if configured.
 #[derive(Debug)]
@@ -73,7 +73,7 @@ pub struct Synced {
 /// summary, and what is wrong with its record, if anything (altered, out of chain, different
 /// from or missing in the journal, not a report this version can read).
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub report: Value,
     /// `None` when the record is not a drill report this version can read (`problem` says why).
     pub drill: Option<DrillSummary>,
@@ -125,7 +125,7 @@ struct JobJournal {
 /// finished, and how many drills in a row up to the last ended in `error` (aborted drills,
 /// cut short by a shutdown, neither count nor break the run).
 #[derive(Debug, Clone)]
-pub struct JobState {
+pub(crate) struct JobState {
     pub last: DrillSummary,
     pub last_success: Option<DateTime<Utc>>,
     pub consecutive_errors: u64,
@@ -172,7 +172,7 @@ impl StateFold {
 /// Recent drills, the chain check of every job in the journal (with the differences from
 /// PostgreSQL when it was read), and where the drills were read from.
 #[derive(Debug, Clone)]
-pub struct Recent {
+pub(crate) struct Recent {
     pub source: String,
     pub entries: Vec<Entry>,
     pub chains: Vec<ChainCheck>,
@@ -190,7 +190,7 @@ impl History {
     }
 
     /// Where PostgreSQL is (`host:port/db`), if configured.
-    pub fn postgres_place(&self) -> Option<String> {
+    pub(crate) fn postgres_place(&self) -> Option<String> {
         self.postgres.as_deref().map(postgres::place_of)
     }
 
@@ -221,7 +221,7 @@ impl History {
     /// Until `stop`: sends records to PostgreSQL after each record and every minute, logging when
     /// PostgreSQL becomes unreachable and when it is back (records wait in the journal); and
     /// drops history older than `keep` once a day.
-    pub async fn sync_loop(
+    pub(crate) async fn sync_loop(
         self: Arc<Self>,
         clock: Arc<dyn Clock>,
         metrics: Arc<DrillMetrics>,
@@ -380,7 +380,7 @@ impl History {
     /// the drills are read from PostgreSQL (with those of the journal it still lacks merged in),
     /// and the journal is compared with PostgreSQL record by record; otherwise everything comes
     /// from the journal. Each drill whose record does not verify says why.
-    pub async fn recent(
+    pub(crate) async fn recent(
         &self,
         job: Option<&str>,
         since: Option<DateTime<Utc>>,
@@ -494,7 +494,7 @@ impl History {
     /// PostgreSQL's when the journal holds none (a new machine or volume); `None` for a job
     /// never drilled. PostgreSQL is connected to once; if it cannot be reached, the jobs the
     /// journal does not know stay `None` and the reason is returned with them.
-    pub async fn job_states(
+    pub(crate) async fn job_states(
         &self,
         jobs: &[String],
     ) -> Result<(Vec<Option<JobState>>, Option<HistoryError>), HistoryError> {

@@ -147,7 +147,7 @@ fn tls_connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, String> {
 }
 
 /// Where a URL points, without its credentials.
-pub fn place_of(url: &str) -> String {
+pub(crate) fn place_of(url: &str) -> String {
     match url.parse::<tokio_postgres::Config>() {
         Ok(config) => {
             let host = config
@@ -212,7 +212,7 @@ impl PostgresStore {
     }
 
     /// Applies the migrations this database lacks; safe to run from several processes at once.
-    pub async fn migrate(&mut self) -> Result<(), HistoryError> {
+    pub(crate) async fn migrate(&mut self) -> Result<(), HistoryError> {
         let place = self.place.clone();
         let transaction = self
             .client
@@ -401,7 +401,10 @@ impl PostgresStore {
     }
 
     /// When the newest passed drill of `job` finished, if any passed.
-    pub async fn last_passed(&self, job: &str) -> Result<Option<DateTime<Utc>>, HistoryError> {
+    pub(crate) async fn last_passed(
+        &self,
+        job: &str,
+    ) -> Result<Option<DateTime<Utc>>, HistoryError> {
         let row = self
             .client
             .query_one(
@@ -414,7 +417,7 @@ impl PostgresStore {
     }
 
     /// The reports of recent drills, newest first.
-    pub async fn recent(
+    pub(crate) async fn recent(
         &self,
         job: Option<&str>,
         since: Option<DateTime<Utc>>,

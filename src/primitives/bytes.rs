@@ -1,7 +1,7 @@
 //! Byte counts as people read them.
 
 /// Bytes in the unit a person reads fastest.
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

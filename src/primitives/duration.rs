@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// The longest duration accepted: 100 years (36,525 days). Longer ones would overflow the
 /// time arithmetic of schedules and retention, and mean nothing for backups.
-pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
 
 /// Parses a duration made of one or more `<integer><unit>` parts, units `s`, `m`, `h`, `d`, `w`,
 /// of at most [`MAX_DURATION`].
@@ -61,7 +61,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Writes a duration the way `parse_duration` reads it, largest units first.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let mut secs = d.as_secs();
     if secs == 0 {
         return format!("{:.1}s", d.as_secs_f64());

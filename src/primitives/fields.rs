@@ -79,10 +79,6 @@ impl<'t> Problems<'t> {
         }
     }
 
-    pub fn file(&self) -> &Path {
-        &self.file
-    }
-
     /// The 1-based line and column of a byte offset.
     pub fn position(&self, offset: usize) -> Position {
         let mut offset = offset.min(self.text.len());
@@ -95,7 +91,7 @@ impl<'t> Problems<'t> {
         Position { line, column }
     }
 
-    pub fn position_of(&self, span: Option<Range<usize>>) -> Position {
+    pub(crate) fn position_of(&self, span: Option<Range<usize>>) -> Position {
         span.map(|s| self.position(s.start))
             .unwrap_or(Position { line: 1, column: 1 })
     }
@@ -112,7 +108,7 @@ impl<'t> Problems<'t> {
         self.found.is_empty()
     }
 
-    pub fn into_vec(self) -> Vec<Problem> {
+    pub(crate) fn into_vec(self) -> Vec<Problem> {
         self.found
     }
 }
@@ -149,7 +145,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Names the table in later messages (e.g. once its `id` or `name` is known).
-    pub fn set_context(&mut self, context: impl Into<String>) {
+    pub(crate) fn set_context(&mut self, context: impl Into<String>) {
         self.context = context.into();
     }
 
@@ -208,7 +204,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub fn required_string(
+    pub(crate) fn required_string(
         &mut self,
         key: &'static str,
         want: &str,
@@ -222,7 +218,7 @@ impl<'a> Fields<'a> {
         value
     }
 
-    pub fn boolean(&mut self, key: &'static str, p: &mut Problems) -> Option<Located<bool>> {
+    pub(crate) fn boolean(&mut self, key: &'static str, p: &mut Problems) -> Option<Located<bool>> {
         let (item, at) = self.get(key, p)?;
         match item.as_bool() {
             Some(b) => Some(Located::new(b, at)),
@@ -258,7 +254,11 @@ impl<'a> Fields<'a> {
     }
 
     /// An array of strings.
-    pub fn strings(&mut self, key: &'static str, p: &mut Problems) -> Option<Located<Vec<String>>> {
+    pub(crate) fn strings(
+        &mut self,
+        key: &'static str,
+        p: &mut Problems,
+    ) -> Option<Located<Vec<String>>> {
         let (item, at) = self.get(key, p)?;
         let Some(array) = item.as_array() else {
             self.wrong_type(p, key, at, "an array of strings", item);
@@ -286,7 +286,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A table whose keys are free (e.g. column names) and whose values are numbers.
-    pub fn number_map(
+    pub(crate) fn number_map(
         &mut self,
         key: &'static str,
         p: &mut Problems,
@@ -345,7 +345,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub fn required_table(
+    pub(crate) fn required_table(
         &mut self,
         key: &'static str,
         want: &str,
@@ -372,7 +372,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A string under a free key (see `keys`).
-    pub fn string_key(&mut self, key: &str, p: &mut Problems) -> Option<Located<String>> {
+    pub(crate) fn string_key(&mut self, key: &str, p: &mut Problems) -> Option<Located<String>> {
         let (k, item) = self.table.get_key_value(key)?;
         let at = p.position_of(item.span().or_else(|| k.span()));
         match item.as_str() {
@@ -385,7 +385,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A table under a free key (see `keys`).
-    pub fn table_key(
+    pub(crate) fn table_key(
         &mut self,
         key: &str,
         context: impl Into<String>,
@@ -455,7 +455,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Parses TOML text, or returns the syntax error as a problem with its position.
-pub fn parse_document<'t>(
+pub(crate) fn parse_document<'t>(
     problems: &mut Problems<'t>,
     text: &'t str,
 ) -> Option<toml_edit::ImDocument<&'t str>> {

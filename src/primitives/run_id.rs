@@ -12,7 +12,7 @@ const STAMP_LENGTH: usize = 16;
 
 /// The id of one drill.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RunId(String);
+pub(crate) struct RunId(String);
 
 impl RunId {
     /// A new id for a drill started at `at`.
@@ -49,7 +49,7 @@ impl RunId {
         &self.0
     }
 
-    pub fn into_string(self) -> String {
+    pub(crate) fn into_string(self) -> String {
         self.0
     }
 }

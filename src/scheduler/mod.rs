@@ -301,7 +301,7 @@ impl Scheduler {
     /// Takes each configured job's state from its recorded history — the metrics' gauges and
     /// `/jobs`' last drill and last success — so a restarted service reports what the evidence
     /// says rather than nothing. Problems are logged; the job then starts empty.
-    pub async fn restore_state(&self) {
+    pub(crate) async fn restore_state(&self) {
         let Some(history) = self.inner.history.clone() else {
             return;
         };
@@ -350,24 +350,24 @@ impl Scheduler {
     }
 
     /// Whether the scheduler is starting drills (it stops at shutdown).
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         !self.inner.stopping.is_cancelled()
     }
 
     /// How many drills are running or waiting for a slot.
-    pub fn active_drills(&self) -> usize {
+    pub(crate) fn active_drills(&self) -> usize {
         self.inner.drills.len()
     }
 
     /// Stops starting drills: timers end, requests are refused, queued drills are dropped.
-    pub fn stop_starting(&self) {
+    pub(crate) fn stop_starting(&self) {
         self.inner.stopping.cancel();
         self.inner.lock().timers.cancel();
         self.inner.drills.close();
     }
 
     /// Cancels every running drill now; each is recorded as aborted and its sandbox removed.
-    pub fn cancel_running(&self) {
+    pub(crate) fn cancel_running(&self) {
         self.inner.cancel.cancel();
     }
 
@@ -388,7 +388,7 @@ impl Scheduler {
     }
 
     /// Waits until every drill has ended (after `stop_starting`, or in tests).
-    pub async fn wait_idle(&self) {
+    pub(crate) async fn wait_idle(&self) {
         self.inner.drills.wait().await;
     }
 }

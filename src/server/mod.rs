@@ -28,7 +28,7 @@ use crate::scheduler::{Scheduler, StartError};
 pub use web_config::{WebConfig, WebConfigError};
 
 /// A request to reload the configuration, answered with the outcome: `Err` lists the problems.
-pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
+pub(crate) type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 /// What the endpoints serve.
 pub struct App {
@@ -58,7 +58,7 @@ impl App {
     }
 
     /// Replaces TLS and auth for new connections and requests.
-    pub fn set_web_config(&self, web: WebConfig) {
+    pub(crate) fn set_web_config(&self, web: WebConfig) {
         *self.web.write().unwrap_or_else(|e| e.into_inner()) = web;
     }
 

@@ -174,7 +174,7 @@ pub struct BasicAuth {
 
 impl BasicAuth {
     /// Whether an `Authorization` header value names a user with the right password.
-    pub async fn allows(self: &Arc<Self>, header: Option<&str>) -> bool {
+    pub(crate) async fn allows(self: &Arc<Self>, header: Option<&str>) -> bool {
         let Some(header) = header else { return false };
         if self.verified_lock().contains(header) {
             return true;

@@ -148,7 +148,7 @@ impl Location {
         }
     }
 
-    pub fn from_path(path: &Path) -> Location {
+    pub(crate) fn from_path(path: &Path) -> Location {
         Location {
             place: Place::Local(normalize(path)),
         }
@@ -180,7 +180,7 @@ impl Location {
         }
     }
 
-    pub fn is_s3(&self) -> bool {
+    pub(crate) fn is_s3(&self) -> bool {
         matches!(self.place, Place::S3 { .. })
     }
 
@@ -194,7 +194,7 @@ impl Location {
 
     /// The options deltalake needs to reach the location (the S3 profile's endpoint, region,
     /// keys); none for local folders.
-    pub fn storage_options(&self) -> Result<HashMap<String, String>, StorageError> {
+    pub(crate) fn storage_options(&self) -> Result<HashMap<String, String>, StorageError> {
         match self.backend() {
             Backend::S3(s3) => s3.profile.delta_options(),
             Backend::Local(_) => Ok(HashMap::new()),
@@ -244,7 +244,7 @@ impl Location {
     }
 
     /// Whether two locations name the same folder or prefix.
-    pub fn same_place(&self, other: &Location) -> bool {
+    pub(crate) fn same_place(&self, other: &Location) -> bool {
         match (&self.place, &other.place) {
             (Place::Local(a), Place::Local(b)) => resolve_existing(a) == resolve_existing(b),
             _ => match (self.bucket_and_prefix(), other.bucket_and_prefix()) {

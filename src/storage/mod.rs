@@ -51,7 +51,7 @@ pub struct FileEntry {
 /// A folder that restore-drill may read but never change (a source or a backup): local, or a
 /// prefix in an S3 bucket.
 #[derive(Debug, Clone)]
-pub struct ReadOnlyDir {
+pub(crate) struct ReadOnlyDir {
     location: Location,
 }
 
@@ -72,7 +72,7 @@ impl ReadOnlyDir {
     }
 
     /// Options deltalake needs to read the folder.
-    pub fn storage_options(&self) -> Result<HashMap<String, String>, StorageError> {
+    pub(crate) fn storage_options(&self) -> Result<HashMap<String, String>, StorageError> {
         self.location.storage_options()
     }
 
@@ -84,7 +84,7 @@ impl ReadOnlyDir {
     }
 
     /// Names of the folders directly below this one.
-    pub async fn list_folders(&self) -> Result<Vec<String>, StorageError> {
+    pub(crate) async fn list_folders(&self) -> Result<Vec<String>, StorageError> {
         let root = match self.location.backend() {
             Backend::S3(s3) => return s3::list_folders(&s3.profile, s3.bucket, s3.prefix).await,
             Backend::Local(root) => root,
@@ -117,7 +117,11 @@ impl ReadOnlyDir {
 
     /// Copies `file` (listed below this folder) to the local file `target`; returns the bytes
     /// written.
-    pub async fn copy_file_to(&self, file: &FileEntry, target: &Path) -> Result<u64, StorageError> {
+    pub(crate) async fn copy_file_to(
+        &self,
+        file: &FileEntry,
+        target: &Path,
+    ) -> Result<u64, StorageError> {
         let source_path = match self.location.backend() {
             Backend::S3(s3) => {
                 let key = s3.key(&file.relative);

@@ -9,10 +9,10 @@ use super::s3::S3Profile;
 use crate::primitives::fields::{Fields, Located, Problems};
 
 /// The profiles by name.
-pub type Profiles = HashMap<String, Arc<S3Profile>>;
+pub(crate) type Profiles = HashMap<String, Arc<S3Profile>>;
 
 /// `[storage.NAME]` tables: S3 profiles.
-pub fn read_profiles(mut f: Fields, p: &mut Problems) -> Profiles {
+pub(crate) fn read_profiles(mut f: Fields, p: &mut Problems) -> Profiles {
     let mut profiles = HashMap::new();
     for name in f.keys() {
         let Some(mut t) = f.table_key(&name, format!("[storage.{name}]"), p) else {
@@ -59,7 +59,7 @@ pub fn read_profiles(mut f: Fields, p: &mut Problems) -> Profiles {
 
 /// The profile a job's key names: `None` when the key is absent, `Some(None)` when it names no
 /// profile (reported).
-pub fn profile_named(
+pub(crate) fn profile_named(
     f: &mut Fields,
     key: &'static str,
     profiles: &Profiles,
@@ -70,7 +70,7 @@ pub fn profile_named(
     Some(resolve_profile(&name, profiles, &context, p))
 }
 
-pub fn resolve_profile(
+pub(crate) fn resolve_profile(
     name: &Located<String>,
     profiles: &Profiles,
     context: &str,

@@ -55,7 +55,7 @@ impl S3Profile {
     }
 
     /// The profile of jobs that name none: AWS's defaults for everything.
-    pub fn default_chain() -> Self {
+    pub(crate) fn default_chain() -> Self {
         Self::new("default".into(), None, None, false, None)
     }
 
@@ -111,12 +111,12 @@ impl S3Profile {
 
     /// Whether both profiles talk to the same service (endpoint and region), so one can copy
     /// objects the other reads on the server.
-    pub fn same_service(&self, other: &S3Profile) -> bool {
+    pub(crate) fn same_service(&self, other: &S3Profile) -> bool {
         self.endpoint == other.endpoint && self.region == other.region
     }
 
     /// Options for deltalake's object store (`AWS_*` keys).
-    pub fn delta_options(&self) -> Result<HashMap<String, String>, StorageError> {
+    pub(crate) fn delta_options(&self) -> Result<HashMap<String, String>, StorageError> {
         let mut options = HashMap::new();
         if let Some(endpoint) = &self.endpoint {
             options.insert("AWS_ENDPOINT_URL".into(), endpoint.clone());
@@ -166,7 +166,7 @@ where
 }
 
 /// Names of the "folders" directly below `prefix` (which is empty or ends in `/`).
-pub async fn list_folders(
+pub(crate) async fn list_folders(
     profile: &S3Profile,
     bucket: &str,
     prefix: &str,
@@ -175,7 +175,7 @@ pub async fn list_folders(
 }
 
 /// What lies directly below `prefix`: the names of its "folders", and its objects by name.
-pub async fn list_level(
+pub(crate) async fn list_level(
     profile: &S3Profile,
     bucket: &str,
     prefix: &str,
@@ -288,7 +288,7 @@ pub async fn read(
 
 /// Downloads `key` (of the given version, or the current one) into the local file `target`;
 /// returns the bytes written.
-pub async fn download(
+pub(crate) async fn download(
     profile: &S3Profile,
     bucket: &str,
     key: &str,
@@ -320,7 +320,7 @@ pub async fn download(
 
 /// One entry of a versioned prefix's history: a version of an object, or a delete marker.
 #[derive(Debug, Clone)]
-pub struct ObjectVersion {
+pub(crate) struct ObjectVersion {
     /// The key relative to the listed prefix.
     pub relative: String,
     pub version_id: String,
@@ -347,7 +347,7 @@ pub async fn versioning(profile: &S3Profile, bucket: &str) -> Result<String, Sto
 
 /// Every version and delete marker below `prefix`, page by page, in the order S3 lists them
 /// (by key; within a key, newest first).
-pub async fn list_versions(
+pub(crate) async fn list_versions(
     profile: &S3Profile,
     bucket: &str,
     prefix: &str,

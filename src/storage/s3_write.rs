@@ -77,7 +77,7 @@ impl CopySource<'_> {
 
 /// Whether a failed copy was refused for lack of permission (the writing key may not read the
 /// source; the caller can stream the object instead).
-pub fn is_access_denied(error: &StorageError) -> bool {
+pub(crate) fn is_access_denied(error: &StorageError) -> bool {
     matches!(error, StorageError::S3 { message, .. } if message.starts_with("AccessDenied"))
 }
 
@@ -336,7 +336,7 @@ pub async fn delete_prefix(
 }
 
 /// Deletes these keys, up to 1,000 per request; a key that is already gone is no error.
-pub async fn delete_keys(
+pub(crate) async fn delete_keys(
     profile: &S3Profile,
     bucket: &str,
     keys: &[String],
@@ -386,17 +386,17 @@ pub async fn delete_keys(
 /// by rewriting the marker before it expires; a marker whose lease expired belongs to a run
 /// whose process died.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Lease {
+pub(crate) struct Lease {
     pub run_id: String,
     pub pid: u32,
     pub expires: DateTime<Utc>,
 }
 
 /// How long a lease lasts; it is renewed every third of that.
-pub const LEASE: Duration = Duration::from_secs(600);
+pub(crate) const LEASE: Duration = Duration::from_secs(600);
 
 /// Reads a lease marker; `None` when it is gone.
-pub async fn read_lease(
+pub(crate) async fn read_lease(
     profile: &S3Profile,
     bucket: &str,
     key: &str,

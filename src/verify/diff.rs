@@ -18,7 +18,7 @@ const SOURCE: &str = "src";
 
 /// What the sample diff found.
 #[derive(Debug)]
-pub struct SampleCheck {
+pub(crate) struct SampleCheck {
     pub check: CheckResult,
     /// The diff, when it ran.
     pub diff: Option<SampleDiff>,
@@ -29,7 +29,7 @@ pub struct SampleCheck {
 }
 
 /// Joins the two sides' keyed samples and turns the diff into the `sample` check.
-pub async fn sample_check(
+pub(crate) async fn sample_check(
     spec: &CompareSpec,
     fraction: f64,
     (restored, source): (&RecordBatch, &RecordBatch),

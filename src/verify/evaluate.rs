@@ -236,7 +236,7 @@ pub fn unexpected(rule: &RowRule, column: Option<&str>, context: &Context) -> Op
 }
 
 /// The SQL predicate of the rows a failed check shows as examples.
-pub fn example_filter(kind: &CheckKind, context: &Context) -> Option<String> {
+pub(crate) fn example_filter(kind: &CheckKind, context: &Context) -> Option<String> {
     match kind {
         CheckKind::NotNull { columns, .. } => Some(
             columns
@@ -778,7 +778,7 @@ fn is_temporal(v: &ScalarValue) -> bool {
 
 /// A value as people read it: dates and times in ISO 8601 (with the column's zone, `Z` for
 /// UTC), everything else as DataFusion prints it.
-pub fn shown(v: &ScalarValue) -> String {
+pub(crate) fn shown(v: &ScalarValue) -> String {
     if !is_temporal(v) || v.is_null() {
         return v.to_string();
     }
@@ -799,7 +799,7 @@ fn as_u64(v: &ScalarValue) -> u64 {
 
 /// A scalar as JSON: integers stay integers, other numbers become JSON numbers, dates and times
 /// ISO 8601 text, the rest text.
-pub fn to_json(v: &ScalarValue) -> Value {
+pub(crate) fn to_json(v: &ScalarValue) -> Value {
     match v {
         _ if v.is_null() => Value::Null,
         _ if is_temporal(v) => json!(shown(v)),

@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::plan::ident;
 
 /// The SQL name of the aggregate.
-pub const NAME: &str = "restore_drill_fingerprint";
+pub(crate) const NAME: &str = "restore_drill_fingerprint";
 
 /// The fingerprint expression over the given columns, in name order.
 pub fn expr(columns: &[String]) -> String {
@@ -34,7 +34,7 @@ pub fn expr(columns: &[String]) -> String {
 
 /// A table's fingerprint, as the report shows it (hashes in hex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     pub rows: u64,
     pub table: String,
     pub columns: BTreeMap<String, String>,
@@ -42,7 +42,7 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     /// Reads the aggregate's value; `columns` are the names it was computed over.
-    pub fn from_scalar(value: &ScalarValue, columns: &[String]) -> Option<Fingerprint> {
+    pub(crate) fn from_scalar(value: &ScalarValue, columns: &[String]) -> Option<Fingerprint> {
         let ScalarValue::Binary(Some(bytes)) = value else {
             return None;
         };
@@ -64,7 +64,7 @@ impl Fingerprint {
     }
 
     /// Names of the columns whose fingerprints differ, or are on one side only.
-    pub fn differing_columns(&self, other: &Fingerprint) -> Vec<String> {
+    pub(crate) fn differing_columns(&self, other: &Fingerprint) -> Vec<String> {
         let mut names: Vec<&String> = self.columns.keys().chain(other.columns.keys()).collect();
         names.sort();
         names.dedup();
@@ -275,7 +275,7 @@ struct FingerprintUdaf {
 }
 
 /// The fingerprint aggregate, to register with a session.
-pub fn udaf() -> AggregateUDF {
+pub(crate) fn udaf() -> AggregateUDF {
     AggregateUDF::from(FingerprintUdaf {
         signature: Signature::variadic_any(Volatility::Immutable),
     })

@@ -19,11 +19,11 @@ use super::fingerprint::{decode_words, encode_words};
 use super::plan::{ident, integer_argument};
 
 /// The SQL name of the aggregate.
-pub const NAME: &str = "restore_drill_key_counts";
+pub(crate) const NAME: &str = "restore_drill_key_counts";
 
 /// Whether a key set can be counted by the aggregate: one column whose Delta type is a
 /// fixed-width value of at most eight bytes.
-pub fn fits(columns: &[String], types: &[(String, String)]) -> bool {
+pub(crate) fn fits(columns: &[String], types: &[(String, String)]) -> bool {
     let [column] = columns else {
         return false;
     };
@@ -37,7 +37,7 @@ pub fn fits(columns: &[String], types: &[(String, String)]) -> bool {
 }
 
 /// The largest value range counted with a bitmap (64 MiB of bits).
-pub const MAX_BITMAP_RANGE: u64 = 1 << 29;
+pub(crate) const MAX_BITMAP_RANGE: u64 = 1 << 29;
 
 /// The aggregate expression over a one-column key, with the key's range from the log's
 /// statistics when it is known and small enough for a bitmap.
@@ -53,7 +53,7 @@ pub fn expr(column: &str, range: Option<(i64, i64)>) -> String {
 }
 
 /// Reads the aggregate's value: (rows with a key, distinct keys).
-pub fn decode(value: &ScalarValue) -> Option<(u64, u64)> {
+pub(crate) fn decode(value: &ScalarValue) -> Option<(u64, u64)> {
     let ScalarValue::Binary(Some(bytes)) = value else {
         return None;
     };
@@ -65,7 +65,7 @@ pub fn decode(value: &ScalarValue) -> Option<(u64, u64)> {
 }
 
 /// The aggregate, to register with a session.
-pub fn udaf() -> AggregateUDF {
+pub(crate) fn udaf() -> AggregateUDF {
     AggregateUDF::from(KeyCounts {
         signature: Signature::variadic_any(Volatility::Immutable),
     })

@@ -1,7 +1,7 @@
 //! Verification of a restored table: the suite compiled into one scan, evaluated against its
 //! thresholds and against the source at the snapshot's version.
 
-pub mod compare_settings;
+pub(crate) mod compare_settings;
 pub mod diff;
 pub mod evaluate;
 pub mod fingerprint;

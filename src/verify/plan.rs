@@ -11,7 +11,7 @@ use deltalake::datafusion::physical_expr::expressions::Literal;
 use super::suite::Stat;
 
 /// The name the table has in every query.
-pub const TABLE: &str = "t";
+pub(crate) const TABLE: &str = "t";
 
 /// Quotes a column name for SQL.
 pub fn ident(name: &str) -> String {
@@ -38,19 +38,19 @@ impl AggregatePlan {
     }
 
     /// Adds a key set to count, unless the same set is already there.
-    pub fn add_key_set(&mut self, columns: &[String]) {
+    pub(crate) fn add_key_set(&mut self, columns: &[String]) {
         if !self.key_sets.iter().any(|k| k == columns) {
             self.key_sets.push(columns.to_vec());
         }
     }
 
     /// The aggregate expressions, in the order they were added.
-    pub fn exprs(&self) -> &[String] {
+    pub(crate) fn exprs(&self) -> &[String] {
         &self.exprs
     }
 
     /// The key sets to count.
-    pub fn key_sets(&self) -> &[Vec<String>] {
+    pub(crate) fn key_sets(&self) -> &[Vec<String>] {
         &self.key_sets
     }
 
@@ -96,12 +96,12 @@ pub(crate) fn integer_argument(args: &AccumulatorArgs, index: usize) -> Option<i
 }
 
 /// A string as a SQL literal.
-pub fn literal(value: &str) -> String {
+pub(crate) fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
 /// A statistic of a column.
-pub fn statistic(stat: Stat, column: &str) -> String {
+pub(crate) fn statistic(stat: Stat, column: &str) -> String {
     format!("{}({})", stat.function(), ident(column))
 }
 
@@ -111,17 +111,17 @@ pub fn present(column: &str) -> String {
 }
 
 /// The number of rows for which a predicate holds.
-pub fn count_where(predicate: &str) -> String {
+pub(crate) fn count_where(predicate: &str) -> String {
     format!("count(*) FILTER (WHERE {predicate})")
 }
 
 /// The newest value of a date/time column, in Unix seconds.
-pub fn newest_seconds(column: &str) -> String {
+pub(crate) fn newest_seconds(column: &str) -> String {
     format!("to_unixtime(max({}))", ident(column))
 }
 
 /// A predicate selecting the rows whose key occurs more than once.
-pub fn duplicated_keys(columns: &[String]) -> String {
+pub(crate) fn duplicated_keys(columns: &[String]) -> String {
     let keys: Vec<String> = columns.iter().map(|c| ident(c)).collect();
     let keys = keys.join(", ");
     format!("({keys}) IN (SELECT {keys} FROM {TABLE} GROUP BY {keys} HAVING count(*) > 1)")
@@ -135,7 +135,7 @@ pub fn null_count(column: &str) -> String {
 /// The names under which a key set's counts are found in the scan values: rows whose key
 /// columns are all present, and the distinct keys among them. Key sets are counted by a
 /// `GROUP BY` of their own (see `AggregatePlan::add_key_set`).
-pub fn key_counts(columns: &[String]) -> (String, String) {
+pub(crate) fn key_counts(columns: &[String]) -> (String, String) {
     let list = columns.join(", ");
     (
         format!("rows_with_key({list})"),
@@ -144,7 +144,7 @@ pub fn key_counts(columns: &[String]) -> (String, String) {
 }
 
 /// The query counting a key set: one `GROUP BY` over the key columns only.
-pub fn key_set_sql(columns: &[String]) -> String {
+pub(crate) fn key_set_sql(columns: &[String]) -> String {
     let keys: Vec<String> = columns.iter().map(|c| ident(c)).collect();
     let present: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
     format!(

@@ -11,11 +11,14 @@ use super::scan;
 use super::suite::{CheckKind, Suite};
 
 /// A `custom_sql` check's answer, or why its query failed, by check id.
-pub type CustomAnswers = Vec<(String, Result<ScalarValue, String>)>;
+pub(crate) type CustomAnswers = Vec<(String, Result<ScalarValue, String>)>;
 
 /// Runs each `custom_sql` check's query on its own over the restored table (registered in
 /// `ctx` as [`TABLE`]). Returns the answers and the statements run.
-pub async fn custom_queries(ctx: &SessionContext, suite: &Suite) -> (CustomAnswers, Vec<String>) {
+pub(crate) async fn custom_queries(
+    ctx: &SessionContext,
+    suite: &Suite,
+) -> (CustomAnswers, Vec<String>) {
     let mut answers = Vec::new();
     let mut statements = Vec::new();
     for check in &suite.checks {
@@ -35,7 +38,7 @@ pub async fn custom_queries(ctx: &SessionContext, suite: &Suite) -> (CustomAnswe
 /// Fetches up to [`EXAMPLES`] rows for each failed row-level check, after it failed, with the
 /// `redact` columns masked. Returns the statements run; a fetch that fails is logged with the
 /// job's name and leaves the check without examples.
-pub async fn add_examples(
+pub(crate) async fn add_examples(
     job: &str,
     ctx: &SessionContext,
     suite: &Suite,

@@ -28,11 +28,11 @@ use super::fingerprint::{ValueHasher, avalanche, combine};
 use super::plan::{ident, integer_argument};
 
 /// The SQL name of the key hash function.
-pub const KEY_HASH: &str = "restore_drill_key_hash";
+pub(crate) const KEY_HASH: &str = "restore_drill_key_hash";
 /// How many examples a diff keeps.
-pub const EXAMPLES: usize = 20;
+pub(crate) const EXAMPLES: usize = 20;
 /// What a redacted value is shown as.
-pub const REDACTED: &str = "***";
+pub(crate) const REDACTED: &str = "***";
 /// The sample is chosen in parts per million of the key-hash space.
 const PARTS: i64 = 1_000_000;
 
@@ -69,7 +69,7 @@ pub struct CompareSpec {
 impl CompareSpec {
     /// The fraction of keys to sample, given the table's row count as the log records it
     /// (when unknown, `sample_rows` is taken as a share of a million rows).
-    pub fn fraction(&self, rows: Option<u64>) -> f64 {
+    pub(crate) fn fraction(&self, rows: Option<u64>) -> f64 {
         match (self.sample, rows) {
             (SampleSize::Fraction(f), _) => f.clamp(0.0, 1.0),
             (SampleSize::Rows(n), Some(rows)) if rows > 0 => (n as f64 / rows as f64).min(1.0),
@@ -150,7 +150,7 @@ pub fn filter(key: &[String], fraction: f64) -> String {
 }
 
 /// The SQL name of the aggregate that collects the sampled rows.
-pub const COLLECT: &str = "restore_drill_sample";
+pub(crate) const COLLECT: &str = "restore_drill_sample";
 
 /// Collects a table's sampled rows during its one scan, so the diff needs no second read.
 #[derive(Debug, Clone)]
@@ -213,7 +213,7 @@ fn key_hashes(keys: &[ArrayRef], rows: usize) -> Result<Vec<i64>> {
 }
 
 /// The sampling aggregate, to register with a session.
-pub fn collect_udaf() -> AggregateUDF {
+pub(crate) fn collect_udaf() -> AggregateUDF {
     AggregateUDF::from(Collect {
         signature: Signature::variadic_any(Volatility::Immutable),
     })
@@ -560,7 +560,7 @@ fn examples(
 
 /// The key hash: a non-negative 63-bit hash of the key columns' values, the same for equal
 /// keys on both sides.
-pub fn key_hash_udf() -> ScalarUDF {
+pub(crate) fn key_hash_udf() -> ScalarUDF {
     ScalarUDF::from(KeyHash {
         signature: Signature::variadic_any(Volatility::Immutable),
     })

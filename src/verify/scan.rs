@@ -173,7 +173,10 @@ async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Vec<ScalarValue>, 
 }
 
 /// The first value of the first row of a query, e.g. a `custom_sql` check's number.
-pub async fn single_value(ctx: &SessionContext, sql: &str) -> Result<ScalarValue, DataFusionError> {
+pub(crate) async fn single_value(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<ScalarValue, DataFusionError> {
     let batches = ctx.sql(sql).await?.collect().await?;
     let batch = batches
         .iter()
@@ -189,7 +192,7 @@ pub async fn single_value(ctx: &SessionContext, sql: &str) -> Result<ScalarValue
 }
 
 /// The rows of a query as JSON objects of text values; `redact`ed columns are masked.
-pub async fn rows_as_json(
+pub(crate) async fn rows_as_json(
     ctx: &SessionContext,
     sql: &str,
     redact: &[String],

@@ -46,7 +46,7 @@ pub struct Tolerance {
 }
 
 impl Tolerance {
-    pub fn allows(&self, a: f64, b: f64) -> bool {
+    pub(crate) fn allows(&self, a: f64, b: f64) -> bool {
         (a - b).abs() <= self.abs.max(self.rel * a.abs().max(b.abs()))
     }
 }
@@ -71,7 +71,7 @@ impl Stat {
     }
 
     /// The SQL aggregate function.
-    pub fn function(self) -> &'static str {
+    pub(crate) fn function(self) -> &'static str {
         match self {
             Stat::Sum => "sum",
             Stat::Min => "min",
@@ -232,7 +232,7 @@ pub enum TypeNeed {
 
 impl TypeNeed {
     /// Whether a Delta type (as the log writes it: `long`, `decimal(18,2)`, `string`, ...) fits.
-    pub fn fits(self, delta_type: &str) -> bool {
+    pub(crate) fn fits(self, delta_type: &str) -> bool {
         let numeric = matches!(
             delta_type,
             "byte" | "short" | "integer" | "long" | "float" | "double"

@@ -11,14 +11,14 @@ use crate::storage::RunSandbox;
 
 /// A data file that could not be decoded, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Undecodable {
+pub(crate) struct Undecodable {
     pub path: String,
     pub reason: String,
 }
 
 /// Decodes every data file fully and returns those that fail. Decoding runs off the async
 /// threads; files on S3 are fetched one at a time.
-pub async fn find_undecodable(run: &RunSandbox, files: &[LogFile]) -> Vec<Undecodable> {
+pub(crate) async fn find_undecodable(run: &RunSandbox, files: &[LogFile]) -> Vec<Undecodable> {
     let mut bad = Vec::new();
     for file in files {
         let decoded = match run.local_path() {

@@ -39,7 +39,7 @@ impl SnapshotSpec {
         }
     }
 
-    pub fn location_mut(&mut self) -> Option<&mut Location> {
+    pub(crate) fn location_mut(&mut self) -> Option<&mut Location> {
         match &mut self.kind {
             SnapshotKindSpec::DeltaCopy { location, .. }
             | SnapshotKindSpec::Versions { location, .. } => Some(location),
@@ -47,7 +47,7 @@ impl SnapshotSpec {
         }
     }
 
-    pub fn into_source(self, source: &Location) -> SnapshotSource {
+    pub(crate) fn into_source(self, source: &Location) -> SnapshotSource {
         match self.kind {
             SnapshotKindSpec::DeltaCopy { location, pattern } => {
                 SnapshotSource::DeltaCopy { location, pattern }
@@ -63,7 +63,7 @@ impl SnapshotSpec {
     }
 }
 
-pub const SNAPSHOT_KINDS: &str = "\"delta_copy\", \"delta_time_travel\" or \"s3_versions\"";
+pub(crate) const SNAPSHOT_KINDS: &str = "\"delta_copy\", \"delta_time_travel\" or \"s3_versions\"";
 
 pub fn read(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<SnapshotSpec>> {
     let context = format!("{} snapshots", f.context());
@@ -172,7 +172,11 @@ pub fn read(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<Sna
 
 /// The point in time a snapshot is taken at: `lag` (before now), `timestamp`, or — for time
 /// travel — `version`; exactly one.
-pub fn point_in_time(s: &mut Fields, versions: bool, p: &mut Problems) -> Option<PointInTime> {
+pub(crate) fn point_in_time(
+    s: &mut Fields,
+    versions: bool,
+    p: &mut Problems,
+) -> Option<PointInTime> {
     let lag = s.duration("lag", p);
     let timestamp = s.string("timestamp", p);
     let version = if versions {

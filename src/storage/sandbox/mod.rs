@@ -58,7 +58,7 @@ impl SandboxRoot {
 
     /// Removes a run's folder and lock, e.g. after its drill was cancelled. Retries a few
     /// times: writes of the cancelled drill that were already under way may still land.
-    pub async fn discard_run(&self, job: &str, run_id: &str) -> Result<(), StorageError> {
+    pub(crate) async fn discard_run(&self, job: &str, run_id: &str) -> Result<(), StorageError> {
         let job_dir = self.root.child(job);
         let folder = job_dir.child(run_id);
         let mut attempt = 0;
@@ -120,7 +120,7 @@ impl RunSandbox {
     }
 
     /// Options deltalake needs to read and write the run's folder.
-    pub fn storage_options(
+    pub(crate) fn storage_options(
         &self,
     ) -> Result<std::collections::HashMap<String, String>, StorageError> {
         self.location.storage_options()
@@ -156,7 +156,7 @@ impl RunSandbox {
     /// `copied(bytes)` after each file. Into S3 from the same service, objects are copied on
     /// the server (and must still have the ETag listed); otherwise they are streamed. Each
     /// streamed copy's size is checked against the listing.
-    pub async fn copy_in(
+    pub(crate) async fn copy_in(
         &self,
         from: &ReadOnlyDir,
         files: &[FileEntry],

@@ -13,7 +13,7 @@ use crate::kinds::delta::table;
 use crate::storage::{ReadOnlyDir, RunSandbox};
 use crate::verify::scan;
 
-pub async fn rewrite(
+pub(crate) async fn rewrite(
     snapshot: &Snapshot,
     version: u64,
     sandbox: &RunSandbox,

@@ -51,12 +51,12 @@ pub struct WrongSize {
 }
 
 impl StructureReport {
-    pub fn is_sound(&self) -> bool {
+    pub(crate) fn is_sound(&self) -> bool {
         self.problems.is_empty()
     }
 
     /// Whether every file and deletion vector is there and whole, so the data can be scanned.
-    pub fn files_whole(&self) -> bool {
+    pub(crate) fn files_whole(&self) -> bool {
         self.missing_files.is_empty()
             && self.wrong_size_files.is_empty()
             && self.damaged_deletion_vectors.is_empty()
@@ -64,7 +64,7 @@ impl StructureReport {
 
     /// The reader features the log declares that this version does not know (read when the
     /// log does not replay): such a log is not a broken backup.
-    pub fn unknown_declared_features(&self) -> Vec<String> {
+    pub(crate) fn unknown_declared_features(&self) -> Vec<String> {
         self.declared_reader_features
             .iter()
             .filter(|f| {

@@ -63,7 +63,7 @@ fn newest_first(snapshots: &mut [Snapshot]) {
     snapshots.sort_by_key(|s| Reverse((s.named_time, s.commit_timestamp())));
 }
 
-pub async fn list(
+pub(crate) async fn list(
     location: &Location,
     pattern: &SnapshotPattern,
 ) -> Result<Vec<Snapshot>, SnapshotError> {

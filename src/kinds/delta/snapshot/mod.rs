@@ -156,7 +156,7 @@ fn resolve(at: PointInTime, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
 
 /// The snapshots of a source, newest first: every `delta_copy` folder, the newest versions of
 /// a time-travelled table, or the state of a versioned prefix at the job's point in time.
-pub async fn list(
+pub(crate) async fn list(
     source: &SnapshotSource,
     now: DateTime<Utc>,
 ) -> Result<Vec<Snapshot>, SnapshotError> {
@@ -173,7 +173,7 @@ pub async fn list(
 
 /// The snapshot a drill restores now: the newest, the one at the job's point in time, or the
 /// one named by `pinned` (a folder name, a version `v42`, or an RFC 3339 time).
-pub async fn choose(
+pub(crate) async fn choose(
     source: &SnapshotSource,
     pinned: Option<&str>,
     now: DateTime<Utc>,

@@ -87,7 +87,8 @@ impl SnapshotPattern {
     }
 
     /// The folder name of a snapshot taken at `time`.
-    pub fn name_for(&self, time: DateTime<Utc>) -> String {
+    #[cfg(test)]
+    fn name_for(&self, time: DateTime<Utc>) -> String {
         let middle = match self.placeholder {
             Placeholder::Date => time.format("%Y-%m-%d").to_string(),
             Placeholder::DateTime => time.format("%Y-%m-%dT%H%M%SZ").to_string(),

@@ -120,7 +120,7 @@ async fn at_version(source: &Location, version: u64) -> Result<Snapshot, Snapsho
     })
 }
 
-pub async fn choose(
+pub(crate) async fn choose(
     source: &Location,
     at: PointInTime,
     pinned: Option<&str>,
@@ -154,7 +154,7 @@ pub async fn choose(
 }
 
 /// The newest versions of the table, newest first (at most 30).
-pub async fn list(source: &Location) -> Result<Vec<Snapshot>, SnapshotError> {
+pub(crate) async fn list(source: &Location) -> Result<Vec<Snapshot>, SnapshotError> {
     let dir = ReadOnlyDir::new(source);
     let commits = commits(&dir).await?;
     let mut out = Vec::new();

@@ -9,7 +9,7 @@ use super::{RestoreMethod, Snapshot, SnapshotError, parse_pin, resolve};
 use crate::storage::s3::{self, ObjectVersion};
 use crate::storage::{Backend, FileEntry, Location, S3Prefix};
 
-pub async fn choose(
+pub(crate) async fn choose(
     location: &Location,
     at: PointInTime,
     pinned: Option<&str>,

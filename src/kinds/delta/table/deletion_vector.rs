@@ -40,7 +40,7 @@ pub struct DeletionVector {
 
 impl DeletionVector {
     /// The vector a log descriptor names; an undecodable descriptor is an error in words.
-    pub fn from_descriptor(d: &DeletionVectorDescriptor) -> Result<Self, String> {
+    pub(crate) fn from_descriptor(d: &DeletionVectorDescriptor) -> Result<Self, String> {
         let place = match d.storage_type {
             StorageType::UuidRelativePath => {
                 VectorPlace::File(relative_path(&d.path_or_inline_dv)?)
@@ -71,7 +71,7 @@ impl DeletionVector {
 
     /// Checks the vector in the bytes of its file: the version byte, its size, the checksum, and
     /// the number of rows it removes. Says what is wrong otherwise.
-    pub fn check_in_file(&self, file: &[u8]) -> Result<(), String> {
+    pub(crate) fn check_in_file(&self, file: &[u8]) -> Result<(), String> {
         if file.first() != Some(&1) {
             return Err(format!(
                 "it does not start with format version 1 (found {:?})",
@@ -108,7 +108,7 @@ impl DeletionVector {
     }
 
     /// Checks an inline vector: it decodes and removes as many rows as the log says.
-    pub fn check_inline(&self) -> Result<(), String> {
+    pub(crate) fn check_inline(&self) -> Result<(), String> {
         let VectorPlace::Inline(encoded) = &self.place else {
             return Ok(());
         };

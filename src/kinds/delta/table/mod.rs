@@ -2,8 +2,8 @@
 //! commit time, schema, reader features and the data files with their sizes, row counts and
 //! deletion vectors.
 
-pub mod deletion_vector;
-pub mod widened;
+pub(crate) mod deletion_vector;
+pub(crate) mod widened;
 
 pub use deletion_vector::{DeletionVector, VectorPlace};
 
@@ -28,7 +28,7 @@ pub struct LogFile {
 
 impl LogFile {
     /// The rows a reader returns from this file: `numRecords` minus the deleted rows.
-    pub fn live_rows(&self) -> Option<u64> {
+    pub(crate) fn live_rows(&self) -> Option<u64> {
         let deleted = match &self.deletion_vector {
             None => 0,
             Some(Ok(dv)) => dv.cardinality,
@@ -40,7 +40,7 @@ impl LogFile {
 
 /// The Delta reader features restore-drill verifies tables with: each is tested on a table that
 /// uses it (`tests/data/delta-features`). A table that declares any other is not verified.
-pub const SUPPORTED_READER_FEATURES: &[&str] = &[
+pub(crate) const SUPPORTED_READER_FEATURES: &[&str] = &[
     "columnMapping",
     "deletionVectors",
     "timestampNtz",
@@ -55,7 +55,7 @@ pub const SUPPORTED_READER_FEATURES: &[&str] = &[
 /// The DataFusion table a verification scans: deltalake's own, or for a table with widened
 /// columns, which deltalake refuses to scan, the log's data files read with the table's schema
 /// (see [`widened`]).
-pub async fn provider(
+pub(crate) async fn provider(
     ctx: &deltalake::datafusion::prelude::SessionContext,
     table: &DeltaTable,
 ) -> Result<
@@ -149,13 +149,13 @@ impl TableInfo {
 
     /// The rows the log promises a reader: the sum of `numRecords` less the rows deletion vectors
     /// remove, if every file recorded its count.
-    pub fn logged_rows(&self) -> Option<u64> {
+    pub(crate) fn logged_rows(&self) -> Option<u64> {
         self.files.iter().map(LogFile::live_rows).sum()
     }
 
     /// The reader features the table declares that this version cannot verify (type widening
     /// only without partitions, deletion vectors and column mapping, each named with it).
-    pub fn unsupported_features(&self) -> Vec<String> {
+    pub(crate) fn unsupported_features(&self) -> Vec<String> {
         let mut out: Vec<String> = self
             .reader_features
             .iter()
@@ -179,7 +179,7 @@ impl TableInfo {
     }
 
     /// The rows the files' deletion vectors remove (as the log records them).
-    pub fn deleted_rows(&self) -> u64 {
+    pub(crate) fn deleted_rows(&self) -> u64 {
         self.deletion_vectors()
             .filter_map(|(_, dv)| dv.as_ref().ok())
             .map(|dv| dv.cardinality)
@@ -198,7 +198,7 @@ impl TableInfo {
 
 /// A log error in words a person can act on: a gap in the commit files is named by the
 /// versions on either side; other errors pass through.
-pub fn explain_log_error(error: &DeltaTableError) -> String {
+pub(crate) fn explain_log_error(error: &DeltaTableError) -> String {
     let text = error.to_string();
     if !text.contains("found gap") {
         return text;
@@ -223,7 +223,7 @@ pub fn explain_log_error(error: &DeltaTableError) -> String {
 }
 
 /// Whether an error's text says a file or object is not there (as opposed to unreadable).
-pub fn is_not_found(error: &str) -> bool {
+pub(crate) fn is_not_found(error: &str) -> bool {
     let lower = error.to_ascii_lowercase();
     lower.contains("not found")
         || lower.contains("no such file")
@@ -237,7 +237,9 @@ pub async fn open(url: &Url, version: Option<u64>) -> Result<DeltaTable, DeltaTa
 }
 
 /// Opens the table a drill restored into its run's sandbox.
-pub async fn open_run(run: &crate::storage::RunSandbox) -> Result<DeltaTable, DeltaTableError> {
+pub(crate) async fn open_run(
+    run: &crate::storage::RunSandbox,
+) -> Result<DeltaTable, DeltaTableError> {
     let options = run
         .storage_options()
         .map_err(|e| DeltaTableError::Generic(e.to_string()))?;
@@ -245,7 +247,7 @@ pub async fn open_run(run: &crate::storage::RunSandbox) -> Result<DeltaTable, De
 }
 
 /// Opens the table in a read-only folder (local or S3, with its profile's options).
-pub async fn open_dir(
+pub(crate) async fn open_dir(
     dir: &crate::storage::ReadOnlyDir,
     version: Option<u64>,
 ) -> Result<DeltaTable, DeltaTableError> {
@@ -316,7 +318,7 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
 }
 
 /// `commitInfo.inCommitTimestamp` or `commitInfo.timestamp` of a commit file, in milliseconds.
-pub fn commit_time(commit: &[u8]) -> Option<i64> {
+pub(crate) fn commit_time(commit: &[u8]) -> Option<i64> {
     commit
         .split(|b| *b == b'\n')
         .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
@@ -329,7 +331,7 @@ pub fn commit_time(commit: &[u8]) -> Option<i64> {
 }
 
 /// The newest commit time of a table's current version, for RPO.
-pub async fn newest_commit(
+pub(crate) async fn newest_commit(
     dir: &crate::storage::ReadOnlyDir,
 ) -> Result<(u64, Option<DateTime<Utc>>), DeltaTableError> {
     let table = open_dir(dir, None).await?;

@@ -20,7 +20,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow;
 
 /// Whether the table declares type widening.
-pub fn declared(reader_features: &[String]) -> bool {
+pub(crate) fn declared(reader_features: &[String]) -> bool {
     reader_features
         .iter()
         .any(|f| f.starts_with("typeWidening"))
@@ -28,7 +28,7 @@ pub fn declared(reader_features: &[String]) -> bool {
 
 /// A DataFusion table over the data files of `table`'s loaded version, with its (widened)
 /// schema; the table's object store is registered in `ctx` under a name of its own.
-pub fn provider(
+pub(crate) fn provider(
     ctx: &SessionContext,
     table: &DeltaTable,
 ) -> Result<Arc<dyn TableProvider>, DataFusionError> {
