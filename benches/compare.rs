@@ -19,7 +19,7 @@ use deltalake::datafusion::datasource::MemTable;
 use restore_drill::demo::data;
 use restore_drill::storage::directory_url;
 use restore_drill::verify::sample::{self, CompareSpec, DiffMode, Fallback, SampleSize};
-use restore_drill::verify::{evaluate, fingerprint, plan, scan, suite};
+use restore_drill::verify::{compile, fingerprint, plan, scan, suite};
 
 const STAGES: [&str; 5] = [
     "bare_scan",
@@ -141,9 +141,9 @@ async fn stage(name: &str, table_dir: &Path) {
     restore_drill::kinds::delta::table::register(&session, &table)
         .await
         .unwrap();
-    let context = evaluate::Context {
+    let context = compile::Context {
         columns: info.typed_columns(),
-        key_ranges: evaluate::key_columns(&suite)
+        key_ranges: compile::key_columns(&suite)
             .into_iter()
             .filter_map(|c| info.integer_range(c).map(|r| (c.to_string(), r)))
             .collect(),
@@ -166,7 +166,7 @@ async fn stage(name: &str, table_dir: &Path) {
                 fallback: Fallback::None,
                 tolerance: Default::default(),
             };
-            let mut plan = evaluate::plan_restored(&suite, &columns, &context);
+            let mut plan = compile::plan_restored(&suite, &columns, &context);
             let collector = sample::SampleCollector::new(&columns, &spec.key, 0.001);
             plan.add(collector.expr.clone());
             let values = scan::run(&plan, &session).await.unwrap();
@@ -190,8 +190,8 @@ async fn stage(name: &str, table_dir: &Path) {
         }
         _ => {
             let mut plan = match name {
-                "checks" => evaluate::plan_checks(&suite, &context),
-                "checks_and_fingerprint" => evaluate::plan_restored(&suite, &columns, &context),
+                "checks" => compile::plan_checks(&suite, &context),
+                "checks_and_fingerprint" => compile::plan_restored(&suite, &columns, &context),
                 _ => plan::AggregatePlan::default(),
             };
             match name {

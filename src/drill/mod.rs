@@ -305,7 +305,7 @@ impl<'a> Drill<'a> {
 fn scanned_rows(values: &ScanValues) -> Option<u64> {
     values
         .get(&row_count())
-        .and_then(verify::evaluate::as_f64)
+        .and_then(verify::values::as_f64)
         .map(|n| n as u64)
 }
 

@@ -71,7 +71,7 @@ impl<'a> Drill<'a> {
             source_columns: None,
             key_ranges: info
                 .map(|info| {
-                    verify::evaluate::key_columns(&self.job.suite)
+                    verify::compile::key_columns(&self.job.suite)
                         .into_iter()
                         .filter_map(|c| info.integer_range(c).map(|r| (c.to_string(), r)))
                         .collect()

@@ -1,15 +1,17 @@
-//! Turning a suite into scan expressions, and scan values into check results.
+//! Judging a suite: the scan values of the restored table (and of the source) turned into
+//! check results against each check's bounds, and the fingerprints compared.
 
-use chrono::{DateTime, Utc};
 use deltalake::arrow::datatypes::DataType;
 use deltalake::datafusion::common::ScalarValue;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::compile::{Context, unexpected};
 use super::fingerprint::{self, Fingerprint};
 use super::keys;
-use super::plan::{self, AggregatePlan, ScanValues};
-use super::suite::{Bounds, Check, CheckKind, RowRule, Severity, Suite, Tolerance};
+use super::plan::{self, ScanValues};
+use super::suite::{Bounds, Check, CheckKind, Severity, Suite, Tolerance};
+use super::values::{as_f64, as_u64, shown, to_json, trim_float};
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -88,194 +90,6 @@ pub enum SourceValues {
         columns: Vec<String>,
     },
     Unavailable(String),
-}
-
-/// What a suite is evaluated against besides the scan: the snapshot's newest commit, the
-/// log's row count and the schemas.
-#[derive(Debug, Clone, Default)]
-pub struct Context {
-    pub commit_time: Option<DateTime<Utc>>,
-    pub logged_rows: Option<u64>,
-    /// The restored table's columns with their Delta types.
-    pub columns: Vec<(String, String)>,
-    /// The source's columns with their Delta types at the snapshot's version, when read.
-    pub source_columns: Option<Vec<(String, String)>>,
-    /// Value ranges of integer key columns from the log's file statistics.
-    pub key_ranges: Vec<(String, (i64, i64))>,
-}
-
-impl Context {
-    fn key_range(&self, column: &str) -> Option<(i64, i64)> {
-        self.key_ranges
-            .iter()
-            .find(|(c, _)| c == column)
-            .map(|(_, r)| *r)
-    }
-}
-
-/// The single-column keys of a suite's `unique` and `distinct_count` checks.
-pub fn key_columns(suite: &Suite) -> Vec<&str> {
-    let mut out: Vec<&str> = suite
-        .checks
-        .iter()
-        .filter_map(|c| match &c.kind {
-            CheckKind::Unique { columns } | CheckKind::DistinctCount { columns, .. } => {
-                match columns.as_slice() {
-                    [one] => Some(one.as_str()),
-                    _ => None,
-                }
-            }
-            _ => None,
-        })
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-/// The single aggregate over the restored table: every check's expressions, and the
-/// fingerprint of all columns (which reads every value, so every data file is decoded).
-pub fn plan_restored(suite: &Suite, columns: &[String], context: &Context) -> AggregatePlan {
-    let mut plan = plan_checks(suite, context);
-    plan.add(fingerprint::expr(columns));
-    plan
-}
-
-/// The expressions of the suite's checks alone (the restored scan without the fingerprint).
-pub fn plan_checks(suite: &Suite, context: &Context) -> AggregatePlan {
-    let mut plan = AggregatePlan::default();
-    plan.add(plan::row_count());
-    for check in &suite.checks {
-        for expr in expressions(&check.kind, context) {
-            plan.add(expr);
-        }
-        if let CheckKind::Unique { columns } | CheckKind::DistinctCount { columns, .. } =
-            &check.kind
-        {
-            if keys::fits(columns, &context.columns) {
-                plan.add(keys::expr(&columns[0], context.key_range(&columns[0])));
-            } else {
-                plan.add_key_set(columns);
-            }
-        }
-    }
-    plan
-}
-
-/// The aggregate expressions a check reads from the restored scan.
-fn expressions(kind: &CheckKind, context: &Context) -> Vec<String> {
-    match kind {
-        CheckKind::RowCount { .. } | CheckKind::RowCountMatchesLog => vec![plan::row_count()],
-        CheckKind::Statistic { stat, column, .. } => {
-            vec![plan::statistic(*stat, column), plan::present(column)]
-        }
-        CheckKind::NotNull { columns, .. } => columns.iter().map(|c| plan::null_count(c)).collect(),
-        CheckKind::Rows { rule, column, .. } => {
-            match unexpected(rule, column.as_deref(), context) {
-                Some(predicate) => vec![
-                    column
-                        .as_deref()
-                        .map_or_else(plan::row_count, plan::present),
-                    plan::count_where(&predicate),
-                ],
-                None => vec![],
-            }
-        }
-        CheckKind::Freshness { column, .. } => vec![plan::newest_seconds(column)],
-        CheckKind::Unique { .. }
-        | CheckKind::DistinctCount { .. }
-        | CheckKind::Schema { .. }
-        | CheckKind::CustomSql { .. } => vec![],
-    }
-}
-
-/// The SQL predicate of rows that break a row-level rule; `None` when it cannot be formed
-/// (a timestamp rule without the snapshot's commit time).
-pub fn unexpected(rule: &RowRule, column: Option<&str>, context: &Context) -> Option<String> {
-    let c = column.map(plan::ident).unwrap_or_default();
-    let list = |values: &[String]| {
-        values
-            .iter()
-            .map(|v| plan::literal(v))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Some(match rule {
-        RowRule::InRange { min, max } => {
-            let mut outside = Vec::new();
-            if let Some(min) = min {
-                outside.push(format!("{c} < {min}"));
-            }
-            if let Some(max) = max {
-                outside.push(format!("{c} > {max}"));
-            }
-            format!("{c} IS NOT NULL AND ({})", outside.join(" OR "))
-        }
-        RowRule::InSet { values } => format!("{c} IS NOT NULL AND {c} NOT IN ({})", list(values)),
-        RowRule::NotInSet { values } => format!("{c} IN ({})", list(values)),
-        RowRule::MatchesRegex { pattern } => format!(
-            "{c} IS NOT NULL AND NOT regexp_like({c}, {})",
-            plan::literal(pattern)
-        ),
-        RowRule::LengthBetween { min, max } => {
-            let mut outside = Vec::new();
-            if let Some(min) = min {
-                outside.push(format!("character_length({c}) < {min}"));
-            }
-            if let Some(max) = max {
-                outside.push(format!("character_length({c}) > {max}"));
-            }
-            format!("{c} IS NOT NULL AND ({})", outside.join(" OR "))
-        }
-        RowRule::NotInFuture => {
-            let at = context.commit_time?;
-            format!("{c} IS NOT NULL AND to_unixtime({c}) > {}", at.timestamp())
-        }
-        RowRule::Condition { sql } => format!("NOT coalesce(({sql}), false)"),
-    })
-}
-
-/// The SQL predicate of the rows a failed check shows as examples.
-pub(crate) fn example_filter(kind: &CheckKind, context: &Context) -> Option<String> {
-    match kind {
-        CheckKind::NotNull { columns, .. } => Some(
-            columns
-                .iter()
-                .map(|c| format!("{} IS NULL", plan::ident(c)))
-                .collect::<Vec<_>>()
-                .join(" OR "),
-        ),
-        CheckKind::Rows { rule, column, .. } => unexpected(rule, column.as_deref(), context),
-        CheckKind::Unique { columns } => Some(plan::duplicated_keys(columns)),
-        _ => None,
-    }
-}
-
-/// The single aggregate over the source at the snapshot's version: what `equals_source`
-/// checks compare, and the fingerprint.
-pub fn plan_source(suite: &Suite, columns: &[String]) -> AggregatePlan {
-    let mut plan = AggregatePlan::default();
-    for check in &suite.checks {
-        match &check.kind {
-            CheckKind::RowCount {
-                equals_source: true,
-                ..
-            } => {
-                plan.add(plan::row_count());
-            }
-            CheckKind::Statistic {
-                stat,
-                column,
-                equals_source: true,
-                ..
-            } => {
-                plan.add(plan::statistic(*stat, column));
-            }
-            _ => {}
-        }
-    }
-    plan.add(fingerprint::expr(columns));
-    plan
 }
 
 /// The `fingerprint` check: the restored table's contents equal the source's at the
@@ -747,73 +561,4 @@ fn same_number(a: &ScalarValue, b: &ScalarValue, tolerance: Tolerance) -> bool {
         return tolerance.allows(x, y);
     }
     a == b
-}
-
-fn trim_float(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
-
-/// A scalar as f64, if it is a number.
-pub fn as_f64(v: &ScalarValue) -> Option<f64> {
-    if v.is_null() {
-        return None;
-    }
-    match v.cast_to(&DataType::Float64).ok()? {
-        ScalarValue::Float64(Some(f)) => Some(f),
-        _ => None,
-    }
-}
-
-/// Whether a value is a date or a time, shown as such rather than as a number.
-fn is_temporal(v: &ScalarValue) -> bool {
-    matches!(
-        v.data_type(),
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
-    )
-}
-
-/// A value as people read it: dates and times in ISO 8601 (with the column's zone, `Z` for
-/// UTC), everything else as DataFusion prints it.
-pub(crate) fn shown(v: &ScalarValue) -> String {
-    if !is_temporal(v) || v.is_null() {
-        return v.to_string();
-    }
-    use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
-    v.to_array()
-        .ok()
-        .and_then(|array| {
-            ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
-                .ok()
-                .map(|f| f.value(0).to_string())
-        })
-        .unwrap_or_else(|| v.to_string())
-}
-
-fn as_u64(v: &ScalarValue) -> u64 {
-    as_f64(v).map_or(0, |f| f.max(0.0) as u64)
-}
-
-/// A scalar as JSON: integers stay integers, other numbers become JSON numbers, dates and times
-/// ISO 8601 text, the rest text.
-pub(crate) fn to_json(v: &ScalarValue) -> Value {
-    match v {
-        _ if v.is_null() => Value::Null,
-        _ if is_temporal(v) => json!(shown(v)),
-        ScalarValue::Int8(Some(i)) => json!(i),
-        ScalarValue::Int16(Some(i)) => json!(i),
-        ScalarValue::Int32(Some(i)) => json!(i),
-        ScalarValue::Int64(Some(i)) => json!(i),
-        ScalarValue::UInt8(Some(i)) => json!(i),
-        ScalarValue::UInt16(Some(i)) => json!(i),
-        ScalarValue::UInt32(Some(i)) => json!(i),
-        ScalarValue::UInt64(Some(i)) => json!(i),
-        _ => match as_f64(v) {
-            Some(f) => json!(f),
-            None => json!(v.to_string()),
-        },
-    }
 }

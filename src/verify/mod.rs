@@ -2,6 +2,7 @@
 //! thresholds and against the source at the snapshot's version.
 
 pub(crate) mod compare_settings;
+pub mod compile;
 pub mod diff;
 pub mod evaluate;
 pub mod fingerprint;
@@ -11,8 +12,7 @@ pub mod queries;
 pub mod sample;
 pub mod scan;
 pub mod suite;
+pub mod values;
 
-pub use evaluate::{
-    CheckOutcome, CheckResult, Context, SourceValues, compare_fingerprints, evaluate,
-    plan_restored, plan_source,
-};
+pub use compile::{Context, plan_restored, plan_source};
+pub use evaluate::{CheckOutcome, CheckResult, SourceValues, compare_fingerprints, evaluate};

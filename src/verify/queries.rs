@@ -4,7 +4,8 @@
 use deltalake::datafusion::common::ScalarValue;
 use deltalake::datafusion::prelude::SessionContext;
 
-use super::evaluate::{self, CheckOutcome, CheckResult, Context};
+use super::compile::{self, Context};
+use super::evaluate::{CheckOutcome, CheckResult};
 use super::plan::TABLE;
 use super::sample::EXAMPLES;
 use super::scan;
@@ -51,7 +52,7 @@ pub(crate) async fn add_examples(
         if result.outcome != CheckOutcome::Failed {
             continue;
         }
-        let Some(filter) = evaluate::example_filter(&check.kind, context) else {
+        let Some(filter) = compile::example_filter(&check.kind, context) else {
             continue;
         };
         let sql = format!("SELECT * FROM {TABLE} WHERE {filter} LIMIT {EXAMPLES}");
