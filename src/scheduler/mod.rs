@@ -19,6 +19,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod status;
+mod timer;
+
+pub use status::{JobStatus, LastDrill, Objectives, RunningDrill};
+
 use crate::clock::Clock;
 use crate::config::{Config, Job};
 use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome};
@@ -26,7 +31,6 @@ use crate::history::History;
 use crate::metrics::DrillMetrics;
 use crate::primitives::duration::format_duration;
 use crate::primitives::run_id::RunId;
-use crate::schedule::Schedule;
 use crate::storage::SandboxRoot;
 
 /// Carries out drills for the scheduler.
@@ -107,69 +111,6 @@ pub enum StartError {
     AlreadyRunning { job: String, run_id: String },
     #[error("the service is shutting down and starts no more drills")]
     ShuttingDown,
-}
-
-/// What `/jobs` says about one job.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobStatus {
-    pub name: String,
-    pub description: Option<String>,
-    pub owner: Option<String>,
-    /// The cron expression, or `None` for a job drilled only on request.
-    pub schedule: Option<String>,
-    pub timezone: Option<String>,
-    pub next_run: Option<DateTime<Utc>>,
-    pub running: Option<RunningDrill>,
-    pub last: Option<LastDrill>,
-    pub last_success: Option<DateTime<Utc>>,
-    pub objectives: Objectives,
-    pub timeout_seconds: u64,
-    /// Drills finished since the service started.
-    pub runs: u64,
-    /// Scheduled drills skipped because the previous one was still running.
-    pub skipped_runs: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunningDrill {
-    pub run_id: String,
-    pub trigger: Trigger,
-    pub queued_at: DateTime<Utc>,
-    /// When it got its turn (`None` while it waits for a free drill slot).
-    pub started_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LastDrill {
-    pub run_id: String,
-    pub outcome: Outcome,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub findings: usize,
-    pub error: Option<String>,
-    pub rpo_seconds: Option<f64>,
-    pub rto_seconds: Option<f64>,
-}
-
-impl From<&drill::DrillSummary> for LastDrill {
-    fn from(last: &drill::DrillSummary) -> Self {
-        Self {
-            run_id: last.run_id.clone(),
-            outcome: last.outcome,
-            started_at: last.started_at,
-            finished_at: last.finished_at,
-            findings: last.findings.len(),
-            error: last.error.clone(),
-            rpo_seconds: last.rpo_seconds,
-            rto_seconds: last.rto_seconds,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Objectives {
-    pub rpo_seconds: f64,
-    pub rto_seconds: f64,
 }
 
 /// Runs jobs on their schedules. Cheap to clone; clones share one scheduler.
@@ -256,7 +197,7 @@ impl Scheduler {
         let mut old = std::mem::take(&mut state.jobs);
         for job in &config.jobs {
             let job = Arc::new(job.clone());
-            let mut status = status_of(&job);
+            let mut status = status::status_of(&job);
             if let Some(previous) = old.remove(&job.name) {
                 status.running = previous.status.running;
                 status.last = previous.status.last;
@@ -288,7 +229,7 @@ impl Scheduler {
         }
         for entry in state.jobs.values().filter(|e| e.configured) {
             if let Some(schedule) = entry.job.schedule.clone() {
-                tokio::spawn(timer(
+                tokio::spawn(timer::timer(
                     inner.clone(),
                     entry.job.clone(),
                     schedule,
@@ -390,27 +331,6 @@ impl Scheduler {
     /// Waits until every drill has ended (after `stop_starting`, or in tests).
     pub(crate) async fn wait_idle(&self) {
         self.inner.drills.wait().await;
-    }
-}
-
-fn status_of(job: &Job) -> JobStatus {
-    JobStatus {
-        name: job.name.clone(),
-        description: job.description.clone(),
-        owner: job.owner.clone(),
-        schedule: job.schedule.as_ref().map(|s| s.expression().to_string()),
-        timezone: job.schedule.as_ref().map(|s| s.timezone().to_string()),
-        next_run: None,
-        running: None,
-        last: None,
-        last_success: None,
-        objectives: Objectives {
-            rpo_seconds: job.objectives.rpo.as_secs_f64(),
-            rto_seconds: job.objectives.rto.as_secs_f64(),
-        },
-        timeout_seconds: job.timeout.as_secs(),
-        runs: 0,
-        skipped_runs: 0,
     }
 }
 
@@ -613,54 +533,4 @@ impl Inner {
             entry.status.next_run = next;
         }
     }
-}
-
-/// Asks for a drill of `job` at each occurrence of its schedule until `stop` is cancelled.
-async fn timer(inner: Arc<Inner>, job: Arc<Job>, schedule: Schedule, stop: CancellationToken) {
-    let mut after = inner.clock.now();
-    loop {
-        let Some(due) = schedule.next_after(after) else {
-            tracing::warn!(job = %job.name, schedule = schedule.expression(), "the schedule never comes due");
-            inner.set_next_run(&job.name, None);
-            return;
-        };
-        inner.set_next_run(&job.name, Some(due));
-        let jitter = random_delay(job.jitter);
-        let at = due + chrono::Duration::from_std(jitter).unwrap_or_default();
-        if !sleep_until(inner.clock.as_ref(), at, &stop).await {
-            return;
-        }
-        // Not an error to report here: overlap is counted and logged by `start`.
-        let _ = inner.start(&job.name, Trigger::Schedule, Some(due));
-        // Occurrences missed while the process could not run (a suspended machine) are not
-        // made up in a burst: the next one is the first after now.
-        let woke = inner.clock.now() - chrono::Duration::from_std(jitter).unwrap_or_default();
-        after = due.max(woke);
-    }
-}
-
-/// Sleeps until the clock reads `at`, in steps of at most a minute so a wall clock that jumps
-/// is noticed. Returns false if `stop` was cancelled first.
-async fn sleep_until(clock: &dyn Clock, at: DateTime<Utc>, stop: &CancellationToken) -> bool {
-    loop {
-        let now = clock.now();
-        if now >= at {
-            return true;
-        }
-        let wait = (at - now)
-            .to_std()
-            .unwrap_or_default()
-            .min(Duration::from_secs(60));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => return false,
-        }
-    }
-}
-
-fn random_delay(up_to: Duration) -> Duration {
-    if up_to.is_zero() {
-        return Duration::ZERO;
-    }
-    Duration::from_millis(rand::random_range(0..=up_to.as_millis() as u64))
 }
