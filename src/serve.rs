@@ -20,23 +20,10 @@ use crate::primitives::duration::format_duration;
 use crate::scheduler::{Drills, Scheduler};
 use crate::server::{self, App, WebConfig};
 
-/// Runs the service until SIGTERM or SIGINT. Returns the exit code: 0 after a clean shutdown,
-/// 2 if it could not start (bad configuration, address in use).
-pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
-    let config = match config::load(config_file) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(2);
-        }
-    };
-    let web = match load_web_config(&config) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(2);
-        }
-    };
+/// Runs the service with `config` (loaded from `config_file`, which SIGHUP and `/-/reload`
+/// read again) and `web`, its web configuration, until SIGTERM or SIGINT. An error: it could
+/// not start (the address is in use, signals cannot be handled).
+pub async fn serve(config_file: &Path, config: Config, web: WebConfig) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let metrics = Arc::new(DrillMetrics::new());
     metrics.config_loaded(true, unix_seconds(clock.as_ref()));
@@ -133,7 +120,7 @@ pub async fn serve(config_file: &Path) -> anyhow::Result<u8> {
         tracing::warn!(error = %e, "records wait in the journal until PostgreSQL is reachable");
     }
     tracing::info!("stopped");
-    Ok(0)
+    Ok(())
 }
 
 async fn cancel_now(scheduler: &Scheduler) {
@@ -195,7 +182,8 @@ fn reload(
     }
 }
 
-fn load_web_config(config: &Config) -> Result<WebConfig, server::WebConfigError> {
+/// The web configuration `config` names, or the default (plain HTTP, no authentication).
+pub fn load_web_config(config: &Config) -> Result<WebConfig, server::WebConfigError> {
     match &config.server.web_config {
         Some(file) => WebConfig::load(file),
         None => Ok(WebConfig::default()),

@@ -264,7 +264,7 @@ pub(crate) const INTERRUPTED: u8 = 130;
 pub async fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Demo { dir, rows } => demo(dir, rows).await,
-        Command::Serve { config } => Ok(crate::serve::serve(&config).await?),
+        Command::Serve { config } => serve(&config).await,
         Command::Healthcheck { address } => service::healthcheck(address).await,
         Command::Trigger { job, address } => service::trigger(&job, address).await,
         Command::Reload { address } => service::reload(address).await,
@@ -311,6 +311,15 @@ async fn demo(dir: Option<PathBuf>, rows: usize) -> Exit {
     };
     let progress = TerminalProgress::shared();
     crate::demo::run(&root, rows, progress.as_ref()).await?;
+    Ok(0)
+}
+
+/// `serve`: runs the service until SIGTERM or SIGINT; 0 after a clean shutdown, 2 when it
+/// cannot start (its configuration or web config has problems, the address is taken).
+async fn serve(config_file: &Path) -> Exit {
+    let config = load(config_file)?;
+    let web = crate::serve::load_web_config(&config).map_err(CommandError::problems)?;
+    crate::serve::serve(config_file, config, web).await?;
     Ok(0)
 }
 

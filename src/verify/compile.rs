@@ -43,7 +43,14 @@ pub fn key_columns(suite: &Suite) -> Vec<&str> {
                     _ => None,
                 }
             }
-            _ => None,
+            CheckKind::RowCount { .. }
+            | CheckKind::RowCountMatchesLog
+            | CheckKind::Statistic { .. }
+            | CheckKind::NotNull { .. }
+            | CheckKind::Rows { .. }
+            | CheckKind::Freshness { .. }
+            | CheckKind::Schema { .. }
+            | CheckKind::CustomSql { .. } => None,
         })
         .collect();
     out.sort_unstable();
@@ -165,7 +172,14 @@ pub(crate) fn example_filter(kind: &CheckKind, context: &Context) -> Option<Stri
         ),
         CheckKind::Rows { rule, column, .. } => unexpected(rule, column.as_deref(), context),
         CheckKind::Unique { columns } => Some(plan::duplicated_keys(columns)),
-        _ => None,
+        // Aggregates over the table: no row is an example of their failure.
+        CheckKind::RowCount { .. }
+        | CheckKind::RowCountMatchesLog
+        | CheckKind::Statistic { .. }
+        | CheckKind::DistinctCount { .. }
+        | CheckKind::Freshness { .. }
+        | CheckKind::Schema { .. }
+        | CheckKind::CustomSql { .. } => None,
     }
 }
 

@@ -199,12 +199,20 @@ impl CheckKind {
                         TypeNeed::String
                     }
                     RowRule::NotInFuture => TypeNeed::Timestamp,
-                    _ => TypeNeed::Any,
+                    RowRule::InSet { .. }
+                    | RowRule::NotInSet { .. }
+                    | RowRule::Condition { .. } => TypeNeed::Any,
                 };
                 vec![(column.as_str(), need)]
             }
             CheckKind::Freshness { column, .. } => vec![(column.as_str(), TypeNeed::Timestamp)],
-            _ => vec![],
+            // Row counts, schemas and queries name no column the scan reads; a row rule without
+            // a column is a SQL condition over the whole row.
+            CheckKind::RowCount { .. }
+            | CheckKind::RowCountMatchesLog
+            | CheckKind::Rows { column: None, .. }
+            | CheckKind::Schema { .. }
+            | CheckKind::CustomSql { .. } => vec![],
         }
     }
 
