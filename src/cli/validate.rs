@@ -21,12 +21,7 @@ pub(super) async fn validate(config_file: &Path, offline: bool) -> Exit {
             .describe_source()
             .await;
         match described {
-            Ok(info) => problems.extend(
-                job.suite
-                    .mismatches(&job.suite_path, &info.typed_columns())
-                    .iter()
-                    .map(|p| p.to_string()),
-            ),
+            Ok(info) => problems.extend(job.misfits(&info.typed_columns())),
             Err(reason) => problems.push(format!(
                 "job `{}`: the source {} cannot be opened: {reason}; check `source` and its storage profile (or validate with --offline where the data cannot be reached)",
                 job.name, job.source

@@ -25,7 +25,7 @@ use crate::storage::profiles::{
 use crate::storage::s3::S3Profile;
 use crate::verify::compare_settings;
 use crate::verify::sample::CompareSpec;
-use crate::verify::suite::{Suite, load_suite};
+use crate::verify::suite::{Suite, TypeNeed, load_suite};
 
 /// The configuration could not be used; every problem found is listed.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,46 @@ impl Config {
     }
 }
 
+impl Job {
+    /// What in the job does not fit a table with these columns (name, Delta type): suite checks
+    /// reading a column it lacks or of the wrong type, `compare.key` and `rpo_column`.
+    pub fn misfits(&self, columns: &[(String, String)]) -> Vec<String> {
+        let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+        let mut problems: Vec<String> = Vec::new();
+        if let Some(spec) = &self.compare {
+            for column in spec.key.iter().filter(|k| !names.contains(&k.as_str())) {
+                problems.push(format!(
+                    "{}: compare.key names column `{column}`, which the table does not have; its columns are: {}",
+                    self.name,
+                    names.join(", ")
+                ));
+            }
+        }
+        if let Some(column) = &self.rpo_column {
+            match columns.iter().find(|(n, _)| n == column) {
+                None => problems.push(format!(
+                    "{}: rpo_column names column `{column}`, which the table does not have; its columns are: {}",
+                    self.name,
+                    names.join(", ")
+                )),
+                Some((_, t)) if !TypeNeed::Timestamp.fits(t) => problems.push(format!(
+                    "{}: rpo_column needs {} but `{column}` is {t}",
+                    self.name,
+                    TypeNeed::Timestamp.describe()
+                )),
+                Some(_) => {}
+            }
+        }
+        problems.extend(
+            self.suite
+                .mismatches(&self.suite_path, columns)
+                .iter()
+                .map(|p| p.to_string()),
+        );
+        problems
+    }
+}
+
 /// One protected dataset.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -90,6 +130,9 @@ pub struct Job {
     pub compare: Option<CompareSpec>,
     /// Columns whose values are masked in example rows.
     pub redact: Vec<String>,
+    /// A timestamp or date column whose newest value measures the RPO: the source's newest
+    /// minus the restored data's newest (what a restore would lose), instead of commit times.
+    pub rpo_column: Option<String>,
     /// When `serve` drills the job; `None`: only when asked (`POST /jobs/{name}/run`).
     pub schedule: Option<Schedule>,
     /// A drill still running after this long is cancelled and recorded as `error`.
@@ -345,6 +388,19 @@ fn read_job(
         Some(c) => compare_settings::read(c, p).map(Some),
     };
     let redact = f.strings("redact", p).map(|r| r.value).unwrap_or_default();
+    let rpo_column = match f.string("rpo_column", p) {
+        Some(c) if c.value.is_empty() => {
+            p.report(
+                c.at,
+                format!(
+                    "{}: `rpo_column` is empty; name a timestamp or date column, or leave it out",
+                    f.context()
+                ),
+            );
+            None
+        }
+        other => Some(other.map(|c| c.value)),
+    };
     let schedule = schedule(&mut f, p);
     let timeout = match f.duration("timeout", p) {
         Some(Some(d)) if d.value.is_zero() => {
@@ -430,6 +486,7 @@ fn read_job(
             copy_concurrency: copy_concurrency?,
             compare: compare?,
             redact,
+            rpo_column: rpo_column?,
             schedule: schedule?,
             timeout: timeout?,
             jitter: jitter?,

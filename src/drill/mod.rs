@@ -28,9 +28,10 @@ use crate::kinds::{
     StructureReport, TableInfo,
 };
 use crate::primitives::duration::format_duration;
+use crate::primitives::duration::seconds_to_time;
 use crate::primitives::run_id::RunId;
 use crate::storage::{RunSandbox, SandboxRoot, StorageError};
-use crate::verify::plan::{ScanValues, row_count};
+use crate::verify::plan::{ScanValues, newest_seconds, row_count};
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckOutcome, CheckResult};
 
@@ -165,7 +166,12 @@ impl<'a> Drill<'a> {
             queries: std::mem::take(&mut self.queries),
             compare_seconds,
         });
-        self.measure(&snapshot, restored.seconds, verify_seconds)
+        let restored_newest = self.job.rpo_column.as_ref().and_then(|column| {
+            let values = &scanned.as_ref()?.values;
+            let seconds = crate::verify::values::as_f64(values.get(&newest_seconds(column))?)?;
+            seconds_to_time(seconds)
+        });
+        self.measure(&snapshot, restored.seconds, verify_seconds, restored_newest)
             .await;
         Ok(())
     }
@@ -328,25 +334,7 @@ fn refuse_features(job: &Job, unsupported: Vec<String>) -> Result<(), DrillError
 
 /// Refuses a suite that reads a column the table does not have, before anything is written.
 fn check_columns(job: &Job, columns: &[(String, String)]) -> Result<(), DrillError> {
-    let mut problems: Vec<String> = Vec::new();
-    if let Some(spec) = &job.compare {
-        for column in &spec.key {
-            if !columns.iter().any(|(c, _)| c == column) {
-                let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-                problems.push(format!(
-                    "{}: compare.key names column `{column}`, which the table does not have; its columns are: {}",
-                    job.name,
-                    names.join(", ")
-                ));
-            }
-        }
-    }
-    problems.extend(
-        job.suite
-            .mismatches(&job.suite_path, columns)
-            .iter()
-            .map(|p| p.to_string()),
-    );
+    let problems = job.misfits(columns);
     if problems.is_empty() {
         Ok(())
     } else {

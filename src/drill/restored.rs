@@ -10,7 +10,7 @@ use super::{
 use crate::config::Job;
 use crate::kinds::delta::restore::name_some;
 use crate::kinds::{Snapshot, StructureReport};
-use crate::verify::plan::AggregatePlan;
+use crate::verify::plan::{AggregatePlan, newest_seconds};
 use crate::verify::sample::{CompareSpec, SampleCollector};
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckResult, scan};
@@ -107,6 +107,9 @@ impl<'a> Drill<'a> {
         let mut plan = verify::plan_restored(&job.suite, &info.columns, context);
         if let Some((spec, fraction)) = self.sampling(context) {
             plan.add(SampleCollector::new(&info.columns, &spec.key, fraction).expr);
+        }
+        if let Some(column) = &job.rpo_column {
+            plan.add(newest_seconds(column));
         }
         for sql in plan.queries() {
             self.query("restored", sql);

@@ -80,6 +80,10 @@ pub trait Kind: Send + Sync {
     /// The time of the source's newest change: the reference of the RPO. `Ok(None)`: the source
     /// does not say.
     async fn source_newest_change(&self) -> Result<Option<DateTime<Utc>>, String>;
+
+    /// The newest value of a timestamp or date column in the source as it is now (the job's
+    /// `rpo_column`); `Ok(None)` when the column holds no value.
+    async fn source_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String>;
 }
 
 /// What a restore would do.

@@ -76,6 +76,11 @@ pub(crate) fn format_duration(d: Duration) -> String {
     out
 }
 
+/// A Unix time in (fractional) seconds as a UTC time, when it is one.
+pub fn seconds_to_time(seconds: f64) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis((seconds * 1000.0).round() as i64)
+}
+
 /// Seconds as people read them: `0.42s` under a minute, else `1h2m3s`.
 pub fn seconds(s: f64) -> String {
     if s < 60.0 {

@@ -245,6 +245,88 @@ async fn a_snapshot_older_than_the_rpo_objective_fails_the_drill() {
     assert_eq!(report.findings.len(), 1, "{}", findings(&report));
 }
 
+/// The config of `lake` with `rpo_column` set.
+fn config_with_rpo_column(lake: &Lake, rpo: &str, column: &str) -> std::path::PathBuf {
+    let path = lake.config(SUITE, rpo);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{text}rpo_column = \"{column}\"\n")).unwrap();
+    path
+}
+
+/// The newest `booked_at` of a batch of transactions, in milliseconds.
+fn newest_booking_millis(batch: &RecordBatch) -> i64 {
+    let booked = batch
+        .column_by_name("booked_at")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<deltalake::arrow::array::TimestampMicrosecondArray>()
+        .unwrap();
+    deltalake::arrow::compute::max(booked).unwrap() / 1_000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpo_column_measures_the_data_a_restore_would_lose() {
+    // Commits seconds apart, but the rows written after the snapshot were booked three days
+    // later: a restore loses three days of bookings, which commit times do not show.
+    let lake = Lake::new(0, 0).await;
+    let day = 86_400_000_000;
+    let older = restore_drill::demo::data::transactions(1, 300, 1_795_000_000_000_000);
+    let newer = restore_drill::demo::data::transactions(301, 300, 1_795_000_000_000_000 + 3 * day);
+    lake.append_batch(older.clone()).await;
+    lake.snapshot(DATE);
+    lake.append_batch(newer.clone()).await;
+
+    let by_commits = lake.drill(&lake.config(SUITE, "1d"), None).await;
+    assert_eq!(
+        by_commits.outcome,
+        Outcome::Passed,
+        "{}",
+        findings(&by_commits)
+    );
+    assert!(by_commits.rpo_seconds.unwrap() < 60.0);
+
+    let report = lake
+        .drill(&config_with_rpo_column(&lake, "1d", "booked_at"), None)
+        .await;
+    assert_eq!(report.rpo_basis.as_deref(), Some("rpo_column"));
+    let lost = (newest_booking_millis(&newer) - newest_booking_millis(&older)) as f64 / 1000.0;
+    let rpo = report.rpo_seconds.unwrap();
+    // Column values are read to the second.
+    assert!((rpo - lost).abs() < 1.0, "RPO {rpo} s, lost {lost} s");
+    assert_eq!(report.outcome, Outcome::Failed, "{}", findings(&report));
+    let message = finding_of(&report, "rpo");
+    assert!(
+        message.contains("the restored data's newest `booked_at` is")
+            && message.contains("above the RPO objective of 1d"),
+        "{message}"
+    );
+    // Only the RPO failed: the data itself is what the source held at the snapshot's version.
+    assert_eq!(report.findings.len(), 1, "{}", findings(&report));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpo_column_that_is_not_a_timestamp_is_an_error_before_anything_is_written() {
+    let (lake, _) = lake_with_snapshot().await;
+    for (column, expected) in [
+        (
+            "currency",
+            "rpo_column needs a timestamp or date column but `currency` is string",
+        ),
+        (
+            "booked",
+            "rpo_column names column `booked`, which the table does not have",
+        ),
+    ] {
+        let report = lake
+            .drill(&config_with_rpo_column(&lake, "1d", column), None)
+            .await;
+        assert_eq!(report.outcome, Outcome::Error);
+        let error = report.error.unwrap_or_default();
+        assert!(error.contains(expected), "{error}");
+        assert!(report.restore.is_none(), "nothing is restored");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_newest_snapshot_is_the_latest_date_and_older_ones_can_be_pinned() {
     let mut lake = Lake::new(1, 500).await;

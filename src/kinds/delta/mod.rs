@@ -14,8 +14,11 @@ use chrono::{DateTime, Utc};
 use deltalake::datafusion::prelude::SessionContext;
 
 use super::{Kind, RestorePlan, SourceAt};
+use crate::primitives::duration::seconds_to_time;
 use crate::primitives::hash::sha256_hex;
 use crate::storage::{Location, ReadOnlyDir, RunSandbox, StorageError};
+use crate::verify::plan::{self, TABLE};
+use crate::verify::{scan, values};
 use restore::{CopyProgress, RestoreError, RestoreOutcome, StructureReport};
 use snapshot::{RestoreMethod, Snapshot, SnapshotError, SnapshotSource};
 use table::TableInfo;
@@ -215,6 +218,21 @@ impl Kind for Delta {
         table::is_not_found(error).then(|| format!(
             "{error} (the source's files of this version were removed, e.g. by VACUUM: its time-travel window is shorter than the snapshot's age)"
         ))
+    }
+
+    async fn source_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
+        let current = table::open_dir(&self.source_dir(), None)
+            .await
+            .map_err(|e| table::explain_log_error(&e))?;
+        let ctx = scan::session();
+        table::register(&ctx, &current)
+            .await
+            .map_err(|e| e.to_string())?;
+        let sql = format!("SELECT {} FROM {TABLE}", plan::newest_seconds(column));
+        let newest = scan::single_value(&ctx, &sql)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(values::as_f64(&newest).and_then(seconds_to_time))
     }
 
     async fn source_newest_change(&self) -> Result<Option<DateTime<Utc>>, String> {
