@@ -9,7 +9,7 @@ pub use service::{
 };
 pub(crate) use substitute::substitute;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +18,11 @@ use crate::kinds::{self, SnapshotSource};
 use crate::primitives::duration::parse_duration;
 use crate::primitives::fields::{Fields, Located, Position, Problem, Problems, parse_document};
 use crate::schedule::{Schedule, ScheduleError};
-use crate::storage::Location;
 use crate::storage::profiles::{
     Profiles, profile_named, read_profiles, resolve_profile, with_profile,
 };
 use crate::storage::s3::S3Profile;
+use crate::storage::{Location, Resolved};
 use crate::verify::compare_settings;
 use crate::verify::sample::CompareSpec;
 use crate::verify::suite::{Suite, TypeNeed, load_suite};
@@ -227,7 +227,8 @@ pub fn parse(
     let config_sha256 = crate::primitives::hash::sha256_hex(raw.as_bytes());
     let mut jobs: Vec<Job> = Vec::new();
     let mut sandbox_positions: Vec<Position> = Vec::new();
-    let mut suite_problems = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let mut suites = Suites::default();
     match top.item("job", &p) {
         None => p.report(
             top.at(),
@@ -240,10 +241,10 @@ pub fn parse(
                     let at = p.position_of(table.span());
                     let fields = Fields::new(table, at, format!("job #{}", i + 1));
                     if let Some((mut job, at)) =
-                        read_job(fields, &base, &profiles, &mut p, &mut suite_problems)
+                        read_job(fields, &base, &profiles, &mut p, &mut suites)
                     {
                         job.config_sha256 = config_sha256.clone();
-                        if jobs.iter().any(|j| j.name == job.name) {
+                        if !names.insert(job.name.clone()) {
                             p.report(
                                 at.name,
                                 format!("job name `{}` is used twice; names must be unique", job.name),
@@ -259,7 +260,7 @@ pub fn parse(
     sandboxes_apart(&jobs, &sandbox_positions, &mut p);
     top.finish(&mut p);
     let mut problems = p.into_vec();
-    problems.extend(suite_problems);
+    problems.extend(suites.problems);
     match (server, history) {
         (Some(server), Some(history)) if problems.is_empty() => Ok(Config {
             file: file.to_path_buf(),
@@ -278,28 +279,85 @@ struct JobPositions {
 }
 
 /// No job's sandbox may overlap any job's source or backups, nor another job's sandbox unless
-/// both name the same root (each drill writes below `<root>/<job>/<run-id>/`).
+/// both name the same root (each drill writes below `<root>/<job>/<run-id>/`). Each place is
+/// resolved once and each pair of distinct places compared once, so thousands of jobs sharing a
+/// few roots are checked in time linear in the jobs.
 fn sandboxes_apart(jobs: &[Job], positions: &[Position], p: &mut Problems) {
-    for (job, at) in jobs.iter().zip(positions) {
-        for other in jobs.iter().filter(|o| o.name != job.name) {
-            let places = [
-                ("source", &other.source),
-                ("snapshots.location", other.snapshots.location()),
-                ("sandbox", &other.sandbox),
-            ];
-            for (role, place) in places {
-                let same_root = role == "sandbox" && job.sandbox.same_place(place);
-                if !same_root && job.sandbox.overlaps(place) {
-                    p.report(
-                        *at,
-                        format!(
-                            "job `{}`: the sandbox {} overlaps the {role} {place} of job `{}`; a drill must never write where another job's data, backups or drills live — give each job a separate folder, or the same sandbox root",
-                            job.name, job.sandbox, other.name
-                        ),
-                    );
-                }
+    const ROLES: [&str; 3] = ["source", "snapshots.location", "sandbox"];
+    let mut distinct: Vec<Resolved> = Vec::new();
+    let mut index: HashMap<Resolved, usize> = HashMap::new();
+    // Per job, the distinct place of its source, backups and sandbox.
+    let ids: Vec<[usize; 3]> = jobs
+        .iter()
+        .map(|job| {
+            [&job.source, job.snapshots.location(), &job.sandbox].map(|place| {
+                let resolved = place.resolved();
+                *index.entry(resolved.clone()).or_insert_with(|| {
+                    distinct.push(resolved);
+                    distinct.len() - 1
+                })
+            })
+        })
+        .collect();
+    // The jobs with each (role, place).
+    let mut holders: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+    for (j, places) in ids.iter().enumerate() {
+        for (role, place) in places.iter().enumerate() {
+            holders.entry((role, *place)).or_default().push(j);
+        }
+    }
+    let mut overlapping: HashMap<(usize, usize), bool> = HashMap::new();
+    for (j, (job, at)) in jobs.iter().zip(positions).enumerate() {
+        let sandbox = ids[j][2];
+        for (&(role, place), others) in &holders {
+            let same_root = ROLES[role] == "sandbox" && place == sandbox;
+            let overlaps = *overlapping
+                .entry((sandbox, place))
+                .or_insert_with(|| distinct[sandbox].overlaps(&distinct[place]));
+            if same_root || !overlaps {
+                continue;
+            }
+            for &o in others.iter().filter(|&&o| jobs[o].name != job.name) {
+                let other = &jobs[o];
+                let location = [&other.source, other.snapshots.location(), &other.sandbox][role];
+                p.report(
+                    *at,
+                    format!(
+                        "job `{}`: the sandbox {} overlaps the {} {location} of job `{}`; a drill must never write where another job's data, backups or drills live — give each job a separate folder, or the same sandbox root",
+                        job.name, job.sandbox, ROLES[role], other.name
+                    ),
+                );
             }
         }
+    }
+}
+
+/// The suite files read so far: each is read, parsed and hashed once however many jobs name it,
+/// and its problems are reported once.
+#[derive(Default)]
+struct Suites {
+    read: HashMap<PathBuf, Option<(Suite, String)>>,
+    problems: Vec<Problem>,
+}
+
+impl Suites {
+    /// The suite at `path` and the SHA-256 of its text; `None` when it has problems.
+    fn get(&mut self, path: &Path) -> Option<(Suite, String)> {
+        let Suites { read, problems } = self;
+        read.entry(path.to_path_buf())
+            .or_insert_with(|| match load_suite(path) {
+                Ok(suite) => {
+                    let sha256 = std::fs::read(path)
+                        .map(|bytes| crate::primitives::hash::sha256_hex(&bytes))
+                        .unwrap_or_default();
+                    Some((suite, sha256))
+                }
+                Err(found) => {
+                    problems.extend(found);
+                    None
+                }
+            })
+            .clone()
     }
 }
 
@@ -308,7 +366,7 @@ fn read_job(
     base: &Path,
     profiles: &Profiles,
     p: &mut Problems,
-    suite_problems: &mut Vec<Problem>,
+    suites: &mut Suites,
 ) -> Option<(Job, JobPositions)> {
     let at = f.at();
     let name = f.required_string("name", "the job's name, e.g. \"orders\"", p);
@@ -456,22 +514,13 @@ fn read_job(
             );
             return None;
         }
-        match load_suite(&path) {
-            Ok(suite) => Some((path, suite)),
-            Err(problems) => {
-                suite_problems.extend(problems);
-                None
-            }
-        }
+        suites.get(&path).map(|(suite, sha256)| (path, suite, sha256))
     });
     f.finish(p);
-    let (suite_path, suite) = suite?;
+    let (suite_path, suite, suite_sha256) = suite?;
     let sandbox_at = sandbox.as_ref().map(|s| s.at);
     let source = source?.value;
     let snapshots = snapshots?.value.into_source(&source);
-    let suite_sha256 = std::fs::read(&suite_path)
-        .map(|bytes| crate::primitives::hash::sha256_hex(&bytes))
-        .unwrap_or_default();
     Some((
         Job {
             name: name?.value,

@@ -230,26 +230,17 @@ impl Location {
     /// True when one location contains the other (or they are the same). Symbolic links
     /// are resolved for the local parts that exist.
     pub fn overlaps(&self, other: &Location) -> bool {
-        match (&self.place, &other.place) {
-            (Place::Local(a), Place::Local(b)) => {
-                let a = resolve_existing(a);
-                let b = resolve_existing(b);
-                a.starts_with(&b) || b.starts_with(&a)
-            }
-            _ => match (self.bucket_and_prefix(), other.bucket_and_prefix()) {
-                (Some((a, p)), Some((b, q))) => a == b && (p.starts_with(q) || q.starts_with(p)),
-                _ => false,
-            },
-        }
+        self.resolved().overlaps(&other.resolved())
     }
 
-    /// Whether two locations name the same folder or prefix.
-    pub(crate) fn same_place(&self, other: &Location) -> bool {
-        match (&self.place, &other.place) {
-            (Place::Local(a), Place::Local(b)) => resolve_existing(a) == resolve_existing(b),
-            _ => match (self.bucket_and_prefix(), other.bucket_and_prefix()) {
-                (Some(a), Some(b)) => a == b,
-                _ => false,
+    /// The place for comparisons: local paths with the symbolic links of their existing parts
+    /// resolved (file system calls: resolve once, compare many times).
+    pub(crate) fn resolved(&self) -> Resolved {
+        match &self.place {
+            Place::Local(path) => Resolved::Local(resolve_existing(path)),
+            Place::S3 { bucket, prefix, .. } => Resolved::S3 {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
             },
         }
     }
@@ -258,6 +249,34 @@ impl Location {
         match &self.place {
             Place::S3 { bucket, prefix, .. } => Some((bucket, prefix)),
             Place::Local(_) => None,
+        }
+    }
+}
+
+/// A location resolved for comparisons (see [`Location::resolved`]); equal when they name the
+/// same folder or prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Resolved {
+    Local(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl Resolved {
+    /// True when one contains the other (or they are the same).
+    pub(crate) fn overlaps(&self, other: &Resolved) -> bool {
+        match (self, other) {
+            (Resolved::Local(a), Resolved::Local(b)) => a.starts_with(b) || b.starts_with(a),
+            (
+                Resolved::S3 {
+                    bucket: a,
+                    prefix: p,
+                },
+                Resolved::S3 {
+                    bucket: b,
+                    prefix: q,
+                },
+            ) => a == b && (p.starts_with(q.as_str()) || q.starts_with(p.as_str())),
+            _ => false,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod s3;
 pub mod s3_write;
 mod sandbox;
 
+pub(crate) use location::Resolved;
 pub use location::{Backend, Location, S3Prefix};
 pub use sandbox::{RunSandbox, SandboxRoot, SweepReason, Swept};
 
