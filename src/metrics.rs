@@ -6,7 +6,8 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use prometheus::core::{MetricVec, MetricVecBuilder};
@@ -18,6 +19,10 @@ use crate::verify::CheckOutcome;
 /// The metrics of one process; values persist between scrapes and reflect each job's last drill.
 pub struct DrillMetrics {
     registry: Registry,
+    /// Per job, the label values its series carry beyond `job`, so that a change replaces
+    /// exactly the stale series without reading every job's (which made starting with
+    /// thousands of jobs quadratic).
+    exported: Mutex<HashMap<String, Exported>>,
     last_run_success: IntGaugeVec,
     last_run_timestamp: GaugeVec,
     last_success_timestamp: GaugeVec,
@@ -64,6 +69,15 @@ fn registered<M: Collector + Clone + 'static>(
         .register(Box::new(metric.clone()))
         .expect("metric registered once");
     metric
+}
+
+/// The label values of a job's series beyond `job`.
+#[derive(Debug, Default)]
+struct Exported {
+    /// `job_info`'s owner and kind.
+    info: Option<(String, String)>,
+    /// The checks with a `check_success` series.
+    checks: BTreeSet<String>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -231,6 +245,7 @@ impl DrillMetrics {
                 )),
             ),
             registry,
+            exported: Mutex::new(HashMap::new()),
         };
         let build_info = registered(
             &metrics.registry,
@@ -273,11 +288,17 @@ impl DrillMetrics {
     pub(crate) fn register_job(&self, job: &Job) {
         let labels = &[job.name.as_str()];
         let owner = job.owner.as_deref().unwrap_or("");
-        remove_series(&self.job_info, |l| {
-            l.get("job") == Some(&job.name)
-                && (l.get("owner").map(String::as_str) != Some(owner)
-                    || l.get("kind").map(String::as_str) != Some(job.snapshots.kind()))
-        });
+        let info = (owner.to_string(), job.snapshots.kind().to_string());
+        let mut exported = self.exported();
+        let known = exported.entry(job.name.clone()).or_default();
+        if let Some((old_owner, old_kind)) = known.info.replace(info.clone())
+            && (&old_owner, &old_kind) != (&info.0, &info.1)
+        {
+            let _ = self
+                .job_info
+                .remove_label_values(&[job.name.as_str(), &old_owner, &old_kind]);
+        }
+        drop(exported);
         self.job_info
             .with_label_values(&[job.name.as_str(), owner, job.snapshots.kind()])
             .set(1);
@@ -437,12 +458,12 @@ impl DrillMetrics {
             &self.compare_mismatched_rows,
             s.compare.as_ref().map(|c| c.mismatched() as f64),
         );
-        let mut evaluated = std::collections::HashSet::new();
+        let mut evaluated = BTreeSet::new();
         for check in &s.checks {
             let labels = [s.job.as_str(), check.id.as_str()];
             match check.outcome {
                 CheckOutcome::Passed | CheckOutcome::Failed => {
-                    evaluated.insert(check.id.as_str());
+                    evaluated.insert(check.id.clone());
                     self.check_success
                         .with_label_values(&labels)
                         .set((check.outcome == CheckOutcome::Passed) as i64);
@@ -451,16 +472,24 @@ impl DrillMetrics {
                 CheckOutcome::Skipped => {}
             }
         }
-        remove_series(&self.check_success, |labels| {
-            labels.get("job").map(String::as_str) == Some(s.job.as_str())
-                && labels
-                    .get("check")
-                    .is_none_or(|c| !evaluated.contains(c.as_str()))
-        });
+        // Not evaluated this time: an old value would claim a result nobody saw.
+        let mut exported = self.exported();
+        let known = exported.entry(s.job.clone()).or_default();
+        for stale in known.checks.difference(&evaluated) {
+            let _ = self
+                .check_success
+                .remove_label_values(&[s.job.as_str(), stale.as_str()]);
+        }
+        known.checks = evaluated;
+    }
+
+    fn exported(&self) -> MutexGuard<'_, HashMap<String, Exported>> {
+        self.exported.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Removes every series of a job that is no longer configured.
     pub(crate) fn forget_job(&self, job: &str) {
+        self.exported().remove(job);
         let of_job =
             |labels: &HashMap<String, String>| labels.get("job").map(String::as_str) == Some(job);
         for gauge in [
@@ -536,5 +565,41 @@ fn remove_series<T: MetricVecBuilder>(
 impl Default for DrillMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration of one job with `owner`.
+    fn job(dir: &std::path::Path, owner: &str) -> Job {
+        std::fs::write(
+            dir.join("suite.toml"),
+            "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1\n",
+        )
+        .unwrap();
+        let text = format!(
+            "[[job]]\nname = \"orders\"\nowner = \"{owner}\"\nsource = \"lake\"\nsnapshots = {{ kind = \"delta_copy\", location = \"backups\", pattern = \"orders_{{date}}\" }}\nsandbox = \"sandbox\"\nsuite = \"suite.toml\"\nobjectives = {{ rpo = \"1d\", rto = \"1h\" }}\n"
+        );
+        let config = crate::config::parse(&dir.join("c.toml"), &text, |_| None).unwrap();
+        config.jobs.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_new_owner_replaces_the_job_info_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = DrillMetrics::new();
+        metrics.register_job(&job(dir.path(), "team-a"));
+        metrics.register_job(&job(dir.path(), "team-b"));
+        let text = metrics.render();
+        let info: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("restore_drill_job_info{"))
+            .collect();
+        assert_eq!(info.len(), 1, "{info:?}");
+        assert!(info[0].contains("owner=\"team-b\""), "{}", info[0]);
+        metrics.forget_job("orders");
+        assert!(!metrics.render().contains("restore_drill_job_info{"));
     }
 }
