@@ -1,6 +1,7 @@
 //! Configuration: read the file, substitute `${VAR}`, validate every field (all problems at
 //! once, each with file, line and column), and build the jobs.
 
+mod across_jobs;
 mod service;
 mod substitute;
 
@@ -9,7 +10,9 @@ pub use service::{
 };
 pub(crate) use substitute::substitute;
 
-use std::collections::{BTreeMap, HashMap};
+use across_jobs::{Suites, sandboxes_apart};
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,14 +21,14 @@ use crate::kinds::{self, SnapshotSource};
 use crate::primitives::duration::parse_duration;
 use crate::primitives::fields::{Fields, Located, Position, Problem, Problems, parse_document};
 use crate::schedule::{Schedule, ScheduleError};
+use crate::storage::Location;
 use crate::storage::profiles::{
     Profiles, profile_named, read_profiles, resolve_profile, with_profile,
 };
 use crate::storage::s3::S3Profile;
-use crate::storage::{Location, Resolved};
 use crate::verify::compare_settings;
 use crate::verify::sample::CompareSpec;
-use crate::verify::suite::{Suite, TypeNeed, load_suite};
+use crate::verify::suite::{Suite, TypeNeed};
 
 /// The configuration could not be used; every problem found is listed.
 #[derive(Debug, thiserror::Error)]
@@ -276,89 +279,6 @@ pub fn parse(
 struct JobPositions {
     name: Position,
     sandbox: Position,
-}
-
-/// No job's sandbox may overlap any job's source or backups, nor another job's sandbox unless
-/// both name the same root (each drill writes below `<root>/<job>/<run-id>/`). Each place is
-/// resolved once and each pair of distinct places compared once, so thousands of jobs sharing a
-/// few roots are checked in time linear in the jobs.
-fn sandboxes_apart(jobs: &[Job], positions: &[Position], p: &mut Problems) {
-    const ROLES: [&str; 3] = ["source", "snapshots.location", "sandbox"];
-    let mut distinct: Vec<Resolved> = Vec::new();
-    let mut index: HashMap<Resolved, usize> = HashMap::new();
-    // Per job, the distinct place of its source, backups and sandbox.
-    let ids: Vec<[usize; 3]> = jobs
-        .iter()
-        .map(|job| {
-            [&job.source, job.snapshots.location(), &job.sandbox].map(|place| {
-                let resolved = place.resolved();
-                *index.entry(resolved.clone()).or_insert_with(|| {
-                    distinct.push(resolved);
-                    distinct.len() - 1
-                })
-            })
-        })
-        .collect();
-    // The jobs with each (role, place).
-    let mut holders: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
-    for (j, places) in ids.iter().enumerate() {
-        for (role, place) in places.iter().enumerate() {
-            holders.entry((role, *place)).or_default().push(j);
-        }
-    }
-    let mut overlapping: HashMap<(usize, usize), bool> = HashMap::new();
-    for (j, (job, at)) in jobs.iter().zip(positions).enumerate() {
-        let sandbox = ids[j][2];
-        for (&(role, place), others) in &holders {
-            let same_root = ROLES[role] == "sandbox" && place == sandbox;
-            let overlaps = *overlapping
-                .entry((sandbox, place))
-                .or_insert_with(|| distinct[sandbox].overlaps(&distinct[place]));
-            if same_root || !overlaps {
-                continue;
-            }
-            for &o in others.iter().filter(|&&o| jobs[o].name != job.name) {
-                let other = &jobs[o];
-                let location = [&other.source, other.snapshots.location(), &other.sandbox][role];
-                p.report(
-                    *at,
-                    format!(
-                        "job `{}`: the sandbox {} overlaps the {} {location} of job `{}`; a drill must never write where another job's data, backups or drills live — give each job a separate folder, or the same sandbox root",
-                        job.name, job.sandbox, ROLES[role], other.name
-                    ),
-                );
-            }
-        }
-    }
-}
-
-/// The suite files read so far: each is read, parsed and hashed once however many jobs name it,
-/// and its problems are reported once.
-#[derive(Default)]
-struct Suites {
-    read: HashMap<PathBuf, Option<(Suite, String)>>,
-    problems: Vec<Problem>,
-}
-
-impl Suites {
-    /// The suite at `path` and the SHA-256 of its text; `None` when it has problems.
-    fn get(&mut self, path: &Path) -> Option<(Suite, String)> {
-        let Suites { read, problems } = self;
-        read.entry(path.to_path_buf())
-            .or_insert_with(|| match load_suite(path) {
-                Ok(suite) => {
-                    let sha256 = std::fs::read(path)
-                        .map(|bytes| crate::primitives::hash::sha256_hex(&bytes))
-                        .unwrap_or_default();
-                    Some((suite, sha256))
-                }
-                Err(found) => {
-                    problems.extend(found);
-                    None
-                }
-            })
-            .clone()
-    }
 }
 
 fn read_job(
