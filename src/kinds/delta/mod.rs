@@ -37,6 +37,13 @@ impl Delta {
     fn source_dir(&self) -> ReadOnlyDir {
         ReadOnlyDir::new(&self.source)
     }
+
+    /// The source table as it is now, or why its log cannot be read.
+    async fn open_current(&self) -> Result<deltalake::DeltaTable, String> {
+        table::open_dir(&self.source_dir(), None)
+            .await
+            .map_err(|e| table::explain_log_error(&e))
+    }
 }
 
 #[async_trait]
@@ -135,9 +142,7 @@ impl Kind for Delta {
             return Ok(SourceAt::NoVersion);
         };
         let source_dir = self.source_dir();
-        let current = table::open_dir(&source_dir, None)
-            .await
-            .map_err(|e| table::explain_log_error(&e))?;
+        let current = self.open_current().await?;
         let current_version = current.version().unwrap_or_default();
         if version > current_version {
             return Ok(SourceAt::Foreign(format!(
@@ -200,14 +205,12 @@ impl Kind for Delta {
     }
 
     async fn describe_source(&self) -> Result<TableInfo, String> {
-        let current = table::open_dir(&self.source_dir(), None)
-            .await
-            .map_err(|e| table::explain_log_error(&e))?;
+        let current = self.open_current().await?;
         table::describe(&current).await.map_err(|e| e.to_string())
     }
 
     async fn open_current_source(&self, ctx: &SessionContext) -> Option<Vec<String>> {
-        let current = table::open_dir(&self.source_dir(), None).await.ok()?;
+        let current = self.open_current().await.ok()?;
         let info = table::describe(&current).await.ok()?;
         table::register(ctx, &current).await.ok()?;
         Some(info.columns)
@@ -221,9 +224,7 @@ impl Kind for Delta {
     }
 
     async fn source_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
-        let current = table::open_dir(&self.source_dir(), None)
-            .await
-            .map_err(|e| table::explain_log_error(&e))?;
+        let current = self.open_current().await?;
         let ctx = scan::session();
         table::register(&ctx, &current)
             .await
