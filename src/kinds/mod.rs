@@ -8,6 +8,7 @@
 //! the Delta family's, the only one so far.
 
 pub mod delta;
+pub mod postgres;
 
 pub use delta::restore::{CopyProgress, RestoreError, RestoreOutcome, StructureReport};
 pub use delta::snapshot::{PointInTime, Snapshot, SnapshotError, SnapshotSource};

@@ -10,7 +10,8 @@ mod sandbox;
 
 pub(crate) use location::Resolved;
 pub use location::{Backend, Location, S3Prefix};
-pub use sandbox::{RunSandbox, SandboxRoot, SweepReason, Swept};
+pub(crate) use sandbox::SERVER_DATA;
+pub use sandbox::{RunSandbox, SandboxRoot, SweepReason, Swept, stop_server};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@ mod drill_catches;
 mod history;
 mod layout;
 mod metrics;
+mod pg_dump;
 mod report;
 mod s3;
 mod scheduler;

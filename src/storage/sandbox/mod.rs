@@ -8,7 +8,11 @@
 //! lease that expired belongs to a run whose process died.
 
 mod lock;
+mod servers;
 mod sweep;
+
+pub(crate) use servers::SERVER_DATA;
+pub use servers::stop_server;
 
 pub use sweep::{SweepReason, Swept};
 
@@ -87,6 +91,8 @@ async fn remove_folder(folder: &Location) -> Result<(), StorageError> {
         }
         Backend::Local(path) => path,
     };
+    let folder = path.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || servers::stop_run_server(&folder)).await;
     match tokio::fs::remove_dir_all(path).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -226,6 +232,9 @@ impl RunSandbox {
     /// is older than `keep_failed_sandbox`.
     pub async fn keep(&self) -> Result<(), StorageError> {
         self.stop_renewing();
+        if let Some(folder) = self.local_path().map(Path::to_path_buf) {
+            let _ = tokio::task::spawn_blocking(move || servers::stop_run_server(&folder)).await;
+        }
         self.drop_lock().await
     }
 

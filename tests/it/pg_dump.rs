@@ -1,0 +1,376 @@
+//! PostgreSQL dumps made by `pg_dump` from a real database on 127.0.0.1:5432, in every format:
+//! found by name and read by their archive headers, restored into a throwaway server started in
+//! a run folder (Unix socket only), their errors and missing tables named, `pg_amcheck` naming a
+//! corrupted index, and the restored tables scanned through DataFusion with the same answers
+//! PostgreSQL gives.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use restore_drill::kinds::delta::snapshot::SnapshotPattern;
+use restore_drill::kinds::postgres::archive::Format;
+use restore_drill::kinds::postgres::copy::{CopyTable, quote_qualified};
+use restore_drill::kinds::postgres::restore::{Owners, RESTORED_DATABASE, restore};
+use restore_drill::kinds::postgres::server::{Binaries, Throwaway};
+use restore_drill::kinds::postgres::{amcheck, catalog, snapshot};
+use restore_drill::storage::Location;
+use restore_drill::verify::scan;
+
+use crate::history::Database;
+
+/// The newest PostgreSQL binaries on the machine (`pg_dump` of the same version writes the
+/// dumps).
+fn binaries() -> Binaries {
+    Binaries::installed(0).expect("PostgreSQL server binaries in /usr/lib/postgresql/N/bin")
+}
+
+/// A source database with two tables owned by a role of their own, one granted to another.
+async fn source() -> Database {
+    let db = Database::new().await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE rd_dump_owner NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             DO $$ BEGIN CREATE ROLE rd_dump_reader NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+             CREATE TABLE orders (
+                 id bigint PRIMARY KEY, amount numeric(12,2), note text, placed timestamptz,
+                 day date, flag boolean, score double precision, code uuid, small smallint);
+             INSERT INTO orders
+                 SELECT g, (g * 7 % 1000) / 4.0, CASE WHEN g % 10 = 0 THEN NULL ELSE 'note ' || g END,
+                        timestamptz '2026-11-30 00:00:00+00' + g * interval '1 minute',
+                        date '2026-01-01' + (g % 300), g % 2 = 0, g / 4.0,
+                        md5(g::text)::uuid, (g % 100)::smallint
+                 FROM generate_series(1, 5000) g;
+             CREATE TABLE customers (id integer PRIMARY KEY, name varchar(40) NOT NULL);
+             INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 300) g;
+             ALTER TABLE orders OWNER TO rd_dump_owner;
+             GRANT SELECT ON orders TO rd_dump_reader;",
+        )
+        .await
+        .unwrap();
+    db
+}
+
+/// `pg_dump` of `db` in `format` (`c`, `d`, `t`, `p`; `p` compressed with `gzip`) to `path`,
+/// with extra arguments.
+fn dump(db: &Database, format: &str, gzip: bool, path: &Path, extra: &[&str]) {
+    let mut args = vec![
+        format!("-F{format}"),
+        "-f".into(),
+        path.display().to_string(),
+        "-d".into(),
+        db.url(),
+    ];
+    if gzip {
+        args.push("-Z6".into());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = std::process::Command::new(binaries().program("pg_dump"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A run folder the server's user can reach.
+fn run_folder() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, run)
+}
+
+async fn restored_client(server: &Throwaway) -> tokio_postgres::Client {
+    let (client, connection) = server
+        .config(RESTORED_DATABASE)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// The answers of one aggregate query over `orders` (count, sum of a decimal, nulls, newest
+/// timestamp, oldest date, sum of a double, distinct uuids, sum of a smallint), as text, from
+/// PostgreSQL.
+async fn postgres_answers(client: &tokio_postgres::Client) -> Vec<String> {
+    let row = client
+        .query_one(
+            "SELECT count(*)::text, sum(amount)::text, count(note)::text, to_char(max(placed) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS'), min(day)::text, sum(score)::bigint::text, count(DISTINCT code)::text, sum(small)::text FROM orders",
+            &[],
+        )
+        .await
+        .unwrap();
+    (0..8).map(|i| row.get::<_, String>(i)).collect()
+}
+
+/// The same aggregates over the restored `orders`, scanned through DataFusion.
+async fn datafusion_answers(server: &Throwaway) -> Vec<String> {
+    let client = restored_client(server).await;
+    let tables = catalog::tables(&client).await.unwrap();
+    let orders = catalog::find(&tables, "public.orders").unwrap();
+    let table = CopyTable::new(
+        server.config(RESTORED_DATABASE),
+        &quote_qualified(&orders.schema, &orders.name),
+        &orders.columns,
+    );
+    let ctx = scan::session();
+    ctx.register_table("orders", std::sync::Arc::new(table.provider().unwrap()))
+        .unwrap();
+    let sql = "SELECT CAST(count(*) AS VARCHAR), CAST(sum(amount) AS VARCHAR), CAST(count(note) AS VARCHAR), to_char(max(placed), '%Y-%m-%dT%H:%M:%S'), CAST(min(day) AS VARCHAR), CAST(CAST(sum(score) AS BIGINT) AS VARCHAR), CAST(count(DISTINCT code) AS VARCHAR), CAST(sum(small) AS VARCHAR) FROM orders";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let batch = &batches[0];
+    (0..8)
+        .map(|i| {
+            deltalake::arrow::util::display::array_value_to_string(batch.column(i), 0).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_format_is_found_restored_and_scanned_like_postgresql() {
+    let db = source().await;
+    let expected = postgres_answers(&db.client().await).await;
+    for (format, gzip, name, want) in [
+        ("c", false, "app_2026-12-01.dump", Format::Custom),
+        ("d", false, "app_2026-12-01", Format::Directory),
+        ("t", false, "app_2026-12-01.tar", Format::Tar),
+        ("p", false, "app_2026-12-01.sql", Format::Plain),
+        ("p", true, "app_2026-12-01.sql.gz", Format::PlainGzip),
+    ] {
+        let backups = tempfile::tempdir().unwrap();
+        dump(&db, format, gzip, &backups.path().join(name), &[]);
+        // An older dump and a file the pattern does not match lie beside it.
+        dump(
+            &db,
+            "c",
+            false,
+            &backups.path().join("app_2026-11-30.dump"),
+            &[],
+        );
+        std::fs::write(backups.path().join("notes.txt"), "not a dump").unwrap();
+        let suffix = name.strip_prefix("app_2026-12-01").unwrap();
+        let pattern = SnapshotPattern::parse(&format!("app_{{date}}{suffix}")).unwrap();
+        let location =
+            Location::parse(&backups.path().display().to_string(), Path::new("/")).unwrap();
+        let dumps = snapshot::list(&location, &pattern, chrono_tz::UTC)
+            .await
+            .unwrap();
+        let found = dumps.iter().find(|d| d.name == name).unwrap_or_else(|| {
+            panic!(
+                "{name} not found among {:?}",
+                dumps.iter().map(|d| &d.name).collect::<Vec<_>>()
+            )
+        });
+        let header = found.header.as_ref().unwrap();
+        assert_eq!(header.format, want, "{name}");
+        if want.is_archive() {
+            assert_eq!(header.database.as_deref(), Some(db.name.as_str()));
+            // The archive's own time: the dump was made a moment ago, not at the name's midnight.
+            let age = chrono::Utc::now() - found.time;
+            assert!(
+                age.num_seconds().abs() < 600,
+                "{name}: dump time {}",
+                found.time
+            );
+        }
+        let chosen = snapshot::choose(&location, &pattern, chrono_tz::UTC, None)
+            .await
+            .unwrap();
+        assert_eq!(chosen.name, name, "the newest by name is chosen");
+
+        // Fetched into the run folder (as the drill copies it), then restored.
+        let (_dir, run) = run_folder();
+        for file in &found.files {
+            let target = run.join(&file.relative);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(backups.path().join(&file.relative), &target).unwrap();
+        }
+        let mut server = Throwaway::start(binaries(), &run, "postgres")
+            .await
+            .unwrap();
+        assert!(
+            !server
+                .socket_dir()
+                .join(".s.PGSQL.5432")
+                .as_os_str()
+                .is_empty()
+                && server.socket_dir().starts_with(&run),
+            "the server listens inside the run folder"
+        );
+        let log = restore(
+            &server,
+            &run.join(found.restore_path()),
+            want,
+            Owners::Create,
+        )
+        .await
+        .unwrap();
+        assert_eq!(log.errors, Vec::<String>::new(), "{name}: {log:?}");
+        assert_eq!(
+            log.dump_tables,
+            vec!["public.customers", "public.orders"],
+            "{name}"
+        );
+        assert!(
+            log.roles_created.contains(&"rd_dump_owner".to_string()),
+            "{log:?}"
+        );
+        let client = restored_client(&server).await;
+        let owner: String = client
+            .query_one(
+                "SELECT tableowner::text FROM pg_tables WHERE tablename = 'orders'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(owner, "rd_dump_owner", "ownership restored as it was");
+        assert_eq!(postgres_answers(&client).await, expected, "{name}");
+        assert_eq!(datafusion_answers(&server).await, expected, "{name}");
+        let checked = amcheck::run(&server).await;
+        assert!(
+            checked.completed && checked.corrupt.is_empty(),
+            "{checked:?}"
+        );
+        server.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_truncated_dump_and_a_left_out_table_are_named() {
+    let db = source().await;
+    let backups = tempfile::tempdir().unwrap();
+    let whole = backups.path().join("whole.dump");
+    dump(&db, "c", false, &whole, &[]);
+    let bytes = std::fs::read(&whole).unwrap();
+    let (_dir, run) = run_folder();
+    let cut = run.join("cut.dump");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let mut server = Throwaway::start(binaries(), &run, "postgres")
+        .await
+        .unwrap();
+    let log = restore(&server, &cut, Format::Custom, Owners::Create)
+        .await
+        .unwrap();
+    assert!(log.error_count > 0, "{log:?}");
+    assert!(
+        log.errors
+            .iter()
+            .any(|e| e.contains("TABLE DATA") || e.contains("input file")),
+        "the error names what could not be read: {:?}",
+        log.errors
+    );
+    server.stop().await.unwrap();
+
+    // `-T customers`: the dump's table of contents lacks it, so a suite naming it can tell.
+    let (_dir, run) = run_folder();
+    let partial = run.join("partial.dump");
+    dump(&db, "c", false, &partial, &["-T", "customers"]);
+    let mut server = Throwaway::start(binaries(), &run, "postgres")
+        .await
+        .unwrap();
+    let log = restore(&server, &partial, Format::Custom, Owners::Skip)
+        .await
+        .unwrap();
+    assert_eq!(log.errors, Vec::<String>::new());
+    assert_eq!(log.dump_tables, vec!["public.orders"]);
+    let tables = catalog::tables(&restored_client(&server).await)
+        .await
+        .unwrap();
+    assert!(catalog::find(&tables, "customers").is_none());
+    assert!(catalog::find(&tables, "public.orders").is_some());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn amcheck_names_a_corrupted_index() {
+    let db = source().await;
+    let (_dir, run) = run_folder();
+    let file = run.join("app.dump");
+    dump(&db, "c", false, &file, &[]);
+    let mut server = Throwaway::start(binaries(), &run, "postgres")
+        .await
+        .unwrap();
+    let log = restore(&server, &file, Format::Custom, Owners::Create)
+        .await
+        .unwrap();
+    assert_eq!(log.errors, Vec::<String>::new());
+    let client = restored_client(&server).await;
+    let index: String = client
+        .query_one("SELECT pg_relation_filepath('orders_pkey')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    drop(client);
+    server.stop().await.unwrap();
+    // Zero the index's first leaf page (block 1; block 0 is its metapage).
+    let path = server.data_dir().join(index);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8192..16384].fill(0);
+    std::fs::write(&path, bytes).unwrap();
+    server.launch().await.unwrap();
+    let checked = amcheck::run(&server).await;
+    assert!(
+        checked.corrupt.iter().any(|c| c.contains("orders_pkey")),
+        "{checked:?}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_left_running_is_stopped_before_its_folder_goes() {
+    let (_dir, run) = run_folder();
+    let server = Throwaway::start(binaries(), &run, "postgres")
+        .await
+        .unwrap();
+    let pid_file = server.data_dir().join("postmaster.pid");
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // A drill cancelled mid-way drops its server.
+    drop(server);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the server stopped with the drill"
+    );
+}
+
+#[tokio::test]
+async fn removing_a_run_folder_stops_the_server_its_drill_left_running() {
+    use restore_drill::storage::SandboxRoot;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = Location::parse(&dir.path().display().to_string(), Path::new("/")).unwrap();
+    let run = SandboxRoot::new(&root)
+        .create_run("app", "20261201T000000Z-000001")
+        .await
+        .unwrap();
+    let folder = run.local_path().unwrap().to_path_buf();
+    for parent in [folder.parent().unwrap(), &folder] {
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let server = Throwaway::start(binaries(), &folder, "postgres")
+        .await
+        .unwrap();
+    let pid = std::fs::read_to_string(server.data_dir().join("postmaster.pid")).unwrap();
+    let proc = format!("/proc/{}", pid.lines().next().unwrap());
+    // The drill's process died without stopping it: nothing drops the handle.
+    std::mem::forget(server);
+    assert!(Path::new(&proc).exists());
+    run.remove().await.unwrap();
+    assert!(!Path::new(&proc).exists(), "the server was stopped");
+    assert!(!folder.exists());
+}
