@@ -374,3 +374,38 @@ async fn removing_a_run_folder_stops_the_server_its_drill_left_running() {
     assert!(!Path::new(&proc).exists(), "the server was stopped");
     assert!(!folder.exists());
 }
+
+#[tokio::test]
+async fn a_sequence_behind_its_column_is_named() {
+    use restore_drill::kinds::postgres::sequences;
+    let db = Database::new().await;
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE events (id serial PRIMARY KEY, at timestamptz);
+             INSERT INTO events (at) SELECT now() FROM generate_series(1, 100);
+             CREATE TABLE tickets (id bigint GENERATED ALWAYS AS IDENTITY, note text);
+             INSERT INTO tickets (note) SELECT 'n' FROM generate_series(1, 10);
+             SELECT setval('events_id_seq', 40);",
+        )
+        .await
+        .unwrap();
+    let (_dir, run) = run_folder();
+    let file = run.join("app.dump");
+    dump(&db, "c", false, &file, &[]);
+    let mut server = Throwaway::start(binaries(), &run, "postgres")
+        .await
+        .unwrap();
+    restore(&server, &file, Format::Custom, Owners::Create)
+        .await
+        .unwrap();
+    let found = sequences::behind(&restored_client(&server).await)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].sequence, "events_id_seq");
+    assert_eq!(found[0].column, "events.id");
+    assert_eq!((found[0].next, found[0].column_max), (41, 100));
+    assert!(found[0].to_string().contains("would collide"));
+    server.stop().await.unwrap();
+}

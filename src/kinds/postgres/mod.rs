@@ -7,5 +7,6 @@ pub mod archive;
 pub mod catalog;
 pub mod copy;
 pub mod restore;
+pub mod sequences;
 pub mod server;
 pub mod snapshot;
