@@ -101,7 +101,7 @@ impl Snapshot {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error(
-        "no snapshot in {location} matches the pattern `{pattern}` ({seen} folders looked at); check `snapshots.location` and `snapshots.pattern`, and that the backup job ran"
+        "no snapshot in {location} matches the pattern `{pattern}` ({seen} names looked at); check `snapshots.location` and `snapshots.pattern`, and that the backup job ran"
     )]
     NoneFound {
         location: Location,
