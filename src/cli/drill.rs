@@ -7,8 +7,8 @@ use super::{CommandError, Exit, INTERRUPTED, load};
 use crate::clock::{Clock, SystemClock};
 use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome, Progress};
 use crate::history::History;
-use crate::kinds;
 use crate::kinds::delta::snapshot::RestoreMethod;
+use crate::kinds::{self, SnapshotSource};
 use crate::primitives::bytes::human_bytes;
 use crate::primitives::run_id::RunId;
 
@@ -120,12 +120,14 @@ pub(super) async fn run(
 pub(super) async fn snapshots(config: &Path, job: &str) -> Exit {
     let config = load(config)?;
     let job = config.job(job).map_err(CommandError::error)?;
-    let snapshots = kinds::of(&job.snapshots, &job.source)
-        .list(chrono::Utc::now())
-        .await?;
+    let snapshots = kinds::of(&job.snapshots).list(chrono::Utc::now()).await?;
+    let (version, time) = match job.snapshots {
+        SnapshotSource::PgDump(_) => ("FORMAT", "CREATED"),
+        _ => ("VERSION", "NEWEST COMMIT"),
+    };
     println!(
-        "{:<40} {:>8}  {:<24} {:>7}  {:>11}  {:>7}",
-        "SNAPSHOT", "VERSION", "NEWEST COMMIT", "FILES", "BYTES", "DVS"
+        "{:<40} {version:>8}  {time:<24} {:>7}  {:>11}  {:>7}",
+        "SNAPSHOT", "FILES", "BYTES", "DVS"
     );
     for s in snapshots {
         let row = |version: String, commit: String, files: usize, bytes: u64, dvs: String| {
@@ -136,6 +138,16 @@ pub(super) async fn snapshots(config: &Path, job: &str) -> Exit {
             )
         };
         match (&s.table, &s.method) {
+            (_, RestoreMethod::PgRestore(dump)) => match &dump.header {
+                Ok(header) => row(
+                    header.format.as_str().into(),
+                    dump.time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    dump.files.len(),
+                    dump.bytes(),
+                    "-".into(),
+                ),
+                Err(e) => println!("{:<40} unreadable dump: {e}", s.id),
+            },
             (Ok(t), _) => row(
                 t.version.to_string(),
                 t.commit_timestamp.map_or("-".into(), |c| {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{CommandError, Exit, load};
-use crate::kinds;
+use crate::kinds::{self, Described};
 
 /// Reports every problem at once; 0 when there is none.
 pub(super) async fn validate(config_file: &Path, offline: bool) -> Exit {
@@ -17,11 +17,10 @@ pub(super) async fn validate(config_file: &Path, offline: bool) -> Exit {
     }
     // The suites against the sources' schemas: the logs are read, no data.
     for job in config.jobs.iter().filter(|_| !offline) {
-        let described = kinds::of(&job.snapshots, &job.source)
-            .describe_source()
-            .await;
+        let described = kinds::of(&job.snapshots).describe_source().await;
         match described {
-            Ok(info) => problems.extend(job.misfits(&info.typed_columns())),
+            Ok(Described::Table(info)) => problems.extend(job.misfits(&info.typed_columns())),
+            Ok(Described::Database(tables)) => problems.extend(job.table_misfits(&tables)),
             Err(reason) => problems.push(format!(
                 "job `{}`: the source {} cannot be opened: {reason}; check `source` and its storage profile (or validate with --offline where the data cannot be reached)",
                 job.name, job.source

@@ -18,15 +18,16 @@ pub(super) fn sandboxes_apart(jobs: &[Job], positions: &[Position], p: &mut Prob
     let mut distinct: Vec<Resolved> = Vec::new();
     let mut index: HashMap<Resolved, usize> = HashMap::new();
     // Per job, the distinct place of its source, backups and sandbox.
-    let ids: Vec<[usize; 3]> = jobs
+    // (A database source has no place on storage.)
+    let ids: Vec<[Option<usize>; 3]> = jobs
         .iter()
         .map(|job| {
-            [&job.source, job.snapshots.location(), &job.sandbox].map(|place| {
-                let resolved = place.resolved();
-                *index.entry(resolved.clone()).or_insert_with(|| {
+            places(job).map(|place| {
+                let resolved = place?.resolved();
+                Some(*index.entry(resolved.clone()).or_insert_with(|| {
                     distinct.push(resolved);
                     distinct.len() - 1
-                })
+                }))
             })
         })
         .collect();
@@ -34,12 +35,16 @@ pub(super) fn sandboxes_apart(jobs: &[Job], positions: &[Position], p: &mut Prob
     let mut holders: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
     for (j, places) in ids.iter().enumerate() {
         for (role, place) in places.iter().enumerate() {
-            holders.entry((role, *place)).or_default().push(j);
+            if let Some(place) = place {
+                holders.entry((role, *place)).or_default().push(j);
+            }
         }
     }
     let mut overlapping: HashMap<(usize, usize), bool> = HashMap::new();
     for (j, (job, at)) in jobs.iter().zip(positions).enumerate() {
-        let sandbox = ids[j][2];
+        let Some(sandbox) = ids[j][2] else {
+            continue;
+        };
         for (&(role, place), others) in &holders {
             let same_root = ROLES[role] == "sandbox" && place == sandbox;
             let overlaps = *overlapping
@@ -50,7 +55,9 @@ pub(super) fn sandboxes_apart(jobs: &[Job], positions: &[Position], p: &mut Prob
             }
             for &o in others.iter().filter(|&&o| jobs[o].name != job.name) {
                 let other = &jobs[o];
-                let location = [&other.source, other.snapshots.location(), &other.sandbox][role];
+                let Some(location) = places(other)[role] else {
+                    continue;
+                };
                 p.report(
                     *at,
                     format!(
@@ -61,6 +68,15 @@ pub(super) fn sandboxes_apart(jobs: &[Job], positions: &[Position], p: &mut Prob
             }
         }
     }
+}
+
+/// A job's source, backups and sandbox, where each is on storage.
+fn places(job: &Job) -> [Option<&crate::storage::Location>; 3] {
+    [
+        job.source.location(),
+        Some(job.snapshots.location()),
+        Some(&job.sandbox),
+    ]
 }
 
 /// The suite files read so far: each is read, parsed and hashed once however many jobs name it,

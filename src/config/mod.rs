@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kinds::{self, SnapshotSource};
+use crate::kinds::postgres::settings::read_source as read_pg_source;
+use crate::kinds::{self, SnapshotSource, Source};
 use crate::primitives::duration::parse_duration;
 use crate::primitives::fields::{Fields, Located, Position, Problem, Problems, parse_document};
 use crate::schedule::{Schedule, ScheduleError};
@@ -115,13 +116,41 @@ impl Job {
     }
 }
 
+impl Job {
+    /// What in a database job's suite does not fit the database's tables: a table it lacks, or
+    /// a column its table lacks or of the wrong type.
+    pub fn table_misfits(&self, tables: &[kinds::TableColumns]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for table in self.suite.tables() {
+            let found = tables
+                .iter()
+                .find(|t| t.name == table || t.name == format!("public.{table}"));
+            match found {
+                None => problems.push(format!(
+                    "{}: the suite reads table `{table}`, which the source does not have; its tables are: {}",
+                    self.name,
+                    tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                )),
+                Some(t) => problems.extend(
+                    self.suite
+                        .for_table(table)
+                        .mismatches(&self.suite_path, &t.columns)
+                        .iter()
+                        .map(|p| format!("{}: table {table}: {p}", self.name)),
+                ),
+            }
+        }
+        problems
+    }
+}
+
 /// One protected dataset.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub name: String,
     pub description: Option<String>,
     pub owner: Option<String>,
-    pub source: Location,
+    pub source: Source,
     pub snapshots: SnapshotSource,
     pub sandbox: Location,
     pub suite_path: PathBuf,
@@ -310,8 +339,15 @@ fn read_job(
     }
     let description = f.string("description", p).map(|d| d.value);
     let owner = f.string("owner", p).map(|o| o.value);
-    let source = Location::read(&mut f, "source", "the live Delta table's folder", base, p);
     let snapshots = kinds::read_snapshots(&mut f, base, p);
+    let reads_database = snapshots.as_ref().is_some_and(|s| s.value.reads_database());
+    let source: Option<Located<Source>> = if reads_database {
+        let at = f.at();
+        read_pg_source(&mut f, p).map(|db| Located::new(Source::Postgres(db), at))
+    } else {
+        Location::read(&mut f, "source", "the live Delta table's folder", base, p)
+            .map(|l| Located::new(Source::Storage(l.value), l.at))
+    };
     let sandbox = Location::read(
         &mut f,
         "sandbox",
@@ -330,7 +366,15 @@ fn read_job(
             _ => None,
         }
     };
-    let source = source.map(|l| Located::new(with_profile(l.value, &pick(&source_profile)), l.at));
+    let source = source.map(|l| {
+        let value = match l.value {
+            Source::Storage(location) => {
+                Source::Storage(with_profile(location, &pick(&source_profile)))
+            }
+            database => database,
+        };
+        Located::new(value, l.at)
+    });
     let sandbox =
         sandbox.map(|l| Located::new(with_profile(l.value, &pick(&sandbox_profile)), l.at));
     let snapshots = snapshots.map(|mut l| {
@@ -399,7 +443,7 @@ fn read_job(
 
     if let Some(sandbox) = &sandbox {
         for (role, other) in [
-            ("source", source.as_ref().map(|s| &s.value)),
+            ("source", source.as_ref().and_then(|s| s.value.location())),
             (
                 "snapshots.location",
                 snapshots.as_ref().and_then(|s| s.value.location()),
@@ -436,11 +480,46 @@ fn read_job(
         }
         suites.get(&path).map(|(suite, sha256)| (path, suite, sha256))
     });
+    if let Some((path, suite, _)) = &suite {
+        table_rules(&f, path, suite, reads_database, p);
+    }
+    if reads_database {
+        if let Some(sandbox) = sandbox.as_ref().filter(|s| s.value.is_s3()) {
+            p.report(
+                sandbox.at,
+                format!(
+                    "{}: a pg_dump job restores into a server on local disk; give a local `sandbox` folder",
+                    f.context()
+                ),
+            );
+        }
+        for (key, given) in [
+            ("compare", matches!(compare, Some(Some(_)))),
+            ("rpo_column", matches!(rpo_column, Some(Some(_)))),
+        ] {
+            if given {
+                p.report(
+                    at,
+                    format!(
+                        "{}: `{key}` is not supported for pg_dump jobs in this version; leave it out",
+                        f.context()
+                    ),
+                );
+            }
+        }
+    }
     f.finish(p);
     let (suite_path, suite, suite_sha256) = suite?;
     let sandbox_at = sandbox.as_ref().map(|s| s.at);
     let source = source?.value;
-    let snapshots = snapshots?.value.into_source(&source);
+    let snapshots_at = snapshots.as_ref()?.at;
+    let snapshots = match snapshots?.value.into_source(&source) {
+        Ok(s) => s,
+        Err(e) => {
+            p.report(snapshots_at, format!("job `{}`: {e}", name.as_ref()?.value));
+            return None;
+        }
+    };
     Some((
         Job {
             name: name?.value,
@@ -468,6 +547,32 @@ fn read_job(
             sandbox: sandbox_at?,
         },
     ))
+}
+
+/// A database's suite names the table of each check; a Delta table's names none.
+fn table_rules(f: &Fields, path: &Path, suite: &Suite, reads_database: bool, p: &mut Problems) {
+    for check in &suite.checks {
+        let problem = match (reads_database, &check.table) {
+            (true, None) => format!(
+                "check `{}` names no `table`; a pg_dump job's checks each name the table they read, e.g. table = \"public.orders\"",
+                check.id
+            ),
+            (false, Some(table)) => format!(
+                "check `{}` names table `{table}`, but the job drills one Delta table; remove `table`",
+                check.id
+            ),
+            _ => continue,
+        };
+        p.report(
+            f.at(),
+            format!(
+                "{}: suite {} line {}: {problem}",
+                f.context(),
+                path.display(),
+                check.at.line
+            ),
+        );
+    }
 }
 
 /// `schedule` and `timezone`: `Some(None)` when the job has no schedule.

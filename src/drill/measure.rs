@@ -133,7 +133,7 @@ impl Drill<'_> {
         let snapshot_time = snapshot.commit_timestamp()?;
         let source_newest = self.kind.source_newest_change().await;
         let (source, basis) = match &source_newest {
-            Ok(Some(t)) => (*t, "source_newest_commit"),
+            Ok(Some(t)) => (*t, self.kind.change_basis()),
             Ok(None) | Err(_) => {
                 let reason = match &source_newest {
                     Err(e) => e.clone(),

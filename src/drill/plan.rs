@@ -42,7 +42,7 @@ pub struct PlannedCheck {
 
 /// Finds the snapshot a drill would restore and lists what it would copy.
 pub async fn plan(job: &Job, options: &DrillOptions) -> Result<DrillPlan, DrillError> {
-    let kind = kinds::of(&job.snapshots, &job.source);
+    let kind = kinds::of(&job.snapshots);
     let snapshot = kind
         .choose(options.snapshot.as_deref(), chrono::Utc::now())
         .await?;

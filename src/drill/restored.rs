@@ -12,8 +12,8 @@ use crate::kinds::delta::restore::name_some;
 use crate::kinds::{Snapshot, StructureReport};
 use crate::verify::plan::{AggregatePlan, newest_seconds};
 use crate::verify::sample::{CompareSpec, SampleCollector};
-use crate::verify::suite::Severity;
-use crate::verify::{self, CheckResult, scan};
+use crate::verify::suite::{Severity, Suite};
+use crate::verify::{self, CheckResult, SourceValues, queries, scan};
 
 impl<'a> Drill<'a> {
     /// Verify the structure: the restored log replays to the expected version and every file
@@ -33,6 +33,23 @@ impl<'a> Drill<'a> {
         // is not a broken backup.
         refuse_features(job, structure.unknown_declared_features())?;
         let mut check = CheckResult::new("structure", "structure", Severity::Fail);
+        if let Some(database) = &structure.database {
+            check.observed = json!({
+                "restore_errors": database.restore.error_count,
+                "dump_tables": database.restore.dump_tables.len(),
+                "missing_tables": database.missing_tables,
+                "amcheck_completed": database.amcheck.completed,
+                "corrupt_relations": database.amcheck.corrupt.len(),
+                "sequences_behind": database.sequences_behind.len(),
+            });
+            check.expected = json!({ "restore_errors": 0, "missing_tables": [], "corrupt_relations": 0, "sequences_behind": 0 });
+            if !structure.is_sound() {
+                check.fail(structure.problems.join("; "));
+            }
+            self.report.checks.push(check);
+            self.warn_structure(&structure);
+            return Ok(structure);
+        }
         check.observed = json!({
             "log_replays": structure.log_replays,
             "version": structure.version,
@@ -47,6 +64,11 @@ impl<'a> Drill<'a> {
             check.fail(structure.problems.join("; "));
         }
         self.report.checks.push(check);
+        self.warn_structure(&structure);
+        Ok(structure)
+    }
+
+    fn warn_structure(&mut self, structure: &StructureReport) {
         self.report
             .findings
             .extend(structure.warnings.iter().map(|message| Finding {
@@ -54,7 +76,101 @@ impl<'a> Drill<'a> {
                 severity: Severity::Warn,
                 message: message.clone(),
             }));
-        Ok(structure)
+    }
+
+    /// Verify the data of a restored database: for each table the suite names, its checks in
+    /// one scan of it. A table the restored database lacks fails its checks.
+    pub(super) async fn verify_tables(
+        &mut self,
+        snapshot: &Snapshot,
+        structure: &StructureReport,
+    ) -> Result<(), DrillError> {
+        let job = self.job;
+        let Some(database) = &structure.database else {
+            return Ok(());
+        };
+        for table in job.suite.tables() {
+            let suite = job.suite.for_table(table);
+            let found = database
+                .tables
+                .iter()
+                .find(|t| t.name == table || t.name == format!("public.{table}"));
+            let Some(found) = found else {
+                self.fail_all(
+                    &suite,
+                    &format!("the restored database has no table {table}"),
+                );
+                continue;
+            };
+            let problems = suite.mismatches(&job.suite_path, &found.columns);
+            if !problems.is_empty() {
+                let lines: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("{}: table {table}: {p}", job.name))
+                    .collect();
+                return Err(DrillError::SuiteDoesNotFit {
+                    job: job.name.clone(),
+                    problems: lines.join("\n"),
+                });
+            }
+            let names: Vec<String> = found.columns.iter().map(|(n, _)| n.clone()).collect();
+            let context = verify::Context {
+                commit_time: snapshot.commit_timestamp(),
+                logged_rows: None,
+                columns: found.columns.clone(),
+                source_columns: None,
+                key_ranges: Default::default(),
+            };
+            let plan = verify::plan_restored(&suite, &names, &context);
+            for sql in plan.queries() {
+                self.query(&format!("restored {}", found.name), sql);
+            }
+            self.progress
+                .scan_started(&format!("verifying the restored table {}", found.name));
+            let ctx = scan::session();
+            let scanned = match self
+                .kind
+                .register_restored(self.run(), Some(&found.name), &ctx)
+                .await
+            {
+                Ok(()) => scan::run(&plan, &ctx).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            self.progress.scan_finished();
+            let values = match scanned {
+                Ok(values) => values,
+                Err(e) => {
+                    self.fail_all(
+                        &suite,
+                        &format!("the restored table {} cannot be read: {e}", found.name),
+                    );
+                    continue;
+                }
+            };
+            let (custom, statements) = queries::custom_queries(&ctx, &suite).await;
+            for sql in statements {
+                self.query(&format!("custom {}", found.name), sql);
+            }
+            let mut results =
+                verify::evaluate(&suite, &values, &SourceValues::NotNeeded, &context, &custom);
+            let statements =
+                queries::add_examples(&job.name, &ctx, &suite, &context, &mut results, &job.redact)
+                    .await;
+            for sql in statements {
+                self.query(&format!("examples {}", found.name), sql);
+            }
+            self.report.checks.extend(results);
+        }
+        Ok(())
+    }
+
+    /// Every check of `suite` failed with `reason`.
+    fn fail_all(&mut self, suite: &Suite, reason: &str) {
+        for c in &suite.checks {
+            let mut r = CheckResult::new(&c.id, c.kind.name(), c.severity);
+            r.fail(reason.to_string());
+            self.report.checks.push(r);
+        }
     }
 
     /// What the checks are judged with besides the scan: the log's figures and column types.
@@ -149,7 +265,7 @@ impl<'a> Drill<'a> {
     pub(super) async fn scan_restored(&self, plan: &AggregatePlan) -> Result<Scanned, String> {
         let ctx = scan::session();
         self.kind
-            .register_restored(self.run(), &ctx)
+            .register_restored(self.run(), None, &ctx)
             .await
             .map_err(|message| {
                 DrillError::Restored {

@@ -5,7 +5,8 @@
 //! in [`of`].
 //!
 //! The descriptions the drill reads — [`Snapshot`], [`TableInfo`], [`StructureReport`] — are
-//! the Delta family's, the only one so far.
+//! the Delta family's, widened for a PostgreSQL dump: its snapshot is a `RestoreMethod::PgRestore`
+//! and its structure a `StructureReport::database`.
 
 pub mod delta;
 pub mod postgres;
@@ -51,9 +52,14 @@ pub trait Kind: Send + Sync {
     async fn verify_structure(&self, snapshot: &mut Snapshot, run: &RunSandbox) -> StructureReport;
 
     /// Registers the restored data in `ctx` (a verification session) under the name every
-    /// query uses; an error says why it cannot be read.
-    async fn register_restored(&self, run: &RunSandbox, ctx: &SessionContext)
-    -> Result<(), String>;
+    /// query uses — for a database, its table `table` (`schema.name`); an error says why it
+    /// cannot be read.
+    async fn register_restored(
+        &self,
+        run: &RunSandbox,
+        table: Option<&str>,
+        ctx: &SessionContext,
+    ) -> Result<(), String>;
 
     /// When the restored data could not be scanned: its damaged files, each with what is wrong.
     async fn locate_damage(&self, run: &RunSandbox, info: &TableInfo) -> Vec<String>;
@@ -68,7 +74,7 @@ pub trait Kind: Send + Sync {
     ) -> Result<SourceAt, String>;
 
     /// What the source is now (its columns, for `validate`), or why it cannot be read.
-    async fn describe_source(&self) -> Result<TableInfo, String>;
+    async fn describe_source(&self) -> Result<Described, String>;
 
     /// The source as it is now, registered in `ctx`, and its columns (the append-only fallback
     /// of a comparison); `None` when it cannot be read.
@@ -82,9 +88,31 @@ pub trait Kind: Send + Sync {
     /// does not say.
     async fn source_newest_change(&self) -> Result<Option<DateTime<Utc>>, String>;
 
+    /// What [`Kind::source_newest_change`] measures, as the report names the RPO's basis.
+    fn change_basis(&self) -> &'static str {
+        "source_newest_commit"
+    }
+
     /// The newest value of a timestamp or date column in the source as it is now (the job's
     /// `rpo_column`); `Ok(None)` when the column holds no value.
     async fn source_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String>;
+
+    /// Stops what the restore started (a server) before the run's folder is kept or removed.
+    async fn release(&self) {}
+}
+
+/// What a source holds, for `validate`: one Delta table, or a database's tables.
+#[derive(Debug, Clone)]
+pub enum Described {
+    Table(TableInfo),
+    Database(Vec<TableColumns>),
+}
+
+/// A table's name (`schema.name`) and its columns with the suite's type names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableColumns {
+    pub name: String,
+    pub columns: Vec<(String, String)>,
 }
 
 /// What a restore would do.
@@ -120,13 +148,38 @@ pub enum SourceAt {
 /// Reads a job's `snapshots` table: which kind, and its settings.
 pub use delta::settings::read as read_snapshots;
 
-/// The kind of a job's snapshots, reading them from `snapshots` and comparing with `source`.
-pub fn of(snapshots: &SnapshotSource, source: &Location) -> Box<dyn Kind> {
+/// What a job's snapshots are of: a Delta table's folder, or a live PostgreSQL database.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Storage(Location),
+    Postgres(postgres::settings::PgSource),
+}
+
+impl Source {
+    /// The folder, for a source on storage.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Source::Storage(location) => Some(location),
+            Source::Postgres(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Storage(location) => location.fmt(f),
+            Source::Postgres(db) => db.fmt(f),
+        }
+    }
+}
+
+/// The kind of a job's snapshots, each with the source it is compared with.
+pub fn of(snapshots: &SnapshotSource) -> Box<dyn Kind> {
     match snapshots {
         SnapshotSource::DeltaCopy { .. }
         | SnapshotSource::DeltaTimeTravel { .. }
-        | SnapshotSource::S3Versions { .. } => {
-            Box::new(delta::Delta::new(snapshots.clone(), source.clone()))
-        }
+        | SnapshotSource::S3Versions { .. } => Box::new(delta::Delta::new(snapshots.clone())),
+        SnapshotSource::PgDump(settings) => Box::new(postgres::PgDump::new((**settings).clone())),
     }
 }

@@ -225,7 +225,7 @@ fn snapshot_kinds_are_checked() {
         ),
         (
             "{ kind = \"zfs\" }",
-            "unknown snapshot kind `zfs`; use \"delta_copy\", \"delta_time_travel\" or \"s3_versions\"",
+            "unknown snapshot kind `zfs`; use \"delta_copy\", \"delta_time_travel\", \"s3_versions\" or \"pg_dump\"",
         ),
     ] {
         let (code, out) = validate(&with(bad));
@@ -441,4 +441,91 @@ fn a_sandbox_over_another_jobs_data_is_refused() {
             "{sandbox}: {out}"
         );
     }
+}
+
+const PG_JOB: &str = r#"[[job]]
+name = "app"
+source = "postgres://reader@db.internal:5432/app"
+snapshots = { kind = "pg_dump", location = "backups", pattern = "app_{date}.dump" }
+sandbox = "sandbox"
+suite = "tables.toml"
+objectives = { rpo = "26h", rto = "2h" }
+"#;
+
+const TABLE_SUITE: &str = r#"
+[[check]]
+id = "orders-rows"
+table = "public.orders"
+kind = "row_count"
+min = 1
+"#;
+
+#[test]
+fn pg_dump_jobs_are_checked() {
+    let check = |config_text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "suite.toml", SUITE);
+        write(dir.path(), "tables.toml", TABLE_SUITE);
+        let config = write(dir.path(), "c.toml", config_text);
+        let out = cli(&["validate", "--offline", "--config", &config]);
+        (out.status.code().unwrap(), stderr(&out) + &stdout(&out))
+    };
+    let (code, out) = check(PG_JOB);
+    assert_eq!(code, 0, "{out}");
+    for (from, to, expected) in [
+        (
+            "reader@db",
+            "reader:hunter2@db",
+            "`source` holds a password; remove it from the URL and name the environment variable that holds it with `source_password_env`",
+        ),
+        (
+            "\"postgres://reader@db.internal:5432/app\"",
+            "\"/data/app\"",
+            "a pg_dump job's `source` is the live database as a URL",
+        ),
+        ("5432/app", "5432", "`source` names no database"),
+        (
+            "pattern = \"app_{date}.dump\" }",
+            "pattern = \"app_{date}.dump\", owners = \"maybe\" }",
+            "`owners` `maybe` is unknown",
+        ),
+        (
+            "pattern = \"app_{date}.dump\" }",
+            "pattern = \"app_{date}.dump\", dump_timezone = \"Mars/Base\" }",
+            "`dump_timezone` `Mars/Base` is not a time zone",
+        ),
+        (
+            "sandbox = \"sandbox\"",
+            "sandbox = \"s3://dr/sandbox/\"",
+            "a pg_dump job restores into a server on local disk",
+        ),
+        (
+            "suite = \"tables.toml\"",
+            "suite = \"tables.toml\"\ncompare = { key = [\"id\"], sample_rows = 10 }",
+            "`compare` is not supported for pg_dump jobs in this version",
+        ),
+        (
+            "suite = \"tables.toml\"",
+            "suite = \"suite.toml\"",
+            "names no `table`; a pg_dump job's checks each name the table they read",
+        ),
+    ] {
+        let (code, out) = check(&PG_JOB.replace(from, to));
+        assert_eq!(code, 2, "{to}: {out}");
+        assert!(
+            out.contains(expected),
+            "{to}: missing {expected:?} in:\n{out}"
+        );
+        assert!(
+            !out.contains("hunter2"),
+            "the password is never shown: {out}"
+        );
+    }
+    // A Delta job's checks name no table.
+    let (code, out) = check(&GOOD_JOB.replace("suite.toml", "tables.toml"));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("but the job drills one Delta table; remove `table`"),
+        "{out}"
+    );
 }

@@ -263,7 +263,7 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
     assert!(config.history.postgres.is_some());
     // Every S3 location reads MinIO with keys the container has.
     for job in &config.jobs {
-        for location in [&job.source, job.snapshots.location()] {
+        for location in [job.source.location().unwrap(), job.snapshots.location()] {
             let restore_drill::storage::Backend::S3(s3) = location.backend() else {
                 panic!("the compose jobs read MinIO, not {location}");
             };

@@ -409,3 +409,251 @@ async fn a_sequence_behind_its_column_is_named() {
     assert!(found[0].to_string().contains("would collide"));
     server.stop().await.unwrap();
 }
+
+/// A folder with a pg_dump job's configuration, suite, backups and sandbox, all reachable by the
+/// server's user.
+struct DumpJob {
+    dir: tempfile::TempDir,
+}
+
+const DUMP_SUITE: &str = r#"
+[[check]]
+id = "orders-rows"
+table = "public.orders"
+kind = "row_count"
+min = 5000
+
+[[check]]
+id = "orders-ids"
+table = "public.orders"
+kind = "unique"
+columns = ["id"]
+
+[[check]]
+id = "orders-amount"
+table = "public.orders"
+kind = "sum"
+column = "amount"
+min = 1
+
+[[check]]
+id = "orders-notes"
+table = "public.orders"
+kind = "not_null"
+columns = ["note"]
+mostly = 0.85
+
+[[check]]
+id = "customers-rows"
+table = "customers"
+kind = "row_count"
+min = 300
+"#;
+
+impl DumpJob {
+    fn new(db: &Database, suite: &str) -> DumpJob {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(dir.path().join("backups")).unwrap();
+        std::fs::write(dir.path().join("suite.toml"), suite).unwrap();
+        std::fs::write(
+            dir.path().join("restore-drill.toml"),
+            format!(
+                r#"
+[[job]]
+name = "app"
+source = "{}"
+snapshots = {{ kind = "pg_dump", location = "backups", pattern = "app_{{date}}.dump" }}
+sandbox = "sandbox"
+suite = "suite.toml"
+objectives = {{ rpo = "26h", rto = "1h" }}
+"#,
+                db.url()
+            ),
+        )
+        .unwrap();
+        DumpJob { dir }
+    }
+
+    fn backups(&self) -> PathBuf {
+        self.dir.path().join("backups")
+    }
+
+    fn config(&self) -> String {
+        self.dir
+            .path()
+            .join("restore-drill.toml")
+            .display()
+            .to_string()
+    }
+
+    /// `run --json`: the exit code and the report.
+    fn run(&self) -> (i32, serde_json::Value) {
+        let out = crate::helpers::cli(&["run", "--config", &self.config(), "app", "--json"]);
+        let report = serde_json::from_str(&crate::helpers::stdout(&out)).unwrap_or_else(|e| {
+            panic!(
+                "{e}: stdout {} stderr {}",
+                crate::helpers::stdout(&out),
+                crate::helpers::stderr(&out)
+            )
+        });
+        (out.status.code().unwrap(), report)
+    }
+}
+
+fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {report:#}"))
+}
+
+#[tokio::test]
+async fn a_pg_dump_job_is_listed_planned_validated_and_drilled() {
+    use crate::helpers::{cli, stderr, stdout};
+    let db = source().await;
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    dump(
+        &db,
+        "c",
+        false,
+        &job.backups().join("app_2026-12-01.dump"),
+        &[],
+    );
+
+    let out = cli(&["snapshots", "--config", &job.config(), "app"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("app_2026-12-01.dump") && stdout(&out).contains("custom"));
+    let out = cli(&["run", "--config", &job.config(), "app", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("pg_restore"), "{}", stdout(&out));
+    let out = cli(&["validate", "--config", &job.config()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let (code, report) = job.run();
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["outcome"], "passed");
+    assert_eq!(check(&report, "structure")["outcome"], "passed");
+    assert_eq!(check(&report, "orders-rows")["observed"], 5000);
+    assert_eq!(check(&report, "customers-rows")["observed"], 300);
+    assert_eq!(check(&report, "orders-ids")["outcome"], "passed");
+    assert_eq!(report["rpo_basis"], "now");
+    let database = &report["verify"]["structure"]["database"];
+    assert_eq!(database["restore"]["tool"], "pg_restore");
+    assert_eq!(database["amcheck"]["completed"], true);
+    assert!(
+        !job.dir
+            .path()
+            .join("sandbox/app")
+            .read_dir()
+            .unwrap()
+            .any(|e| e.unwrap().path().is_dir()),
+        "the run folder is removed after a pass"
+    );
+}
+
+#[tokio::test]
+async fn a_pg_dump_drill_fails_naming_what_is_wrong() {
+    let db = source().await;
+    // A suite naming a column the source lacks is a validate error.
+    let job = DumpJob::new(
+        &db,
+        &DUMP_SUITE.replace("columns = [\"note\"]", "columns = [\"memo\"]"),
+    );
+    let out = crate::helpers::cli(&["validate", "--config", &job.config()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::helpers::stderr(&out).contains("memo"),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
+
+    // A table left out of the dump.
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    dump(
+        &db,
+        "c",
+        false,
+        &job.backups().join("app_2026-12-01.dump"),
+        &["-T", "customers"],
+    );
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        check(&report, "customers-rows")["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no table customers")
+    );
+
+    // A dump cut short.
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    let whole = job.backups().join("whole");
+    dump(&db, "c", false, &whole, &[]);
+    let bytes = std::fs::read(&whole).unwrap();
+    std::fs::remove_file(&whole).unwrap();
+    std::fs::write(
+        job.backups().join("app_2026-12-01.dump"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    let structure = check(&report, "structure");
+    assert_eq!(structure["outcome"], "failed");
+    assert!(
+        structure["message"]
+            .as_str()
+            .unwrap()
+            .contains("pg_restore reported"),
+        "{structure:#}"
+    );
+    let kept: Vec<_> = job
+        .dir
+        .path()
+        .join("sandbox/app")
+        .read_dir()
+        .unwrap()
+        .collect();
+    assert!(!kept.is_empty(), "a failed drill keeps its run folder");
+
+    // A sequence behind its column.
+    db.client()
+        .await
+        .batch_execute("CREATE TABLE events (id serial PRIMARY KEY); INSERT INTO events SELECT FROM generate_series(1, 50); SELECT setval('events_id_seq', 10);")
+        .await
+        .unwrap();
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    dump(
+        &db,
+        "c",
+        false,
+        &job.backups().join("app_2026-12-01.dump"),
+        &[],
+    );
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        check(&report, "structure")["message"]
+            .as_str()
+            .unwrap()
+            .contains("events_id_seq hands out 11 next but events.id already holds 50")
+    );
+
+    // No dump matching the pattern.
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    std::fs::write(job.backups().join("other.dump"), "x").unwrap();
+    let out = crate::helpers::cli(&["run", "--config", &job.config(), "app"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = format!(
+        "{}{}",
+        crate::helpers::stdout(&out),
+        crate::helpers::stderr(&out)
+    );
+    assert!(
+        said.contains("app_{date}.dump") && said.contains("backups"),
+        "{said}"
+    );
+}

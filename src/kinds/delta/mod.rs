@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deltalake::datafusion::prelude::SessionContext;
 
-use super::{Kind, RestorePlan, SourceAt};
+use super::{Described, Kind, RestorePlan, SourceAt};
 use crate::primitives::duration::seconds_to_time;
 use crate::primitives::hash::sha256_hex;
 use crate::storage::{Location, ReadOnlyDir, RunSandbox, StorageError};
@@ -30,7 +30,13 @@ pub struct Delta {
 }
 
 impl Delta {
-    pub fn new(snapshots: SnapshotSource, source: Location) -> Self {
+    pub fn new(snapshots: SnapshotSource) -> Self {
+        let source = match &snapshots {
+            SnapshotSource::DeltaCopy { source, .. }
+            | SnapshotSource::DeltaTimeTravel { source, .. }
+            | SnapshotSource::S3Versions { source, .. } => source.clone(),
+            SnapshotSource::PgDump(settings) => settings.location.clone(),
+        };
         Self { snapshots, source }
     }
 
@@ -67,6 +73,7 @@ impl Kind for Delta {
                 (files.len(), files.iter().map(|f| f.size).sum())
             }
             RestoreMethod::CopyVersions(files) => (files.len(), files.iter().map(|f| f.size).sum()),
+            RestoreMethod::PgRestore(dump) => (dump.files.len(), dump.bytes()),
             RestoreMethod::Rewrite { .. } => snapshot
                 .table
                 .as_ref()
@@ -80,6 +87,7 @@ impl Kind for Delta {
             RestoreMethod::Rewrite { version } => {
                 format!("read version {version} and write its rows as a new table")
             }
+            RestoreMethod::PgRestore(_) => "none: a dump is not a Delta table".into(),
         };
         Ok(RestorePlan {
             method,
@@ -104,7 +112,7 @@ impl Kind for Delta {
         let expected_version = match &snapshot.method {
             RestoreMethod::CopyAll => snapshot.version(),
             RestoreMethod::Rewrite { .. } => Some(0),
-            RestoreMethod::CopyVersions(_) => None,
+            RestoreMethod::CopyVersions(_) | RestoreMethod::PgRestore(_) => None,
         };
         let structure = restore::verify_structure(run, expected_version).await;
         if let (RestoreMethod::CopyVersions(_), Some(info)) = (&snapshot.method, &structure.table) {
@@ -116,6 +124,7 @@ impl Kind for Delta {
     async fn register_restored(
         &self,
         run: &RunSandbox,
+        _table: Option<&str>,
         ctx: &SessionContext,
     ) -> Result<(), String> {
         let table = table::open_run(run).await.map_err(|e| e.to_string())?;
@@ -204,9 +213,12 @@ impl Kind for Delta {
         })
     }
 
-    async fn describe_source(&self) -> Result<TableInfo, String> {
+    async fn describe_source(&self) -> Result<Described, String> {
         let current = self.open_current().await?;
-        table::describe(&current).await.map_err(|e| e.to_string())
+        table::describe(&current)
+            .await
+            .map(Described::Table)
+            .map_err(|e| e.to_string())
     }
 
     async fn open_current_source(&self, ctx: &SessionContext) -> Option<Vec<String>> {

@@ -1,11 +1,14 @@
-//! A Delta job's `snapshots` table: the kind (`delta_copy`, `delta_time_travel`,
-//! `s3_versions`) and its settings, read with every problem reported at its position.
+//! A job's `snapshots` table: the kind (`delta_copy`, `delta_time_travel`, `s3_versions`, or
+//! `pg_dump`, whose settings `kinds/postgres/settings.rs` reads) and its settings, read with
+//! every problem reported at its position.
 
 use std::path::Path;
 
 use chrono::DateTime;
 
 use super::snapshot::{PointInTime, SnapshotPattern, SnapshotSource};
+use crate::kinds::Source;
+use crate::kinds::postgres::settings::{DumpOptions, DumpSettings, read_dump};
 use crate::primitives::fields::{Fields, Located, Problems};
 use crate::storage::Location;
 
@@ -27,6 +30,11 @@ enum SnapshotKindSpec {
         location: Location,
         at: PointInTime,
     },
+    PgDump {
+        location: Location,
+        pattern: SnapshotPattern,
+        options: DumpOptions,
+    },
 }
 
 impl SnapshotSpec {
@@ -34,36 +42,79 @@ impl SnapshotSpec {
     pub fn location(&self) -> Option<&Location> {
         match &self.kind {
             SnapshotKindSpec::DeltaCopy { location, .. }
-            | SnapshotKindSpec::Versions { location, .. } => Some(location),
+            | SnapshotKindSpec::Versions { location, .. }
+            | SnapshotKindSpec::PgDump { location, .. } => Some(location),
             SnapshotKindSpec::TimeTravel(_) => None,
         }
+    }
+
+    /// Whether the job's source is a live database (else a Delta table's folder).
+    pub fn reads_database(&self) -> bool {
+        matches!(self.kind, SnapshotKindSpec::PgDump { .. })
     }
 
     pub(crate) fn location_mut(&mut self) -> Option<&mut Location> {
         match &mut self.kind {
             SnapshotKindSpec::DeltaCopy { location, .. }
-            | SnapshotKindSpec::Versions { location, .. } => Some(location),
+            | SnapshotKindSpec::Versions { location, .. }
+            | SnapshotKindSpec::PgDump { location, .. } => Some(location),
             SnapshotKindSpec::TimeTravel(_) => None,
         }
     }
 
-    pub(crate) fn into_source(self, source: &Location) -> SnapshotSource {
-        match self.kind {
-            SnapshotKindSpec::DeltaCopy { location, pattern } => {
-                SnapshotSource::DeltaCopy { location, pattern }
+    /// The job's snapshots with the source they are compared with; an error when the source is
+    /// not of the kind's family (a Delta kind with a database, or the reverse).
+    pub(crate) fn into_source(self, source: &Source) -> Result<SnapshotSource, String> {
+        let kind = match &self.kind {
+            SnapshotKindSpec::PgDump { .. } => "pg_dump",
+            _ => "Delta",
+        };
+        match (self.kind, source) {
+            (SnapshotKindSpec::DeltaCopy { location, pattern }, Source::Storage(source)) => {
+                Ok(SnapshotSource::DeltaCopy {
+                    location,
+                    pattern,
+                    source: source.clone(),
+                })
             }
-            SnapshotKindSpec::TimeTravel(at) => SnapshotSource::DeltaTimeTravel {
-                source: source.clone(),
-                at,
-            },
-            SnapshotKindSpec::Versions { location, at } => {
-                SnapshotSource::S3Versions { location, at }
+            (SnapshotKindSpec::TimeTravel(at), Source::Storage(source)) => {
+                Ok(SnapshotSource::DeltaTimeTravel {
+                    source: source.clone(),
+                    at,
+                })
             }
+            (SnapshotKindSpec::Versions { location, at }, Source::Storage(source)) => {
+                Ok(SnapshotSource::S3Versions {
+                    location,
+                    at,
+                    source: source.clone(),
+                })
+            }
+            (
+                SnapshotKindSpec::PgDump {
+                    location,
+                    pattern,
+                    options,
+                },
+                Source::Postgres(db),
+            ) => Ok(SnapshotSource::PgDump(Box::new(DumpSettings {
+                location,
+                pattern,
+                postgres_bin: options.postgres_bin,
+                postgres_user: options.postgres_user,
+                owners: options.owners,
+                dump_timezone: options.dump_timezone,
+                source: db.clone(),
+            }))),
+            (_, source) => Err(format!(
+                "a {kind} job cannot drill against the source {source}"
+            )),
         }
     }
 }
 
-pub(crate) const SNAPSHOT_KINDS: &str = "\"delta_copy\", \"delta_time_travel\" or \"s3_versions\"";
+pub(crate) const SNAPSHOT_KINDS: &str =
+    "\"delta_copy\", \"delta_time_travel\", \"s3_versions\" or \"pg_dump\"";
 
 pub fn read(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<SnapshotSpec>> {
     let context = format!("{} snapshots", f.context());
@@ -150,6 +201,16 @@ pub fn read(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<Sna
                 kind: SnapshotKindSpec::Versions {
                     location: location.value,
                     at,
+                },
+                storage,
+            })
+        }
+        Some("pg_dump") => {
+            read_dump(&mut s, base, p).map(|(location, pattern, options)| SnapshotSpec {
+                kind: SnapshotKindSpec::PgDump {
+                    location,
+                    pattern,
+                    options,
                 },
                 storage,
             })

@@ -9,4 +9,400 @@ pub mod copy;
 pub mod restore;
 pub mod sequences;
 pub mod server;
+pub mod settings;
 pub mod snapshot;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deltalake::datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use super::{Kind, RestorePlan, SourceAt, TableColumns};
+use crate::kinds::delta::restore::{CopyProgress, RestoreError, RestoreOutcome, StructureReport};
+use crate::kinds::delta::snapshot::{RestoreMethod, Snapshot, SnapshotError};
+use crate::kinds::delta::table::TableInfo;
+use crate::storage::{ReadOnlyDir, RunSandbox, StorageError};
+use crate::verify::plan::TABLE;
+use amcheck::Amcheck;
+use catalog::PgTableInfo;
+use restore::{RESTORED_DATABASE, RestoreLog};
+use server::{Binaries, Throwaway};
+use settings::DumpSettings;
+use snapshot::Dump;
+
+/// A job's PostgreSQL dumps and the database they are of.
+pub struct PgDump {
+    settings: DumpSettings,
+    /// The drill's server and what its restore did, from the restore phase on.
+    restored: tokio::sync::Mutex<Option<Restored>>,
+}
+
+struct Restored {
+    server: Throwaway,
+    log: RestoreLog,
+    /// The restored database's tables, read after the restore.
+    tables: Vec<PgTableInfo>,
+}
+
+/// What the structure check found in a restored database.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DatabaseStructure {
+    pub restore: RestoreLog,
+    /// The tables the dump defines that the restored database lacks.
+    pub missing_tables: Vec<String>,
+    pub amcheck: Amcheck,
+    /// Sequences behind the column they feed.
+    pub sequences_behind: Vec<String>,
+    /// The restored tables with their columns (name, type as the suite names types).
+    #[serde(skip)]
+    pub tables: Vec<TableColumns>,
+}
+
+impl PgDump {
+    pub fn new(settings: DumpSettings) -> Self {
+        PgDump {
+            settings,
+            restored: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn snapshot(&self, dump: Dump) -> Snapshot {
+        Snapshot {
+            id: dump.name.clone(),
+            location: dump.backup.child(&dump.name),
+            named_time: dump.time,
+            table: Err("a pg_dump snapshot holds a database: see its archive header".into()),
+            method: RestoreMethod::PgRestore(Box::new(dump)),
+        }
+    }
+
+    /// The binaries that restore `dump`: the job's, or the newest installed of a major version
+    /// at least the dump's server and `pg_dump`.
+    async fn binaries(&self, dump: &Dump) -> Result<Binaries, String> {
+        if let Some(dir) = &self.settings.postgres_bin {
+            return Binaries::at(dir).await;
+        }
+        let header = dump.header.as_ref().ok();
+        let needed = header
+            .map(|h| {
+                h.server_major()
+                    .unwrap_or(0)
+                    .max(h.dump_major().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        Binaries::installed(needed)
+    }
+}
+
+fn dump_of(snapshot: &Snapshot) -> Result<&Dump, String> {
+    match &snapshot.method {
+        RestoreMethod::PgRestore(dump) => Ok(dump),
+        _ => Err(format!("snapshot {} is not a pg_dump dump", snapshot.id)),
+    }
+}
+
+#[async_trait]
+impl Kind for PgDump {
+    async fn list(&self, _now: DateTime<Utc>) -> Result<Vec<Snapshot>, SnapshotError> {
+        let s = &self.settings;
+        let dumps = snapshot::list(&s.location, &s.pattern, s.dump_timezone).await?;
+        Ok(dumps.into_iter().map(|d| self.snapshot(d)).collect())
+    }
+
+    async fn choose(
+        &self,
+        pinned: Option<&str>,
+        _now: DateTime<Utc>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let s = &self.settings;
+        let dump = snapshot::choose(&s.location, &s.pattern, s.dump_timezone, pinned).await?;
+        Ok(self.snapshot(dump))
+    }
+
+    async fn plan_restore(&self, snapshot: &Snapshot) -> Result<RestorePlan, StorageError> {
+        let Ok(dump) = dump_of(snapshot) else {
+            return Ok(RestorePlan {
+                method: "none: not a dump".into(),
+                files: 0,
+                bytes: 0,
+            });
+        };
+        let method = match &dump.header {
+            Ok(header) => {
+                let tool = if header.format.is_archive() {
+                    "pg_restore"
+                } else {
+                    "psql"
+                };
+                let server = match self.binaries(dump).await {
+                    Ok(b) => format!("a throwaway PostgreSQL {} ({})", b.major, b.dir.display()),
+                    Err(e) => format!("a throwaway PostgreSQL — none fits: {e}"),
+                };
+                format!(
+                    "fetch the {} dump into the run folder, restore it with {tool} into {server} on a socket in the run folder, then pg_amcheck",
+                    header.format.as_str()
+                )
+            }
+            Err(e) => format!("none: the dump's header cannot be read ({e})"),
+        };
+        Ok(RestorePlan {
+            method,
+            files: dump.files.len(),
+            bytes: dump.bytes(),
+        })
+    }
+
+    async fn restore(
+        &self,
+        snapshot: &Snapshot,
+        run: &RunSandbox,
+        concurrency: usize,
+        progress: &dyn CopyProgress,
+    ) -> Result<RestoreOutcome, RestoreError> {
+        let started = std::time::Instant::now();
+        let dump = dump_of(snapshot).map_err(RestoreError::Write)?;
+        let Some(folder) = run.local_path().map(std::path::Path::to_path_buf) else {
+            return Err(RestoreError::Write(
+                "a pg_dump drill needs a sandbox on local disk for its server".into(),
+            ));
+        };
+        // Fetch: the dump's files into the run folder.
+        progress.start(dump.files.len(), dump.bytes());
+        let fetched = run
+            .copy_in(
+                &ReadOnlyDir::new(&dump.backup),
+                &dump.files,
+                concurrency,
+                &|bytes| progress.copied(bytes),
+            )
+            .await;
+        progress.finish();
+        fetched?;
+        let binaries = self.binaries(dump).await.map_err(RestoreError::Write)?;
+        let server = Throwaway::start(binaries, &folder, &self.settings.postgres_user)
+            .await
+            .map_err(RestoreError::Write)?;
+        let log = match &dump.header {
+            Ok(header) => restore::restore(
+                &server,
+                &folder.join(dump.restore_path()),
+                header.format,
+                self.settings.owners,
+            )
+            .await
+            .map_err(RestoreError::Write)?,
+            Err(e) => RestoreLog {
+                tool: "none".into(),
+                status: "not run".into(),
+                errors: vec![format!("the dump cannot be restored: {e}")],
+                error_count: 1,
+                ..RestoreLog::default()
+            },
+        };
+        let tables = match connect(&server).await {
+            Ok(client) => catalog::tables(&client).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        *self.restored.lock().await = Some(Restored {
+            server,
+            log,
+            tables,
+        });
+        Ok(RestoreOutcome {
+            files: dump.files.len(),
+            bytes: dump.bytes(),
+            seconds: crate::clock::elapsed_seconds(started),
+        })
+    }
+
+    async fn verify_structure(
+        &self,
+        _snapshot: &mut Snapshot,
+        _run: &RunSandbox,
+    ) -> StructureReport {
+        let guard = self.restored.lock().await;
+        let Some(restored) = guard.as_ref() else {
+            return StructureReport {
+                problems: vec!["nothing was restored".into()],
+                ..StructureReport::default()
+            };
+        };
+        let mut problems: Vec<String> = Vec::new();
+        let log = &restored.log;
+        if log.error_count > 0 {
+            let more = log.error_count - log.errors.len();
+            problems.push(format!(
+                "{} reported {} error{}: {}{}",
+                log.tool,
+                log.error_count,
+                if log.error_count == 1 { "" } else { "s" },
+                log.errors.join("; "),
+                if more > 0 {
+                    format!("; and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let missing_tables: Vec<String> = log
+            .dump_tables
+            .iter()
+            .filter(|t| catalog::find(&restored.tables, t).is_none())
+            .cloned()
+            .collect();
+        if !missing_tables.is_empty() {
+            problems.push(format!(
+                "the dump defines table(s) the restored database lacks: {}",
+                missing_tables.join(", ")
+            ));
+        }
+        let amcheck = amcheck::run(&restored.server).await;
+        if !amcheck.corrupt.is_empty() {
+            problems.push(format!(
+                "pg_amcheck found corruption in the restored database: {}",
+                amcheck.corrupt.join("; ")
+            ));
+        }
+        let mut warnings = Vec::new();
+        if let Some(e) = &amcheck.error {
+            warnings.push(format!(
+                "the restored database could not be checked with pg_amcheck: {e}"
+            ));
+        }
+        let sequences_behind: Vec<String> = match connect(&restored.server).await {
+            Ok(client) => match sequences::behind(&client).await {
+                Ok(found) => found.iter().map(|s| s.to_string()).collect(),
+                Err(e) => {
+                    warnings.push(format!("the sequences could not be checked: {e}"));
+                    Vec::new()
+                }
+            },
+            Err(e) => {
+                problems.push(format!("the restored database does not answer: {e}"));
+                Vec::new()
+            }
+        };
+        problems.extend(sequences_behind.iter().cloned());
+        let database = DatabaseStructure {
+            restore: log.clone(),
+            missing_tables,
+            amcheck,
+            sequences_behind,
+            tables: restored.tables.iter().map(table_columns).collect(),
+        };
+        StructureReport {
+            log_replays: log.error_count == 0,
+            problems,
+            warnings,
+            database: Some(database),
+            ..StructureReport::default()
+        }
+    }
+
+    async fn register_restored(
+        &self,
+        _run: &RunSandbox,
+        table: Option<&str>,
+        ctx: &SessionContext,
+    ) -> Result<(), String> {
+        let guard = self.restored.lock().await;
+        let restored = guard.as_ref().ok_or("nothing was restored")?;
+        let name = table.ok_or("a database's suite names a table per check")?;
+        let info = catalog::find(&restored.tables, name)
+            .ok_or_else(|| format!("the restored database has no table {name}"))?;
+        let provider = copy::CopyTable::new(
+            restored.server.config(RESTORED_DATABASE),
+            &copy::quote_qualified(&info.schema, &info.name),
+            &info.columns,
+        )
+        .provider()
+        .map_err(|e| e.to_string())?;
+        ctx.register_table(TABLE, Arc::new(provider))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn locate_damage(&self, _run: &RunSandbox, _info: &TableInfo) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn open_source(
+        &self,
+        _snapshot: &Snapshot,
+        _run: &RunSandbox,
+        _ctx: &SessionContext,
+    ) -> Result<SourceAt, String> {
+        Ok(SourceAt::NoVersion)
+    }
+
+    async fn describe_source(&self) -> Result<super::Described, String> {
+        let config = self.settings.source.config()?;
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| copy::db_error(&e))?;
+        let driver = tokio::spawn(connection);
+        let tables = catalog::tables(&client).await;
+        drop(client);
+        let _ = driver.await;
+        Ok(super::Described::Database(
+            tables?.iter().map(table_columns).collect(),
+        ))
+    }
+
+    async fn open_current_source(&self, _ctx: &SessionContext) -> Option<Vec<String>> {
+        None
+    }
+
+    fn gone(&self, _error: &str) -> Option<String> {
+        None
+    }
+
+    async fn source_newest_change(&self) -> Result<Option<DateTime<Utc>>, String> {
+        // A live database has no record of its newest change: the RPO is now minus the dump's
+        // time.
+        Ok(Some(Utc::now()))
+    }
+
+    fn change_basis(&self) -> &'static str {
+        "now"
+    }
+
+    async fn source_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
+        Err(format!(
+            "rpo_column `{column}` is not read from PostgreSQL sources in this version"
+        ))
+    }
+
+    async fn release(&self) {
+        if let Some(restored) = self.restored.lock().await.as_mut()
+            && let Err(e) = restored.server.stop().await
+        {
+            tracing::warn!(error = %e, "could not stop the drill's server");
+        }
+    }
+}
+
+/// A table's name and its columns with the suite's type names.
+fn table_columns(t: &PgTableInfo) -> TableColumns {
+    TableColumns {
+        name: t.qualified(),
+        columns: t
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), copy::suite_type(c)))
+            .collect(),
+    }
+}
+
+async fn connect(server: &Throwaway) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = server
+        .config(RESTORED_DATABASE)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| copy::db_error(&e))?;
+    tokio::spawn(connection);
+    Ok(client)
+}

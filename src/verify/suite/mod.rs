@@ -277,6 +277,8 @@ pub struct Check {
     pub id: String,
     pub severity: Severity,
     pub kind: CheckKind,
+    /// The table the check reads (`schema.name`), for a job whose snapshots hold a database.
+    pub table: Option<String>,
     /// Where the check's table starts in its file.
     pub at: Position,
 }
@@ -285,6 +287,31 @@ pub struct Check {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Suite {
     pub checks: Vec<Check>,
+}
+
+impl Suite {
+    /// The tables the checks name, in the order they are first named.
+    pub fn tables(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for table in self.checks.iter().filter_map(|c| c.table.as_deref()) {
+            if !out.contains(&table) {
+                out.push(table);
+            }
+        }
+        out
+    }
+
+    /// The checks that read `table`.
+    pub fn for_table(&self, table: &str) -> Suite {
+        Suite {
+            checks: self
+                .checks
+                .iter()
+                .filter(|c| c.table.as_deref() == Some(table))
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 impl Suite {

@@ -93,6 +93,7 @@ fn read_check(mut f: Fields, p: &mut Problems) -> Option<Check> {
         }
     }
     let kind = f.required_string("kind", KINDS, p);
+    let table = f.string("table", p).map(|t| t.value);
     let severity = match f.string("severity", p) {
         None => Some(Severity::Fail),
         Some(s) => match s.value.as_str() {
@@ -133,6 +134,7 @@ fn read_check(mut f: Fields, p: &mut Problems) -> Option<Check> {
         id: id?.value,
         severity: severity?,
         kind: kind?,
+        table,
         at,
     })
 }

@@ -44,6 +44,10 @@ pub async fn restore(
         RestoreMethod::Rewrite { version } => {
             rewrite::rewrite(snapshot, *version, sandbox, progress).await
         }
+        RestoreMethod::PgRestore(_) => Err(RestoreError::Write(format!(
+            "snapshot {} is a PostgreSQL dump, not a Delta table",
+            snapshot.id
+        ))),
     }
 }
 

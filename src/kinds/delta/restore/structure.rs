@@ -41,6 +41,10 @@ pub struct StructureReport {
     pub expected_version: Option<u64>,
     #[serde(skip)]
     pub table: Option<TableInfo>,
+    /// A restored database's structure (a PostgreSQL dump): its restore, tables, pg_amcheck
+    /// and sequences.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<crate::kinds::postgres::DatabaseStructure>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,6 +97,7 @@ pub async fn verify_structure(
         declared_reader_features: vec![],
         expected_version,
         table: None,
+        database: None,
     };
     let info = match table::open_run(sandbox).await {
         Ok(t) => table::describe(&t).await,

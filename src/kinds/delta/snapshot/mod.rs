@@ -12,6 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::kinds::delta::table::TableInfo;
+use crate::kinds::postgres::settings::DumpSettings;
+use crate::kinds::postgres::snapshot::Dump;
 use crate::storage::{FileEntry, Location, StorageError};
 
 /// Where a job's snapshots are and what they are.
@@ -21,11 +23,18 @@ pub enum SnapshotSource {
     DeltaCopy {
         location: Location,
         pattern: SnapshotPattern,
+        source: Location,
     },
     /// Versions of the source table's own history.
     DeltaTimeTravel { source: Location, at: PointInTime },
     /// The state of a prefix in a versioned bucket at a point in time.
-    S3Versions { location: Location, at: PointInTime },
+    S3Versions {
+        location: Location,
+        at: PointInTime,
+        source: Location,
+    },
+    /// PostgreSQL dumps named by `pattern` under a location, and the database they are of.
+    PgDump(Box<DumpSettings>),
 }
 
 /// Which point of the past a time-travel or versioned-bucket drill restores.
@@ -45,6 +54,7 @@ impl SnapshotSource {
             SnapshotSource::DeltaCopy { .. } => "delta_copy",
             SnapshotSource::DeltaTimeTravel { .. } => "delta_time_travel",
             SnapshotSource::S3Versions { .. } => "s3_versions",
+            SnapshotSource::PgDump(_) => "pg_dump",
         }
     }
 
@@ -55,6 +65,7 @@ impl SnapshotSource {
             SnapshotSource::DeltaCopy { location, .. }
             | SnapshotSource::S3Versions { location, .. } => location,
             SnapshotSource::DeltaTimeTravel { source, .. } => source,
+            SnapshotSource::PgDump(settings) => &settings.location,
         }
     }
 }
@@ -85,6 +96,8 @@ pub enum RestoreMethod {
     Rewrite { version: u64 },
     /// Copy these versions of the objects under the snapshot's location.
     CopyVersions(Vec<FileEntry>),
+    /// Fetch this dump into the run's folder and restore it into a throwaway server.
+    PgRestore(Box<Dump>),
 }
 
 impl Snapshot {
@@ -92,7 +105,11 @@ impl Snapshot {
         self.table.as_ref().ok().map(|t| t.version)
     }
 
+    /// The time the snapshot's data is as of: its newest commit, or a dump's creation time.
     pub fn commit_timestamp(&self) -> Option<DateTime<Utc>> {
+        if let RestoreMethod::PgRestore(dump) = &self.method {
+            return Some(dump.time);
+        }
         self.table.as_ref().ok().and_then(|t| t.commit_timestamp)
     }
 }
@@ -161,13 +178,17 @@ pub(crate) async fn list(
     now: DateTime<Utc>,
 ) -> Result<Vec<Snapshot>, SnapshotError> {
     match source {
-        SnapshotSource::DeltaCopy { location, pattern } => {
-            delta_copy::list(location, pattern).await
-        }
+        SnapshotSource::DeltaCopy {
+            location, pattern, ..
+        } => delta_copy::list(location, pattern).await,
         SnapshotSource::DeltaTimeTravel { source, .. } => time_travel::list(source).await,
-        SnapshotSource::S3Versions { location, at } => {
+        SnapshotSource::S3Versions { location, at, .. } => {
             Ok(vec![versions::choose(location, *at, None, now).await?])
         }
+        SnapshotSource::PgDump(_) => Err(SnapshotError::BadPin(
+            source.kind().into(),
+            "not a Delta snapshot kind".into(),
+        )),
     }
 }
 
@@ -179,16 +200,22 @@ pub(crate) async fn choose(
     now: DateTime<Utc>,
 ) -> Result<Snapshot, SnapshotError> {
     match source {
-        SnapshotSource::DeltaCopy { location, pattern } => match pinned {
+        SnapshotSource::DeltaCopy {
+            location, pattern, ..
+        } => match pinned {
             Some(id) => delta_copy::named(location, pattern, id).await,
             None => delta_copy::newest(location, pattern).await,
         },
         SnapshotSource::DeltaTimeTravel { source, at } => {
             time_travel::choose(source, *at, pinned, now).await
         }
-        SnapshotSource::S3Versions { location, at } => {
+        SnapshotSource::S3Versions { location, at, .. } => {
             versions::choose(location, *at, pinned, now).await
         }
+        SnapshotSource::PgDump(_) => Err(SnapshotError::BadPin(
+            source.kind().into(),
+            "not a Delta snapshot kind".into(),
+        )),
     }
 }
 

@@ -1,0 +1,219 @@
+//! A PostgreSQL job's settings: `source`, the live database as a `postgres://` URL (its password,
+//! if any, from a named environment variable, never written in the file nor printed), and the
+//! `snapshots` table of kind `pg_dump`.
+
+use std::path::{Path, PathBuf};
+
+use super::restore::Owners;
+use crate::kinds::delta::snapshot::SnapshotPattern;
+use crate::primitives::fields::{Fields, Problems};
+use crate::storage::Location;
+
+/// The live database a job's dumps are of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgSource {
+    /// The URL as written, without a password.
+    pub url: String,
+    /// The environment variable holding the password, when the server needs one.
+    pub password_env: Option<String>,
+}
+
+impl PgSource {
+    /// The connection, read-only by default, with the password from its variable.
+    pub fn config(&self) -> Result<tokio_postgres::Config, String> {
+        let mut config: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e| format!("the source URL {self} does not parse: {e}"))?;
+        if let Some(var) = &self.password_env {
+            let password = std::env::var(var).map_err(|_| {
+                format!("the source's password variable `{var}` is not set in restore-drill's environment")
+            })?;
+            config.password(password);
+        }
+        config
+            .options("-c default_transaction_read_only=on")
+            .application_name("restore-drill");
+        Ok(config)
+    }
+
+    /// The database name the URL names.
+    pub fn database(&self) -> Option<String> {
+        self.url
+            .parse::<tokio_postgres::Config>()
+            .ok()
+            .and_then(|c| c.get_dbname().map(String::from))
+    }
+}
+
+impl std::fmt::Display for PgSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// A `pg_dump` job's snapshots and how they are restored.
+#[derive(Debug, Clone)]
+pub struct DumpSettings {
+    /// Where the dumps are.
+    pub location: Location,
+    pub pattern: SnapshotPattern,
+    /// The server binaries to restore with; the newest installed ones able to, when `None`.
+    pub postgres_bin: Option<PathBuf>,
+    /// The operating-system user the throwaway server runs as when restore-drill runs as root.
+    pub postgres_user: String,
+    pub owners: Owners,
+    /// The zone of the dumping machine's clock, in which archive headers give their time.
+    pub dump_timezone: chrono_tz::Tz,
+    /// The live database the dumps are of.
+    pub source: PgSource,
+}
+
+/// Reads `source` for a PostgreSQL job: a `postgres://` or `postgresql://` URL without a
+/// password, and `source_password_env`.
+pub fn read_source(f: &mut Fields, p: &mut Problems) -> Option<PgSource> {
+    let url = f.required_string(
+        "source",
+        "the live database, e.g. \"postgres://reader@db.internal:5432/app\"",
+        p,
+    )?;
+    let password_env = f.string("source_password_env", p).map(|v| v.value);
+    let parsed = url::Url::parse(&url.value)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "postgres" | "postgresql"));
+    let Some(parsed) = parsed else {
+        p.report(
+            url.at,
+            format!(
+                "{}: a pg_dump job's `source` is the live database as a URL such as \"postgres://reader@db.internal:5432/app\"",
+                f.context()
+            ),
+        );
+        return None;
+    };
+    if parsed.password().is_some() {
+        p.report(
+            url.at,
+            format!(
+                "{}: `source` holds a password; remove it from the URL and name the environment variable that holds it with `source_password_env`",
+                f.context()
+            ),
+        );
+        return None;
+    }
+    if parsed.path().trim_start_matches('/').is_empty() {
+        p.report(
+            url.at,
+            format!(
+                "{}: `source` names no database; end the URL with it, e.g. \"…:5432/app\"",
+                f.context()
+            ),
+        );
+        return None;
+    }
+    if url.value.parse::<tokio_postgres::Config>().is_err() {
+        p.report(
+            url.at,
+            format!(
+                "{}: `source` does not parse as a PostgreSQL URL",
+                f.context()
+            ),
+        );
+        return None;
+    }
+    Some(PgSource {
+        url: url.value,
+        password_env,
+    })
+}
+
+/// Reads the rest of a `pg_dump` snapshots table (`kind` already read).
+pub fn read_dump(
+    s: &mut Fields,
+    base: &Path,
+    p: &mut Problems,
+) -> Option<(Location, SnapshotPattern, DumpOptions)> {
+    let location = Location::read(s, "location", "the folder holding the dumps", base, p);
+    let pattern = s
+        .required_string(
+            "pattern",
+            "the dump's file or folder name, e.g. \"app_{date}.dump\"",
+            p,
+        )
+        .and_then(|text| match SnapshotPattern::parse(&text.value) {
+            Ok(pattern) => Some(pattern),
+            Err(e) => {
+                p.report(text.at, format!("{}: {e}", s.context()));
+                None
+            }
+        });
+    let postgres_bin = s.string("postgres_bin", p).and_then(|bin| {
+        let path = base.join(&bin.value);
+        if path.join("pg_restore").is_file() && path.join("pg_ctl").is_file() {
+            Some(path)
+        } else {
+            p.report(
+                bin.at,
+                format!(
+                    "{}: `postgres_bin` {} holds no pg_restore and pg_ctl; name a folder such as \"/usr/lib/postgresql/16/bin\"",
+                    s.context(),
+                    path.display()
+                ),
+            );
+            None
+        }
+    });
+    let postgres_user = s
+        .string("postgres_user", p)
+        .map_or_else(|| "postgres".to_string(), |u| u.value);
+    let owners = match s.string("owners", p) {
+        None => Some(Owners::Create),
+        Some(o) => match o.value.as_str() {
+            "create" => Some(Owners::Create),
+            "skip" => Some(Owners::Skip),
+            other => {
+                p.report(
+                    o.at,
+                    format!(
+                        "{}: `owners` `{other}` is unknown; use \"create\" (create the roles the dump names) or \"skip\" (restore without owners and grants)",
+                        s.context()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let dump_timezone = match s.string("dump_timezone", p) {
+        None => Some(chrono_tz::UTC),
+        Some(z) => match z.value.parse::<chrono_tz::Tz>() {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                p.report(
+                    z.at,
+                    format!(
+                        "{}: `dump_timezone` `{}` is not a time zone such as \"UTC\" or \"Europe/Berlin\"",
+                        s.context(),
+                        z.value
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let options = DumpOptions {
+        postgres_bin,
+        postgres_user,
+        owners: owners?,
+        dump_timezone: dump_timezone?,
+    };
+    Some((location?.value, pattern?, options))
+}
+
+/// The `pg_dump` settings besides location and pattern.
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    pub postgres_bin: Option<PathBuf>,
+    pub postgres_user: String,
+    pub owners: Owners,
+    pub dump_timezone: chrono_tz::Tz,
+}
