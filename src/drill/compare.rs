@@ -149,6 +149,48 @@ impl Drill<'_> {
         }
     }
 
+    /// Compare a restored database's structure with the source's as it is now: the `source`
+    /// check fails on each difference of severity `fail`; those of severity `warn` are warnings.
+    /// A source that cannot be read is an error: never a pass.
+    pub(super) async fn compare_structure(
+        &mut self,
+        snapshot: &Snapshot,
+    ) -> Result<(), DrillError> {
+        let job = self.job;
+        let differences = self
+            .kind
+            .compare_structure(snapshot)
+            .await
+            .map_err(|reason| DrillError::Source {
+                job: job.name.clone(),
+                location: job.source.to_string(),
+                reason,
+            })?;
+        let mut check = CheckResult::new("source", "source_schema", Severity::Fail);
+        let failing: Vec<&str> = differences
+            .iter()
+            .filter(|(s, _)| *s == Severity::Fail)
+            .map(|(_, m)| m.as_str())
+            .collect();
+        check.observed = serde_json::json!({ "differences": differences.len() });
+        check.expected = serde_json::json!({ "differences": 0 });
+        if !failing.is_empty() {
+            check.fail(failing.join("; "));
+        }
+        self.report.checks.push(check);
+        self.report.findings.extend(
+            differences
+                .into_iter()
+                .filter(|(s, _)| *s == Severity::Warn)
+                .map(|(_, message)| Finding {
+                    check: "source".into(),
+                    severity: Severity::Warn,
+                    message,
+                }),
+        );
+        Ok(())
+    }
+
     /// Opens the source at the snapshot's version through the job's kind and runs the
     /// source-side scan. A source that cannot be read at all is an error; a version it no
     /// longer holds is a `warn` finding and the job's fallback; a snapshot that does not belong

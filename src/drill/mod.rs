@@ -154,12 +154,15 @@ impl<'a> Drill<'a> {
         if structure.database.is_some() {
             self.verify_tables(&snapshot, &structure).await?;
             let verify_seconds = elapsed_seconds(verify_started);
+            let compare_started = Instant::now();
+            self.compare_structure(&snapshot).await?;
+            let compare_seconds = Some(elapsed_seconds(compare_started));
             self.report.verify = Some(VerifyEvidence {
                 seconds: verify_seconds,
                 rows: None,
                 structure: without_table(structure),
                 queries: std::mem::take(&mut self.queries),
-                compare_seconds: None,
+                compare_seconds,
             });
             self.measure(&snapshot, restored.seconds, verify_seconds, None)
                 .await;

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use deltalake::datafusion::prelude::SessionContext;
 
 use crate::storage::{Location, RunSandbox, StorageError};
+use crate::verify::suite::Severity;
 
 /// One family of data: what a drill needs to know about it, in the order it needs it.
 #[async_trait]
@@ -99,6 +100,16 @@ pub trait Kind: Send + Sync {
 
     /// Stops what the restore started (a server) before the run's folder is kept or removed.
     async fn release(&self) {}
+
+    /// How the restored data's structure differs from the source's as it is now, each
+    /// difference with its severity (a database's schema; Delta tables compare through
+    /// [`Kind::open_source`] instead). An error: the source cannot be read.
+    async fn compare_structure(
+        &self,
+        _snapshot: &Snapshot,
+    ) -> Result<Vec<(Severity, String)>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// What a source holds, for `validate`: one Delta table, or a database's tables.

@@ -25,7 +25,7 @@ fn binaries() -> Binaries {
 }
 
 /// A source database with two tables owned by a role of their own, one granted to another.
-async fn source() -> Database {
+pub(crate) async fn source() -> Database {
     let db = Database::new().await;
     let client = db.client().await;
     client
@@ -540,6 +540,7 @@ async fn a_pg_dump_job_is_listed_planned_validated_and_drilled() {
     assert_eq!(check(&report, "customers-rows")["observed"], 300);
     assert_eq!(check(&report, "orders-ids")["outcome"], "passed");
     assert_eq!(report["rpo_basis"], "now");
+    assert_eq!(check(&report, "source")["outcome"], "passed", "{report:#}");
     let database = &report["verify"]["structure"]["database"];
     assert_eq!(database["restore"]["tool"], "pg_restore");
     assert_eq!(database["amcheck"]["completed"], true);
@@ -656,4 +657,99 @@ async fn a_pg_dump_drill_fails_naming_what_is_wrong() {
         said.contains("app_{date}.dump") && said.contains("backups"),
         "{said}"
     );
+}
+
+#[tokio::test]
+async fn a_pg_dump_is_compared_with_the_live_database() {
+    let db = source().await;
+    // A table the suite does not read, left out of the dump: the schema comparison names it.
+    let job = DumpJob::new(
+        &db,
+        &DUMP_SUITE.replace("table = \"customers\"", "table = \"orders\""),
+    );
+    dump(
+        &db,
+        "c",
+        false,
+        &job.backups().join("app_2026-12-01.dump"),
+        &["-T", "customers"],
+    );
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    let source = check(&report, "source");
+    assert!(
+        source["message"]
+            .as_str()
+            .unwrap()
+            .contains("table public.customers is missing"),
+        "{source:#}"
+    );
+
+    // A dump of another database with the same tables.
+    let other = crate::pg_dump::source().await;
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    dump(
+        &other,
+        "c",
+        false,
+        &job.backups().join("app_2026-12-01.dump"),
+        &[],
+    );
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        check(&report, "source")["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("the dump is of database `{}`", other.name)),
+        "{report:#}"
+    );
+
+    // The source changed since the dump (a table added): a warning, and the drill passes.
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    dump(
+        &db,
+        "c",
+        false,
+        &job.backups().join("app_2026-12-01.dump"),
+        &[],
+    );
+    db.client()
+        .await
+        .batch_execute("CREATE TABLE added_later (id int)")
+        .await
+        .unwrap();
+    let (code, report) = job.run();
+    assert_eq!(
+        code, 1,
+        "a table the restore lacks fails by default: {report:#}"
+    );
+    let config = std::fs::read_to_string(job.config()).unwrap().replace(
+        "pattern = \"app_{date}.dump\" }",
+        "pattern = \"app_{date}.dump\", schema_differences = \"warn\" }",
+    );
+    std::fs::write(job.config(), config).unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["severity"] == "warn"
+                && f["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("table public.added_later is missing")),
+        "{report:#}"
+    );
+
+    // A source that cannot be reached is an error, never a pass.
+    let config = std::fs::read_to_string(job.config())
+        .unwrap()
+        .replace("127.0.0.1:5432", "127.0.0.1:1");
+    std::fs::write(job.config(), config).unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report["outcome"], "error");
 }

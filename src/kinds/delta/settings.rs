@@ -105,6 +105,7 @@ impl SnapshotSpec {
                 owners: options.owners,
                 dump_timezone: options.dump_timezone,
                 source: db.clone(),
+                schema_differences: options.schema_differences,
             }))),
             (_, source) => Err(format!(
                 "a {kind} job cannot drill against the source {source}"

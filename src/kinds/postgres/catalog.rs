@@ -69,3 +69,72 @@ pub fn find<'a>(tables: &'a [PgTableInfo], name: &str) -> Option<&'a PgTableInfo
         .iter()
         .find(|t| t.schema == schema && t.name == table)
 }
+
+/// The schema objects of a database, each by a name that is the same on every server (`column
+/// public.orders.id`) with its definition (`bigint not null`): tables, columns and their types,
+/// constraints (primary keys, unique, foreign keys, checks), indexes, sequences and extensions.
+pub async fn schema(
+    client: &tokio_postgres::Client,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    const USER: &str =
+        "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'";
+    let sql = format!(
+        "SELECT 'table ' || n.nspname || '.' || c.relname, ''
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND {USER}
+         UNION ALL
+         SELECT 'column ' || n.nspname || '.' || c.relname || '.' || a.attname,
+                format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND {USER}
+         UNION ALL
+         SELECT 'constraint ' || n.nspname || '.' || c.relname || '.' || con.conname, pg_get_constraintdef(con.oid)
+           FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE {USER}
+         UNION ALL
+         SELECT 'index ' || n.nspname || '.' || i.relname, pg_get_indexdef(i.oid)
+           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+          WHERE {USER}
+         UNION ALL
+         SELECT 'sequence ' || n.nspname || '.' || c.relname, format_type(s.seqtypid, NULL) || ' increment ' || s.seqincrement
+           FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE {USER}
+         UNION ALL
+         SELECT 'extension ' || extname, '' FROM pg_extension"
+    );
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| format!("reading the schema: {}", db_error(&e)))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
+}
+
+/// How the restored schema differs from the source's: what the source has and the restore
+/// lacks or defines otherwise (`missing`), and what only the restore has (`extra`: the source
+/// dropped it since the dump, as a migration would). `ignore_extra` names objects the drill
+/// itself adds (the `amcheck` extension).
+pub fn schema_differences(
+    source: &std::collections::BTreeMap<String, String>,
+    restored: &std::collections::BTreeMap<String, String>,
+    ignore_extra: &[&str],
+) -> (Vec<String>, Vec<String>) {
+    let mut missing = Vec::new();
+    for (name, definition) in source {
+        match restored.get(name) {
+            None => missing.push(format!("{name} is missing")),
+            Some(other) if other != definition => missing.push(format!(
+                "{name} is `{other}` in the restore but `{definition}` in the source"
+            )),
+            Some(_) => {}
+        }
+    }
+    let extra = restored
+        .keys()
+        .filter(|name| !source.contains_key(*name) && !ignore_extra.contains(&name.as_str()))
+        .map(|name| format!("{name} is not in the source"))
+        .collect();
+    (missing, extra)
+}

@@ -25,6 +25,7 @@ use crate::kinds::delta::snapshot::{RestoreMethod, Snapshot, SnapshotError};
 use crate::kinds::delta::table::TableInfo;
 use crate::storage::{ReadOnlyDir, RunSandbox, StorageError};
 use crate::verify::plan::TABLE;
+use crate::verify::suite::Severity;
 use amcheck::Amcheck;
 use catalog::PgTableInfo;
 use restore::{RESTORED_DATABASE, RestoreLog};
@@ -374,6 +375,68 @@ impl Kind for PgDump {
         Err(format!(
             "rpo_column `{column}` is not read from PostgreSQL sources in this version"
         ))
+    }
+
+    async fn compare_structure(
+        &self,
+        snapshot: &Snapshot,
+    ) -> Result<Vec<(Severity, String)>, String> {
+        let source = &self.settings.source;
+        let config = source.config()?;
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| copy::db_error(&e))?;
+        let driver = tokio::spawn(connection);
+        let source_schema = catalog::schema(&client).await;
+        drop(client);
+        let _ = driver.await;
+        let source_schema = source_schema?;
+        let mut found = Vec::new();
+        let dumped = dump_of(snapshot)
+            .ok()
+            .and_then(|d| d.header.as_ref().ok())
+            .and_then(|h| h.database.clone());
+        if let (Some(dumped), Some(live)) = (dumped, source.database())
+            && dumped != live
+        {
+            found.push((
+                Severity::Fail,
+                format!(
+                    "the dump is of database `{dumped}` but the source {source} is database `{live}`: the backup holds another database"
+                ),
+            ));
+        }
+        let guard = self.restored.lock().await;
+        let Some(restored) = guard.as_ref() else {
+            return Ok(found);
+        };
+        let restored_schema = catalog::schema(&connect(&restored.server).await?).await?;
+        let (missing, extra) =
+            catalog::schema_differences(&source_schema, &restored_schema, &["extension amcheck"]);
+        for (severity, what, differences) in [
+            (
+                self.settings.schema_differences,
+                "the restored schema lacks or differs from the source's",
+                missing,
+            ),
+            (
+                Severity::Warn,
+                "the restored schema has objects the source no longer has (changed since the dump?)",
+                extra,
+            ),
+        ] {
+            if !differences.is_empty() {
+                found.push((
+                    severity,
+                    format!(
+                        "{what}: {}",
+                        crate::kinds::delta::restore::name_some(differences.iter())
+                    ),
+                ));
+            }
+        }
+        Ok(found)
     }
 
     async fn release(&self) {

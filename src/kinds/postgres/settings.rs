@@ -8,6 +8,7 @@ use super::restore::Owners;
 use crate::kinds::delta::snapshot::SnapshotPattern;
 use crate::primitives::fields::{Fields, Problems};
 use crate::storage::Location;
+use crate::verify::suite::Severity;
 
 /// The live database a job's dumps are of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,9 @@ pub struct DumpSettings {
     pub dump_timezone: chrono_tz::Tz,
     /// The live database the dumps are of.
     pub source: PgSource,
+    /// How much a schema object the source has and the restore lacks (or defines otherwise)
+    /// matters.
+    pub schema_differences: Severity,
 }
 
 /// Reads `source` for a PostgreSQL job: a `postgres://` or `postgresql://` URL without a
@@ -200,11 +204,29 @@ pub fn read_dump(
             }
         },
     };
+    let schema_differences = match s.string("schema_differences", p) {
+        None => Some(Severity::Fail),
+        Some(v) => match v.value.as_str() {
+            "fail" => Some(Severity::Fail),
+            "warn" => Some(Severity::Warn),
+            other => {
+                p.report(
+                    v.at,
+                    format!(
+                        "{}: `schema_differences` `{other}` is unknown; use \"fail\" or \"warn\"",
+                        s.context()
+                    ),
+                );
+                None
+            }
+        },
+    };
     let options = DumpOptions {
         postgres_bin,
         postgres_user,
         owners: owners?,
         dump_timezone: dump_timezone?,
+        schema_differences: schema_differences?,
     };
     Some((location?.value, pattern?, options))
 }
@@ -216,4 +238,5 @@ pub struct DumpOptions {
     pub postgres_user: String,
     pub owners: Owners,
     pub dump_timezone: chrono_tz::Tz,
+    pub schema_differences: Severity,
 }
