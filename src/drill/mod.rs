@@ -24,7 +24,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use crate::clock::{Clock, elapsed_seconds};
 use crate::config::Job;
 use crate::kinds::{
-    self, CopyProgress, Kind, RestoreError, RestoreOutcome, Snapshot, SnapshotError,
+    self, CopyProgress, Kind, PhaseTime, RestoreError, RestoreOutcome, Snapshot, SnapshotError,
     StructureReport, TableInfo,
 };
 use crate::primitives::duration::format_duration;
@@ -149,6 +149,7 @@ impl<'a> Drill<'a> {
         let Some(restored) = self.restore(&snapshot).await? else {
             return Ok(());
         };
+        self.report.phases.extend(restored.phases.iter().cloned());
         let verify_started = Instant::now();
         let structure = self.verify_structure(&mut snapshot).await?;
         if structure.database.is_some() {
@@ -157,6 +158,7 @@ impl<'a> Drill<'a> {
             let compare_started = Instant::now();
             self.compare_structure(&snapshot).await?;
             let compare_seconds = Some(elapsed_seconds(compare_started));
+            self.timed_phases(verify_seconds, compare_seconds);
             self.report.verify = Some(VerifyEvidence {
                 seconds: verify_seconds,
                 rows: None,
@@ -176,6 +178,7 @@ impl<'a> Drill<'a> {
             .compare(&snapshot, &structure, scanned.as_ref(), &mut context)
             .await?;
         let compare_seconds = source_read.then(|| elapsed_seconds(compare_started));
+        self.timed_phases(verify_seconds, compare_seconds);
         self.report.verify = Some(VerifyEvidence {
             seconds: verify_seconds,
             rows: scanned.as_ref().and_then(|s| scanned_rows(&s.values)),
@@ -314,6 +317,16 @@ impl<'a> Drill<'a> {
             CheckResult::new("time_travel_window", "time_travel_window", Severity::Fail);
         check.fail(message);
         self.report.checks.push(check);
+    }
+
+    /// Notes the verify phase's seconds, and the compare phase's when the source was read.
+    fn timed_phases(&mut self, verify_seconds: f64, compare_seconds: Option<f64>) {
+        self.report
+            .phases
+            .push(PhaseTime::new("verify", verify_seconds));
+        if let Some(seconds) = compare_seconds {
+            self.report.phases.push(PhaseTime::new("compare", seconds));
+        }
     }
 
     /// Notes a statement the verification ran on `target`.

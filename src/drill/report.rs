@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::kinds::{Snapshot, StructureReport};
+use crate::kinds::{PhaseTime, Snapshot, StructureReport};
 use crate::verify::CheckResult;
 use crate::verify::sample::SampleDiff;
 use crate::verify::suite::Severity;
@@ -70,7 +70,7 @@ impl From<&Snapshot> for SnapshotEvidence {
             id: s.id.clone(),
             location: s.location.to_string(),
             version: table.map(|t| t.version),
-            commit_timestamp: table.and_then(|t| t.commit_timestamp),
+            commit_timestamp: s.commit_timestamp(),
             table_id: table.map(|t| t.table_id.clone()),
             files: table.map(|t| t.files.len()),
             bytes: table.map(|t| t.bytes()),
@@ -135,6 +135,9 @@ pub struct DrillReport {
     /// newest commit could not be read.
     pub rpo_basis: Option<String>,
     pub rto_seconds: Option<f64>,
+    /// The drill's phases in order with their seconds: the restore's (`fetch`, `restore`),
+    /// `verify`, and `compare` (reading the source; not part of the RTO).
+    pub phases: Vec<PhaseTime>,
     pub objectives: ObjectivesEvidence,
     pub findings: Vec<Finding>,
     /// The keyed sample diff with the source, when the job configures `compare`.
@@ -159,6 +162,7 @@ impl DrillReport {
             rpo_seconds: None,
             rpo_basis: None,
             rto_seconds: None,
+            phases: Vec::new(),
             objectives: ObjectivesEvidence {
                 rpo_seconds: job.objectives.rpo.as_secs_f64(),
                 rto_seconds: job.objectives.rto.as_secs_f64(),
@@ -204,6 +208,8 @@ pub struct DrillSummary {
     pub rpo_seconds: Option<f64>,
     #[serde(default)]
     pub rto_seconds: Option<f64>,
+    #[serde(default)]
+    pub phases: Vec<PhaseTime>,
     pub objectives: ObjectivesEvidence,
     #[serde(default)]
     pub snapshot: Option<SnapshotSummary>,
@@ -333,6 +339,10 @@ mod tests {
             rpo_seconds: Some(3600.0),
             rpo_basis: Some("source_newest_commit".into()),
             rto_seconds: Some(4.0),
+            phases: vec![
+                PhaseTime::new("restore", 1.5),
+                PhaseTime::new("verify", 2.5),
+            ],
             objectives: ObjectivesEvidence {
                 rpo_seconds: 93600.0,
                 rto_seconds: 7200.0,

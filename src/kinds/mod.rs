@@ -11,7 +11,7 @@
 pub mod delta;
 pub mod postgres;
 
-pub use delta::restore::{CopyProgress, RestoreError, RestoreOutcome, StructureReport};
+pub use delta::restore::{CopyProgress, PhaseTime, RestoreError, RestoreOutcome, StructureReport};
 pub use delta::snapshot::{PointInTime, Snapshot, SnapshotError, SnapshotSource};
 pub use delta::table::TableInfo;
 

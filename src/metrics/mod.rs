@@ -33,6 +33,7 @@ pub struct DrillMetrics {
     rto_objective: GaugeVec,
     restore_duration: GaugeVec,
     verify_duration: GaugeVec,
+    phase_duration: GaugeVec,
     restored_bytes: GaugeVec,
     restored_rows: GaugeVec,
     check_success: IntGaugeVec,
@@ -51,6 +52,9 @@ pub struct DrillMetrics {
     config_reload_success_timestamp: Gauge,
     start_time: Gauge,
 }
+
+/// The phases a drill reports, each a series of `restore_drill_phase_seconds`.
+const PHASES: [&str; 4] = ["fetch", "restore", "verify", "compare"];
 
 const ALL_OUTCOMES: [Outcome; 4] = [
     Outcome::Passed,
@@ -149,6 +153,16 @@ impl DrillMetrics {
                 "verify_duration_seconds",
                 "Seconds the last verification of the restored data took",
                 job,
+            ),
+            phase_duration: registered(
+                &registry,
+                GaugeVec::new(
+                    opts(
+                        "phase_seconds",
+                        "Seconds each phase of the job's last drill took: fetch, restore, verify (the RTO's), compare (reading the source)",
+                    ),
+                    &["job", "phase"],
+                ),
             ),
             restored_bytes: gauge("restored_bytes", "Bytes restored by the last drill", job),
             restored_rows: gauge(
@@ -444,6 +458,15 @@ impl DrillMetrics {
             s.restore.as_ref().map(|r| r.bytes as f64),
         );
         set(&self.verify_duration, s.verify.as_ref().map(|v| v.seconds));
+        for phase in PHASES {
+            let labels = &[s.job.as_str(), phase];
+            match s.phases.iter().find(|p| p.phase == phase) {
+                Some(p) => self.phase_duration.with_label_values(labels).set(p.seconds),
+                None => {
+                    let _ = self.phase_duration.remove_label_values(labels);
+                }
+            }
+        }
         set(
             &self.restored_rows,
             s.verify.as_ref().and_then(|v| v.rows).map(|r| r as f64),
@@ -501,6 +524,7 @@ impl DrillMetrics {
             &self.rto_objective,
             &self.restore_duration,
             &self.verify_duration,
+            &self.phase_duration,
             &self.restored_bytes,
             &self.restored_rows,
             &self.snapshot_age,

@@ -718,6 +718,7 @@ async fn a_real_prometheus_evaluates_every_rule_and_dashboard_expression_against
                 | "restore_drill_rto_seconds"
                 | "restore_drill_restore_duration_seconds"
                 | "restore_drill_verify_duration_seconds"
+                | "restore_drill_phase_seconds"
                 | "restore_drill_restored_bytes"
                 | "restore_drill_restored_rows"
                 | "restore_drill_snapshot_age_seconds" => {

@@ -541,6 +541,22 @@ async fn a_pg_dump_job_is_listed_planned_validated_and_drilled() {
     assert_eq!(check(&report, "orders-ids")["outcome"], "passed");
     assert_eq!(report["rpo_basis"], "now");
     assert_eq!(check(&report, "source")["outcome"], "passed", "{report:#}");
+    let phases: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["fetch", "restore", "verify", "compare"]);
+    let rto: f64 = report["phases"].as_array().unwrap()[..3]
+        .iter()
+        .map(|p| p["seconds"].as_f64().unwrap())
+        .sum();
+    let reported = report["rto_seconds"].as_f64().unwrap();
+    assert!(
+        (rto - reported).abs() < 0.01,
+        "RTO {reported} is fetch + restore + verify {rto}"
+    );
     let database = &report["verify"]["structure"]["database"];
     assert_eq!(database["restore"]["tool"], "pg_restore");
     assert_eq!(database["amcheck"]["completed"], true);

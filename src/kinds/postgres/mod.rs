@@ -20,7 +20,9 @@ use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use super::{Kind, RestorePlan, SourceAt, TableColumns};
-use crate::kinds::delta::restore::{CopyProgress, RestoreError, RestoreOutcome, StructureReport};
+use crate::kinds::delta::restore::{
+    CopyProgress, PhaseTime, RestoreError, RestoreOutcome, StructureReport,
+};
 use crate::kinds::delta::snapshot::{RestoreMethod, Snapshot, SnapshotError};
 use crate::kinds::delta::table::TableInfo;
 use crate::storage::{ReadOnlyDir, RunSandbox, StorageError};
@@ -181,6 +183,7 @@ impl Kind for PgDump {
             .await;
         progress.finish();
         fetched?;
+        let fetch_seconds = crate::clock::elapsed_seconds(started);
         let binaries = self.binaries(dump).await.map_err(RestoreError::Write)?;
         let server = Throwaway::start(binaries, &folder, &self.settings.postgres_user)
             .await
@@ -211,10 +214,15 @@ impl Kind for PgDump {
             log,
             tables,
         });
+        let seconds = crate::clock::elapsed_seconds(started);
         Ok(RestoreOutcome {
             files: dump.files.len(),
             bytes: dump.bytes(),
-            seconds: crate::clock::elapsed_seconds(started),
+            seconds,
+            phases: vec![
+                PhaseTime::new("fetch", fetch_seconds),
+                PhaseTime::new("restore", seconds - fetch_seconds),
+            ],
         })
     }
 

@@ -57,6 +57,24 @@ pub struct RestoreOutcome {
     pub files: usize,
     pub bytes: u64,
     pub seconds: f64,
+    /// The restore's phases and their seconds (`restore`; `fetch` and `restore` for a dump).
+    pub phases: Vec<PhaseTime>,
+}
+
+/// One phase of a drill and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PhaseTime {
+    pub phase: String,
+    pub seconds: f64,
+}
+
+impl PhaseTime {
+    pub fn new(phase: &str, seconds: f64) -> Self {
+        PhaseTime {
+            phase: phase.into(),
+            seconds: (seconds * 1000.0).round() / 1000.0,
+        }
+    }
 }
 
 /// Progress of a copy: told the totals first, then each file's bytes as they land.
@@ -94,9 +112,11 @@ async fn restore_copy(
         .await;
     progress.finish();
     result?;
+    let seconds = crate::clock::elapsed_seconds(started);
     Ok(RestoreOutcome {
         files: files.len(),
         bytes: copied.load(Ordering::Relaxed),
-        seconds: crate::clock::elapsed_seconds(started),
+        seconds,
+        phases: vec![PhaseTime::new("restore", seconds)],
     })
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use deltalake::DeltaTable;
 
-use super::{CopyProgress, RestoreError, RestoreOutcome};
+use super::{CopyProgress, PhaseTime, RestoreError, RestoreOutcome};
 use crate::kinds::delta::snapshot::Snapshot;
 use crate::kinds::delta::table;
 use crate::storage::{ReadOnlyDir, RunSandbox};
@@ -29,10 +29,12 @@ pub(crate) async fn rewrite(
     }
     progress.finish();
     let (files, bytes) = written?;
+    let seconds = crate::clock::elapsed_seconds(started);
     Ok(RestoreOutcome {
         files,
         bytes,
-        seconds: crate::clock::elapsed_seconds(started),
+        seconds,
+        phases: vec![PhaseTime::new("restore", seconds)],
     })
 }
 
