@@ -165,6 +165,8 @@ async fn stage(name: &str, table_dir: &Path) {
                 sample: SampleSize::Fraction(0.001),
                 fallback: Fallback::None,
                 tolerance: Default::default(),
+                table: None,
+                as_of: None,
             };
             let mut plan = compile::plan_restored(&suite, &columns, &context);
             let collector = sample::SampleCollector::new(&columns, &spec.key, 0.001);

@@ -493,19 +493,31 @@ fn read_job(
                 ),
             );
         }
-        for (key, given) in [
-            ("compare", matches!(compare, Some(Some(_)))),
-            ("rpo_column", matches!(rpo_column, Some(Some(_)))),
-        ] {
-            if given {
-                p.report(
-                    at,
-                    format!(
-                        "{}: `{key}` is not supported for pg_dump jobs in this version; leave it out",
-                        f.context()
-                    ),
-                );
+        if matches!(rpo_column, Some(Some(_))) {
+            p.report(
+                at,
+                format!(
+                    "{}: `rpo_column` is not supported for pg_dump jobs in this version; leave it out",
+                    f.context()
+                ),
+            );
+        }
+    }
+    if let Some(Some(spec)) = &compare {
+        let problem = match (reads_database, &spec.table, &spec.as_of) {
+            (true, None, _) => {
+                Some("names no `table`: give the table compared, e.g. table = \"public.orders\"")
             }
+            (true, _, None) => Some(
+                "names no `as_of`: a live database changes after its dump; name the column holding when each row last changed, e.g. as_of = \"updated_at\"",
+            ),
+            (false, Some(_), _) | (false, _, Some(_)) => Some(
+                "names `table` or `as_of`, which only a pg_dump job's comparison with a live database takes",
+            ),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            p.report(at, format!("{}: `compare` {problem}", f.context()));
         }
     }
     f.finish(p);

@@ -12,6 +12,10 @@ use crate::verify::sample::{CompareSpec, DiffMode, Fallback, SampleCollector};
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, diff, queries, scan};
 
+/// How long before a dump's time a row's change may still be in flight: rows changed then are
+/// not compared.
+const IN_FLIGHT: chrono::Duration = chrono::Duration::seconds(60);
+
 /// What was read of the source: values for the checks, and the table a sample diff joins with.
 pub(super) struct SourceSide {
     pub(super) values: SourceValues,
@@ -188,6 +192,86 @@ impl Drill<'_> {
                     message,
                 }),
         );
+        Ok(())
+    }
+
+    /// Compare a keyed sample of the job's `compare.table` with the live source's rows as of
+    /// the snapshot's time (`compare.as_of`): the `sample` check. Rows whose `as_of` is within
+    /// [`IN_FLIGHT`] before the snapshot's time are taken as changed after it: a transaction
+    /// that began before the dump may commit after its snapshot. A source that cannot be read
+    /// is an error.
+    pub(super) async fn compare_rows(&mut self, snapshot: &Snapshot) -> Result<(), DrillError> {
+        let job = self.job;
+        let Some(spec) = &job.compare else {
+            return Ok(());
+        };
+        let (Some(table), Some(as_of), Some(taken)) = (
+            spec.table.as_deref(),
+            spec.as_of.as_deref(),
+            snapshot.commit_timestamp(),
+        ) else {
+            return Ok(());
+        };
+        let ctx = scan::session();
+        if let Err(reason) = self
+            .kind
+            .register_restored(self.run(), Some(table), &ctx)
+            .await
+        {
+            let mut check = CheckResult::new("sample", "sample_diff", Severity::Fail);
+            check.fail(format!("the restored table cannot be compared: {reason}"));
+            self.report.checks.push(check);
+            return Ok(());
+        }
+        let source_columns = self
+            .kind
+            .register_source(table, &ctx)
+            .await
+            .map_err(|reason| DrillError::Source {
+                job: job.name.clone(),
+                location: job.source.to_string(),
+                reason,
+            })?;
+        let restored_columns: Vec<String> = match ctx.table(crate::verify::plan::TABLE).await {
+            Ok(t) => t
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let columns: Vec<String> = restored_columns
+            .iter()
+            .filter(|c| source_columns.contains(c) && !spec.key.contains(c))
+            .cloned()
+            .collect();
+        let rows = scan::single_value(
+            &ctx,
+            &format!("SELECT count(*) FROM {}", crate::verify::plan::TABLE),
+        )
+        .await
+        .ok()
+        .and_then(|v| crate::verify::values::as_f64(&v))
+        .map(|n| n as u64);
+        let fraction = spec.fraction(rows);
+        let cutoff = (taken - IN_FLIGHT).timestamp_millis() as f64 / 1000.0;
+        let outcome =
+            diff::live_check(&ctx, spec, as_of, cutoff, &columns, fraction, &job.redact).await;
+        for sql in outcome.queries {
+            self.query("compare", sql);
+        }
+        if let Some(message) = outcome.warning {
+            self.report.findings.push(Finding {
+                check: "sample".into(),
+                severity: Severity::Warn,
+                message,
+            });
+        }
+        if outcome.diff.is_some() {
+            self.report.compare = outcome.diff;
+        }
+        self.report.checks.push(outcome.check);
         Ok(())
     }
 

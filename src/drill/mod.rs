@@ -157,6 +157,7 @@ impl<'a> Drill<'a> {
             let verify_seconds = elapsed_seconds(verify_started);
             let compare_started = Instant::now();
             self.compare_structure(&snapshot).await?;
+            self.compare_rows(&snapshot).await?;
             let compare_seconds = Some(elapsed_seconds(compare_started));
             self.timed_phases(verify_seconds, compare_seconds);
             self.report.verify = Some(VerifyEvidence {

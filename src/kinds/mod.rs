@@ -101,6 +101,19 @@ pub trait Kind: Send + Sync {
     /// Stops what the restore started (a server) before the run's folder is kept or removed.
     async fn release(&self) {}
 
+    /// Registers the source's table `table` as it is now in `ctx` under the name the diff's
+    /// queries give the source, read-only, and returns its columns (a database's rows compared
+    /// by `as_of`). An error: the source cannot be read.
+    async fn register_source(
+        &self,
+        table: &str,
+        _ctx: &SessionContext,
+    ) -> Result<Vec<String>, String> {
+        Err(format!(
+            "the source of this kind is not read table by table (`{table}`)"
+        ))
+    }
+
     /// How the restored data's structure differs from the source's as it is now, each
     /// difference with its severity (a database's schema; Delta tables compare through
     /// [`Kind::open_source`] instead). An error: the source cannot be read.

@@ -9,6 +9,8 @@ pub fn read(mut c: Fields, p: &mut Problems) -> Option<CompareSpec> {
     let rows = c.integer("sample_rows", p);
     let fallback = c.string("fallback", p);
     let tolerance = c.number_map("tolerance", p);
+    let table = c.string("table", p).map(|t| t.value);
+    let as_of = c.string("as_of", p).map(|t| t.value);
     let mut ok = true;
     let key = match key {
         Some(k) if !k.value.is_empty() => Some(k.value),
@@ -112,5 +114,7 @@ pub fn read(mut c: Fields, p: &mut Problems) -> Option<CompareSpec> {
         sample: sample?,
         fallback: fallback?,
         tolerance,
+        table,
+        as_of,
     })
 }

@@ -13,8 +13,8 @@ use super::sample::{self, CompareSpec, DiffMode, SampleDiff};
 use super::scan;
 use super::suite::Severity;
 
-/// The name the source's sample has in the diff's queries.
-const SOURCE: &str = "src";
+/// The name the source has in the diff's queries.
+pub(crate) const SOURCE: &str = "src";
 
 /// What the sample diff found.
 #[derive(Debug)]
@@ -36,7 +36,6 @@ pub(crate) async fn sample_check(
     mode: DiffMode,
     redact: &[String],
 ) -> SampleCheck {
-    let mut check = CheckResult::new("sample", "sample_diff", Severity::Fail);
     let source_columns: Vec<String> = source
         .schema()
         .fields()
@@ -51,7 +50,6 @@ pub(crate) async fn sample_check(
         .filter(|c| source_columns.contains(c) && !spec.key.contains(c))
         .collect();
     let q = sample::queries(spec, &columns, fraction, mode, TABLE, SOURCE);
-    let mut queries = vec![q.counts.clone()];
     let result = async {
         let ctx = scan::session();
         for (name, batch) in [(TABLE, restored), (SOURCE, source)] {
@@ -61,6 +59,36 @@ pub(crate) async fn sample_check(
         sample::run(&ctx, spec, &columns, fraction, mode, redact, &q).await
     }
     .await;
+    judge(result, q, spec, fraction, mode)
+}
+
+/// Diffs a keyed sample of the restored table (registered in `ctx` as [`TABLE`]) with the live
+/// source's (as [`SOURCE`]) at the snapshot's time `cutoff` (Unix seconds), by the `as_of`
+/// column, and turns it into the `sample` check. Both tables are read once.
+pub(crate) async fn live_check(
+    ctx: &deltalake::datafusion::prelude::SessionContext,
+    spec: &CompareSpec,
+    as_of: &str,
+    cutoff: f64,
+    columns: &[String],
+    fraction: f64,
+    redact: &[String],
+) -> SampleCheck {
+    let q = sample::queries_as_of(spec, as_of, cutoff, columns, fraction, TABLE, SOURCE);
+    let result = sample::run(ctx, spec, columns, fraction, DiffMode::AsOf, redact, &q).await;
+    judge(result, q, spec, fraction, DiffMode::AsOf)
+}
+
+/// The `sample` check of a diff that ran, or was skipped because it could not.
+fn judge(
+    result: deltalake::datafusion::error::Result<SampleDiff>,
+    q: sample::DiffQueries,
+    spec: &CompareSpec,
+    fraction: f64,
+    mode: DiffMode,
+) -> SampleCheck {
+    let mut check = CheckResult::new("sample", "sample_diff", Severity::Fail);
+    let mut queries = vec![q.counts.clone()];
     let diff = match result {
         Ok(diff) => diff,
         Err(e) => {
@@ -85,6 +113,9 @@ pub(crate) async fn sample_check(
         "extra": diff.extra,
         "changed": diff.changed,
     });
+    if mode == DiffMode::AsOf {
+        check.observed["changed_later"] = json!(diff.later);
+    }
     check.expected = json!({ "mismatched_rows": 0, "mode": mode });
     if diff.mismatched() > 0 {
         check.fail(describe(&diff, spec, fraction, mode));
@@ -107,6 +138,7 @@ fn describe(diff: &SampleDiff, spec: &CompareSpec, fraction: f64, mode: DiffMode
     let against = match mode {
         DiffMode::Exact => "the source at the snapshot's version",
         DiffMode::AppendOnly => "the current source",
+        DiffMode::AsOf => "the live source as of the snapshot's time",
     };
     let mut parts = match mode {
         DiffMode::Exact => vec![
@@ -116,6 +148,13 @@ fn describe(diff: &SampleDiff, spec: &CompareSpec, fraction: f64, mode: DiffMode
         DiffMode::AppendOnly => {
             vec![format!("{} restored rows not in the source", diff.extra)]
         }
+        DiffMode::AsOf => vec![
+            format!("{} missing from the restore", diff.missing),
+            format!(
+                "{} deleted from the source since (not counted), {} changed there since (not compared)",
+                diff.extra, diff.later
+            ),
+        ],
     };
     let changed = if by_column.is_empty() {
         format!("{} changed", diff.changed)

@@ -64,6 +64,11 @@ pub struct CompareSpec {
     pub fallback: Fallback,
     /// Absolute tolerances of numeric columns; other columns compare exactly.
     pub tolerance: BTreeMap<String, f64>,
+    /// The table compared, for a job whose snapshots hold a database.
+    pub table: Option<String>,
+    /// A column holding when each row last changed (a live database): source rows changed
+    /// after the snapshot's time are not compared.
+    pub as_of: Option<String>,
 }
 
 impl CompareSpec {
@@ -88,6 +93,11 @@ pub enum DiffMode {
     /// Against the current source: only restored rows absent from it (`extra`) or changed
     /// count; source rows added since the snapshot (`missing`) do not.
     AppendOnly,
+    /// Against a live source at the snapshot's time, by the `as_of` column: source rows that
+    /// changed after it are not compared (`later`); rows the source no longer has (`extra`)
+    /// were deleted since and are counted apart; rows missing from the restore and rows
+    /// changed in it count.
+    AsOf,
 }
 
 /// One example row of a diff.
@@ -113,6 +123,8 @@ pub struct SampleDiff {
     pub missing: u64,
     pub extra: u64,
     pub changed: u64,
+    /// (`as_of` diffs) sampled rows the source changed after the snapshot's time: not compared.
+    pub later: u64,
     pub changed_by_column: BTreeMap<String, u64>,
     pub examples: Vec<Example>,
 }
@@ -130,6 +142,7 @@ impl DiffMode {
         match self {
             DiffMode::Exact => missing + extra + changed,
             DiffMode::AppendOnly => extra + changed,
+            DiffMode::AsOf => missing + changed,
         }
     }
 }
@@ -363,12 +376,50 @@ pub fn queries(
     restored: &str,
     source: &str,
 ) -> DiffQueries {
+    build(spec, columns, fraction, mode, None, restored, source)
+}
+
+/// The diff against a live source at the snapshot's time (`cutoff`, Unix seconds): a source
+/// row whose `as_of` column is later was changed after the snapshot and is not compared.
+pub fn queries_as_of(
+    spec: &CompareSpec,
+    as_of: &str,
+    cutoff: f64,
+    columns: &[String],
+    fraction: f64,
+    restored: &str,
+    source: &str,
+) -> DiffQueries {
+    let later = format!("coalesce(to_unixtime({}) > {cutoff}, false)", ident(as_of));
+    build(
+        spec,
+        columns,
+        fraction,
+        DiffMode::AsOf,
+        Some(later),
+        restored,
+        source,
+    )
+}
+
+const LATER: &str = "\"__restore_drill_later\"";
+
+fn build(
+    spec: &CompareSpec,
+    columns: &[String],
+    fraction: f64,
+    mode: DiffMode,
+    later: Option<String>,
+    restored: &str,
+    source: &str,
+) -> DiffQueries {
     let filter = filter(&spec.key, fraction);
     let list: Vec<String> = spec.key.iter().chain(columns).map(|c| ident(c)).collect();
     let list = list.join(", ");
+    let source_later = later.as_deref().unwrap_or("false");
     let with = format!(
         "WITH r AS (SELECT {list}, true AS {SIDE} FROM {restored} WHERE {filter}), \
-         s AS (SELECT {list}, true AS {SIDE} FROM {source} WHERE {filter})"
+         s AS (SELECT {list}, true AS {SIDE}, {source_later} AS {LATER} FROM {source} WHERE {filter})"
     );
     let on: Vec<String> = spec
         .key
@@ -377,6 +428,8 @@ pub fn queries(
         .collect();
     let from = format!("FROM r FULL OUTER JOIN s ON {}", on.join(" AND "));
     let both = format!("r.{SIDE} IS NOT NULL AND s.{SIDE} IS NOT NULL");
+    // Source rows changed after the snapshot are neither missing nor changed.
+    let current = format!("NOT coalesce(s.{LATER}, false)");
     let differs: Vec<String> = columns
         .iter()
         .map(|c| differs(c, spec.tolerance.get(c)))
@@ -389,13 +442,18 @@ pub fn queries(
     let mut select = vec![
         format!("count(r.{SIDE}) AS restored_rows"),
         format!("count(s.{SIDE}) AS source_rows"),
-        format!("count(*) FILTER (WHERE r.{SIDE} IS NULL) AS missing"),
+        format!("count(*) FILTER (WHERE r.{SIDE} IS NULL AND {current}) AS missing"),
         format!("count(*) FILTER (WHERE s.{SIDE} IS NULL) AS extra"),
-        format!("count(*) FILTER (WHERE {both} AND {any}) AS changed"),
+        format!("count(*) FILTER (WHERE {both} AND {current} AND {any}) AS changed"),
     ];
     for (i, d) in differs.iter().enumerate() {
-        select.push(format!("count(*) FILTER (WHERE {both} AND {d}) AS c{i}"));
+        select.push(format!(
+            "count(*) FILTER (WHERE {both} AND {current} AND {d}) AS c{i}"
+        ));
     }
+    select.push(format!(
+        "count(*) FILTER (WHERE s.{SIDE} IS NOT NULL AND NOT {current}) AS later"
+    ));
     let counts = format!("{with} SELECT {} {from}", select.join(", "));
 
     let mut fields = vec![format!(
@@ -422,6 +480,9 @@ pub fn queries(
     let wanted = match mode {
         DiffMode::Exact => format!("r.{SIDE} IS NULL OR s.{SIDE} IS NULL OR {any}"),
         DiffMode::AppendOnly => format!("r.{SIDE} IS NOT NULL AND (s.{SIDE} IS NULL OR {any})"),
+        DiffMode::AsOf => {
+            format!("(r.{SIDE} IS NULL AND {current}) OR ({both} AND {current} AND {any})")
+        }
     };
     let examples = format!(
         "{with} SELECT {} {from} WHERE {wanted} LIMIT {EXAMPLES}",
@@ -470,6 +531,7 @@ pub async fn run(
         missing: count(2),
         extra: count(3),
         changed: count(4),
+        later: count(5 + columns.len()),
         changed_by_column: BTreeMap::new(),
         examples: Vec::new(),
     };

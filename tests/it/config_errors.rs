@@ -501,8 +501,13 @@ fn pg_dump_jobs_are_checked() {
         ),
         (
             "suite = \"tables.toml\"",
-            "suite = \"tables.toml\"\ncompare = { key = [\"id\"], sample_rows = 10 }",
-            "`compare` is not supported for pg_dump jobs in this version",
+            "suite = \"tables.toml\"\ncompare = { key = [\"id\"], sample_rows = 10, table = \"orders\" }",
+            "`compare` names no `as_of`: a live database changes after its dump",
+        ),
+        (
+            "suite = \"tables.toml\"",
+            "suite = \"tables.toml\"\nrpo_column = \"updated_at\"",
+            "`rpo_column` is not supported for pg_dump jobs in this version",
         ),
         (
             "suite = \"tables.toml\"",

@@ -34,12 +34,13 @@ pub(crate) async fn source() -> Database {
              DO $$ BEGIN CREATE ROLE rd_dump_reader NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
              CREATE TABLE orders (
                  id bigint PRIMARY KEY, amount numeric(12,2), note text, placed timestamptz,
-                 day date, flag boolean, score double precision, code uuid, small smallint);
+                 day date, flag boolean, score double precision, code uuid, small smallint,
+                 updated_at timestamptz NOT NULL DEFAULT now());
              INSERT INTO orders
                  SELECT g, (g * 7 % 1000) / 4.0, CASE WHEN g % 10 = 0 THEN NULL ELSE 'note ' || g END,
                         timestamptz '2026-11-30 00:00:00+00' + g * interval '1 minute',
                         date '2026-01-01' + (g % 300), g % 2 = 0, g / 4.0,
-                        md5(g::text)::uuid, (g % 100)::smallint
+                        md5(g::text)::uuid, (g % 100)::smallint, now() - interval '1 hour'
                  FROM generate_series(1, 5000) g;
              CREATE TABLE customers (id integer PRIMARY KEY, name varchar(40) NOT NULL);
              INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 300) g;
@@ -768,4 +769,70 @@ async fn a_pg_dump_is_compared_with_the_live_database() {
     let (code, report) = job.run();
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(report["outcome"], "error");
+}
+
+#[tokio::test]
+async fn rows_are_compared_with_the_live_database_as_of_the_dump() {
+    let db = source().await;
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    let with_compare = std::fs::read_to_string(job.config()).unwrap().replace(
+        "objectives = {",
+        "compare = { table = \"public.orders\", key = [\"id\"], as_of = \"updated_at\", sample_fraction = 1.0 }\nobjectives = {",
+    );
+    std::fs::write(job.config(), with_compare).unwrap();
+    dump(
+        &db,
+        "c",
+        false,
+        &job.backups().join("app_2026-12-01.dump"),
+        &[],
+    );
+    let client = db.client().await;
+    // After the dump: rows changed (by as_of), deleted and added — none is a difference.
+    client
+        .batch_execute(
+            "UPDATE orders SET note = 'changed later', updated_at = now() WHERE id <= 10;
+             DELETE FROM orders WHERE id BETWEEN 11 AND 15;
+             INSERT INTO orders (id, amount) SELECT g, 1 FROM generate_series(10001, 10020) g;",
+        )
+        .await
+        .unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 0, "{report:#}");
+    let sample = check(&report, "sample");
+    assert_eq!(sample["outcome"], "passed", "{sample:#}");
+    assert_eq!(sample["observed"]["changed_later"], 30, "{sample:#}");
+    assert_eq!(sample["observed"]["extra"], 5, "{sample:#}");
+    assert_eq!(report["compare"]["mode"], "as_of");
+
+    // A value that differs from the source in a row the source did not change since: the
+    // restored data is wrong.
+    client
+        .batch_execute("UPDATE orders SET amount = amount + 1 WHERE id = 20")
+        .await
+        .unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    let message = check(&report, "sample")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("1 changed (amount: 1)"), "{message}");
+
+    // Rows the source held before the dump that the dump lacks.
+    client
+        .batch_execute(
+            "UPDATE orders SET amount = amount - 1 WHERE id = 20;
+             INSERT INTO orders (id, amount, updated_at)
+                 SELECT g, 1, now() - interval '2 hours' FROM generate_series(20001, 20003) g;",
+        )
+        .await
+        .unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    let message = check(&report, "sample")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("3 missing from the restore"), "{message}");
 }

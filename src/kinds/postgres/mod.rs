@@ -385,6 +385,35 @@ impl Kind for PgDump {
         ))
     }
 
+    async fn register_source(
+        &self,
+        table: &str,
+        ctx: &SessionContext,
+    ) -> Result<Vec<String>, String> {
+        let config = self.settings.source.config()?;
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| copy::db_error(&e))?;
+        let driver = tokio::spawn(connection);
+        let tables = catalog::tables(&client).await;
+        drop(client);
+        let _ = driver.await;
+        let tables = tables?;
+        let info = catalog::find(&tables, table)
+            .ok_or_else(|| format!("the source has no table {table}"))?;
+        let provider = copy::CopyTable::new(
+            config,
+            &copy::quote_qualified(&info.schema, &info.name),
+            &info.columns,
+        )
+        .provider()
+        .map_err(|e| e.to_string())?;
+        ctx.register_table(crate::verify::diff::SOURCE, Arc::new(provider))
+            .map_err(|e| e.to_string())?;
+        Ok(info.columns.iter().map(|c| c.name.clone()).collect())
+    }
+
     async fn compare_structure(
         &self,
         snapshot: &Snapshot,
