@@ -1,9 +1,11 @@
 //! `restore-drill demo`: a complete drill on one machine with no services. It writes a
 //! `financial_transactions` Delta table, three dated snapshots (the newest healthy, an older
 //! one damaged), a configuration and a suite; drills the healthy and the damaged snapshot, and
-//! prints both results and the metrics those runs export.
+//! prints both results and the metrics those runs export. Where PostgreSQL server binaries are
+//! installed it does the same for a PostgreSQL database and two dumps of it (`postgres.rs`).
 
 pub mod data;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +53,8 @@ pub(crate) struct DemoFiles {
     pub healthy: String,
     pub damaged: String,
     pub damaged_file: String,
+    /// The PostgreSQL part, when server binaries are installed.
+    pub pg: Option<postgres::PgDemo>,
 }
 
 /// Writes the table (`rows` rows over four commits, then a small fifth commit), three dated
@@ -107,13 +111,19 @@ pub(crate) async fn prepare(root: &Path, rows: usize) -> anyhow::Result<DemoFile
         .to_string();
 
     std::fs::write(root.join("checks/financial_transactions.toml"), SUITE)?;
+    let pg = postgres::prepare(root, rows).await?;
     let config = root.join("config.toml");
-    std::fs::write(&config, config_text(root))?;
+    let mut text = config_text(root);
+    if let Some(pg) = &pg {
+        text.push_str(&postgres::job_text(root, pg));
+    }
+    std::fs::write(&config, text)?;
     Ok(DemoFiles {
         config,
         healthy: names[2].clone(),
         damaged,
         damaged_file,
+        pg,
     })
 }
 
@@ -166,7 +176,35 @@ pub async fn run(
     metrics.observe(&damaged);
     print!("{}", drill::summary::render(&damaged));
 
-    println!("\n== The Prometheus metrics these two drills export\n");
+    let mut pg_outcomes = None;
+    if let Some(pg) = &files.pg {
+        let job = config.job("app_db").map_err(anyhow::Error::msg)?;
+        println!(
+            "\n== Drill 3: the newest dump of a PostgreSQL database ({}), restored into a throwaway server\n",
+            pg.healthy
+        );
+        let healthy = drill::run_drill(job, &DrillOptions::default(), &SystemClock, progress).await;
+        metrics.observe(&healthy);
+        print!("{}", drill::summary::render(&healthy));
+        println!(
+            "\n== Drill 4: an older dump ({}), cut in half as an interrupted upload leaves it\n",
+            pg.damaged
+        );
+        let options = DrillOptions {
+            snapshot: Some(pg.damaged.clone()),
+            ..Default::default()
+        };
+        let damaged = drill::run_drill(job, &options, &SystemClock, progress).await;
+        metrics.observe(&damaged);
+        print!("{}", drill::summary::render(&damaged));
+        pg_outcomes = Some((healthy.outcome, damaged.outcome));
+    } else {
+        println!(
+            "\n(No PostgreSQL server binaries in /usr/lib/postgresql/N/bin: the PostgreSQL drills are left out.)"
+        );
+    }
+
+    println!("\n== The Prometheus metrics these drills export\n");
     print!("{}", metrics.render());
 
     println!("\n== Where everything is\n");
@@ -207,13 +245,26 @@ pub async fn run(
         files.config.display()
     );
     println!("      {exe} history --config {}", files.config.display());
-    let expected = healthy.outcome == Outcome::Passed && damaged.outcome == Outcome::Failed;
-    if !expected {
-        anyhow::bail!(
-            "the demo did not go as expected: the healthy drill ended {} and the damaged one {}",
-            healthy.outcome.as_str(),
-            damaged.outcome.as_str()
+    if let Some(mut pg) = files.pg {
+        println!(
+            "\n  The app_db job's source ran only during the demo: its server in {}/postgres-source was stopped, so drilling app_db again needs it started (pg_ctl -D {}/postgres-source/postgres/data start).",
+            root.display(),
+            root.display()
         );
+        if let Err(e) = pg.server.stop().await {
+            tracing::warn!(error = %e, "could not stop the demo's PostgreSQL");
+        }
+    }
+    let mut expected = vec![(healthy.outcome, damaged.outcome)];
+    expected.extend(pg_outcomes);
+    for (good, bad) in expected {
+        if good != Outcome::Passed || bad != Outcome::Failed {
+            anyhow::bail!(
+                "the demo did not go as expected: a healthy drill ended {} and a damaged one {}",
+                good.as_str(),
+                bad.as_str()
+            );
+        }
     }
     Ok((healthy, damaged))
 }

@@ -61,11 +61,22 @@ pub struct SnapshotEvidence {
     /// Deletion vectors the log references, and the rows they remove.
     pub deletion_vectors: Option<usize>,
     pub deleted_rows: Option<u64>,
+    /// A dump's format and the database it is of, from its archive header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dump_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dump_database: Option<String>,
 }
 
 impl From<&Snapshot> for SnapshotEvidence {
     fn from(s: &Snapshot) -> Self {
         let table = s.table.as_ref().ok();
+        let dump = match &s.method {
+            crate::kinds::delta::snapshot::RestoreMethod::PgRestore(dump) => {
+                dump.header.as_ref().ok()
+            }
+            _ => None,
+        };
         Self {
             id: s.id.clone(),
             location: s.location.to_string(),
@@ -76,6 +87,8 @@ impl From<&Snapshot> for SnapshotEvidence {
             bytes: table.map(|t| t.bytes()),
             deletion_vectors: table.map(|t| t.deletion_vectors().count()),
             deleted_rows: table.map(|t| t.deleted_rows()),
+            dump_format: dump.map(|h| h.format.as_str().to_string()),
+            dump_database: dump.and_then(|h| h.database.clone()),
         }
     }
 }
@@ -320,6 +333,8 @@ mod tests {
                 bytes: Some(3000),
                 deletion_vectors: Some(0),
                 deleted_rows: Some(0),
+                dump_format: None,
+                dump_database: None,
             }),
             restore: Some(RestoreEvidence {
                 sandbox: "/sandbox/orders/run".into(),

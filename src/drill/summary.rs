@@ -30,13 +30,28 @@ pub fn render(report: &DrillReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "drill      {}  {}", report.job, report.run_id);
     if let Some(s) = &report.snapshot {
-        let version = s
-            .version
-            .map_or("unreadable log".to_string(), |v| format!("version {v}"));
-        let committed = s.commit_timestamp.map_or(String::new(), |t| {
-            format!(", newest commit {}", t.format("%Y-%m-%d %H:%M:%S UTC"))
-        });
-        let _ = writeln!(out, "snapshot   {} ({version}{committed})", s.id);
+        let described = match &s.dump_format {
+            Some(format) => {
+                let database = s
+                    .dump_database
+                    .as_ref()
+                    .map_or(String::new(), |d| format!(" of database {d}"));
+                let made = s.commit_timestamp.map_or(String::new(), |t| {
+                    format!(", made {}", t.format("%Y-%m-%d %H:%M:%S UTC"))
+                });
+                format!("{format} dump{database}{made}")
+            }
+            None => {
+                let version = s
+                    .version
+                    .map_or("unreadable log".to_string(), |v| format!("version {v}"));
+                let committed = s.commit_timestamp.map_or(String::new(), |t| {
+                    format!(", newest commit {}", t.format("%Y-%m-%d %H:%M:%S UTC"))
+                });
+                format!("{version}{committed}")
+            }
+        };
+        let _ = writeln!(out, "snapshot   {} ({described})", s.id);
         let _ = writeln!(out, "           {}", s.location);
     }
     if let Some(r) = &report.restore {
@@ -53,10 +68,20 @@ pub fn render(report: &DrillReport) -> String {
         let rows = v
             .rows
             .map_or(String::new(), |r| format!(", {r} rows scanned"));
+        let checked = match &v.structure.database {
+            Some(d) => format!(
+                "a restored database of {} table(s) checked by {} and pg_amcheck",
+                d.restore.dump_tables.len(),
+                d.restore.tool
+            ),
+            None => format!(
+                "{} file(s) checked against the log",
+                v.structure.files_checked
+            ),
+        };
         let _ = writeln!(
             out,
-            "verify     {} file(s) checked against the log{rows} in {} ({} quer{})",
-            v.structure.files_checked,
+            "verify     {checked}{rows} in {} ({} quer{})",
             seconds(v.seconds),
             v.queries.len(),
             if v.queries.len() == 1 { "y" } else { "ies" }

@@ -171,6 +171,26 @@ fn the_demo_drills_a_healthy_and_a_damaged_snapshot_and_prints_the_metrics() {
         ),
         "{text}"
     );
+    // The PostgreSQL part (this machine has server binaries): a dump drilled and passing, one
+    // cut in half failing on pg_restore's error.
+    assert!(
+        text.contains("== Drill 3: the newest dump of a PostgreSQL database"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(custom dump of database app, made "),
+        "{text}"
+    );
+    assert!(
+        text.contains("pg_restore reported 1 error: could not read from input file"),
+        "{text}"
+    );
+    assert_eq!(text.matches("outcome    PASSED").count(), 2, "{text}");
+    assert_eq!(text.matches("outcome    FAILED").count(), 2, "{text}");
+    assert!(
+        text.contains("restore_drill_phase_seconds{job=\"app_db\",phase=\"fetch\"}"),
+        "{text}"
+    );
     assert!(dir.path().join("config.toml").is_file());
     assert!(
         dir.path()
