@@ -121,11 +121,32 @@ impl Job {
     /// a column its table lacks or of the wrong type.
     pub fn table_misfits(&self, tables: &[kinds::TableColumns]) -> Vec<String> {
         let mut problems = Vec::new();
-        for table in self.suite.tables() {
-            let found = tables
+        let find = |table: &str| {
+            tables
                 .iter()
-                .find(|t| t.name == table || t.name == format!("public.{table}"));
+                .find(|t| t.name == table || t.name == format!("public.{table}"))
+        };
+        if let Some((table, column)) = self
+            .rpo_column
+            .as_deref()
+            .and_then(kinds::postgres::split_column)
+        {
+            let found = find(table).and_then(|t| t.columns.iter().find(|(c, _)| c == column));
             match found {
+                None => problems.push(format!(
+                    "{}: rpo_column names `{column}` of table `{table}`, which the source does not have",
+                    self.name
+                )),
+                Some((_, t)) if !TypeNeed::Timestamp.fits(t) => problems.push(format!(
+                    "{}: rpo_column needs {} but `{table}.{column}` is {t}",
+                    self.name,
+                    TypeNeed::Timestamp.describe()
+                )),
+                Some(_) => {}
+            }
+        }
+        for table in self.suite.tables() {
+            match find(table) {
                 None => problems.push(format!(
                     "{}: the suite reads table `{table}`, which the source does not have; its tables are: {}",
                     self.name,
@@ -493,11 +514,13 @@ fn read_job(
                 ),
             );
         }
-        if matches!(rpo_column, Some(Some(_))) {
+        if let Some(Some(column)) = &rpo_column
+            && kinds::postgres::split_column(column).is_none()
+        {
             p.report(
                 at,
                 format!(
-                    "{}: `rpo_column` is not supported for pg_dump jobs in this version; leave it out",
+                    "{}: `rpo_column` `{column}` names no table; a pg_dump job's is schema.table.column, e.g. \"public.orders.updated_at\"",
                     f.context()
                 ),
             );

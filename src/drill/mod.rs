@@ -167,7 +167,11 @@ impl<'a> Drill<'a> {
                 queries: std::mem::take(&mut self.queries),
                 compare_seconds,
             });
-            self.measure(&snapshot, restored.seconds, verify_seconds, None)
+            let restored_newest = match &self.job.rpo_column {
+                Some(column) => self.kind.restored_newest_value(column).await.ok().flatten(),
+                None => None,
+            };
+            self.measure(&snapshot, restored.seconds, verify_seconds, restored_newest)
                 .await;
             return Ok(());
         }

@@ -98,6 +98,12 @@ pub trait Kind: Send + Sync {
     /// `rpo_column`); `Ok(None)` when the column holds no value.
     async fn source_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String>;
 
+    /// The newest value of the job's `rpo_column` in the restored data, when the kind reads it
+    /// apart from the suite's scan (a database's `schema.table.column`).
+    async fn restored_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
+        Err(format!("`{column}` is read by the restored table's scan"))
+    }
+
     /// Stops what the restore started (a server) before the run's folder is kept or removed.
     async fn release(&self) {}
 

@@ -507,7 +507,7 @@ fn pg_dump_jobs_are_checked() {
         (
             "suite = \"tables.toml\"",
             "suite = \"tables.toml\"\nrpo_column = \"updated_at\"",
-            "`rpo_column` is not supported for pg_dump jobs in this version",
+            "`rpo_column` `updated_at` names no table; a pg_dump job's is schema.table.column",
         ),
         (
             "suite = \"tables.toml\"",

@@ -777,7 +777,7 @@ async fn rows_are_compared_with_the_live_database_as_of_the_dump() {
     let job = DumpJob::new(&db, DUMP_SUITE);
     let with_compare = std::fs::read_to_string(job.config()).unwrap().replace(
         "objectives = {",
-        "compare = { table = \"public.orders\", key = [\"id\"], as_of = \"updated_at\", sample_fraction = 1.0 }\nobjectives = {",
+        "compare = { table = \"public.orders\", key = [\"id\"], as_of = \"updated_at\", sample_fraction = 1.0 }\nrpo_column = \"public.orders.updated_at\"\nobjectives = {",
     );
     std::fs::write(job.config(), with_compare).unwrap();
     dump(
@@ -804,6 +804,11 @@ async fn rows_are_compared_with_the_live_database_as_of_the_dump() {
     assert_eq!(sample["observed"]["changed_later"], 30, "{sample:#}");
     assert_eq!(sample["observed"]["extra"], 5, "{sample:#}");
     assert_eq!(report["compare"]["mode"], "as_of");
+    // The RPO from the data: the source's newest updated_at (now) against the restored data's
+    // (an hour ago).
+    assert_eq!(report["rpo_basis"], "rpo_column", "{report:#}");
+    let rpo = report["rpo_seconds"].as_f64().unwrap();
+    assert!((3500.0..3700.0).contains(&rpo), "RPO {rpo}");
 
     // A value that differs from the source in a row the source did not change since: the
     // restored data is wrong.

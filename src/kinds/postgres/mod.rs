@@ -380,9 +380,22 @@ impl Kind for PgDump {
     }
 
     async fn source_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
-        Err(format!(
-            "rpo_column `{column}` is not read from PostgreSQL sources in this version"
-        ))
+        let config = self.settings.source.config()?;
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| copy::db_error(&e))?;
+        let driver = tokio::spawn(connection);
+        let newest = newest_value(&client, column).await;
+        drop(client);
+        let _ = driver.await;
+        newest
+    }
+
+    async fn restored_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
+        let guard = self.restored.lock().await;
+        let restored = guard.as_ref().ok_or("nothing was restored")?;
+        newest_value(&connect(&restored.server).await?, column).await
     }
 
     async fn register_source(
@@ -483,6 +496,35 @@ impl Kind for PgDump {
             tracing::warn!(error = %e, "could not stop the drill's server");
         }
     }
+}
+
+/// `schema.table.column`, or `table.column` of a table in `public`, as table and column.
+pub fn split_column(qualified: &str) -> Option<(&str, &str)> {
+    let (table, column) = qualified.rsplit_once('.')?;
+    (!table.is_empty() && !column.is_empty()).then_some((table, column))
+}
+
+/// The newest value of a timestamp or date column (`schema.table.column`) in the database
+/// `client` is connected to, to the microsecond.
+async fn newest_value(
+    client: &tokio_postgres::Client,
+    qualified: &str,
+) -> Result<Option<DateTime<Utc>>, String> {
+    let (table, column) = split_column(qualified)
+        .ok_or_else(|| format!("`{qualified}` names no table; write schema.table.column"))?;
+    let tables = catalog::tables(client).await?;
+    let info = catalog::find(&tables, table).ok_or_else(|| format!("there is no table {table}"))?;
+    let sql = format!(
+        "SELECT (extract(epoch FROM max({})) * 1000000)::bigint FROM {}",
+        copy::quote_ident(column),
+        copy::quote_qualified(&info.schema, &info.name)
+    );
+    let row = client
+        .query_one(&sql, &[])
+        .await
+        .map_err(|e| copy::db_error(&e))?;
+    let micros: Option<i64> = row.get(0);
+    Ok(micros.and_then(DateTime::from_timestamp_micros))
 }
 
 /// A table's name and its columns with the suite's type names.
