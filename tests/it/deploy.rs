@@ -347,6 +347,50 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
     );
     let dependencies = dockerfile.find("COPY Cargo.toml").unwrap();
     assert!(dependencies < dockerfile.find("COPY . .").unwrap());
+    // The dependency layer builds from the manifest alone: every target it declares needs a
+    // stand-in file there, or cargo refuses the manifest.
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let stubs = dockerfile
+        .lines()
+        .find(|l| l.contains("for target in"))
+        .unwrap()
+        .to_string();
+    let mut section = "";
+    let mut targets = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if let Some(name) = line
+            .strip_prefix("name = \"")
+            .and_then(|n| n.strip_suffix('"'))
+            && section == "[[bench]]"
+        {
+            targets.push(format!("benches/{name}"));
+        } else if let Some(path) = line
+            .strip_prefix("path = \"")
+            .and_then(|p| p.strip_suffix(".rs\""))
+            && section == "[[test]]"
+        {
+            targets.push(path.to_string());
+        }
+    }
+    assert!(
+        targets.len() >= 2,
+        "the manifest's targets were not read: {targets:?}"
+    );
+    for target in targets {
+        assert!(
+            stubs
+                .split_whitespace()
+                .any(|word| word.trim_end_matches(';') == target),
+            "the Dockerfile's dependency layer has no stand-in for {target}.rs: {stubs}"
+        );
+    }
+    // pg_dump jobs need PostgreSQL's server binaries in the image.
+    assert!(
+        dockerfile.contains("postgresql-15"),
+        "the image lacks PostgreSQL's server binaries"
+    );
     // Every folder a named volume of the compose file is mounted on exists in the image with
     // the service user's ownership, or belongs to another image.
     let owned = dockerfile
