@@ -841,3 +841,31 @@ async fn rows_are_compared_with_the_live_database_as_of_the_dump() {
         .to_string();
     assert!(message.contains("3 missing from the restore"), "{message}");
 }
+
+#[tokio::test]
+async fn a_plain_dump_restored_without_its_owners_says_which_setting_to_use() {
+    let db = source().await;
+    let (_dir, run) = run_folder();
+    let file = run.join("app.sql");
+    dump(&db, "p", false, &file, &[]);
+    let mut server = Throwaway::start(binaries(), &run, "postgres")
+        .await
+        .unwrap();
+    let log = restore(&server, &file, Format::Plain, Owners::Skip)
+        .await
+        .unwrap();
+    assert!(
+        log.errors
+            .iter()
+            .any(|e| e.contains("role \"rd_dump_owner\" does not exist")),
+        "{log:?}"
+    );
+    assert!(
+        log.errors
+            .last()
+            .unwrap()
+            .contains("set `owners = \"create\"`"),
+        "{log:?}"
+    );
+    server.stop().await.unwrap();
+}

@@ -169,6 +169,18 @@ pub async fn restore(
     } {
         log.error(error);
     }
+    // A plain script replays its owners and grants whatever pg_restore's options would say.
+    if script.is_some()
+        && owners == Owners::Skip
+        && log
+            .errors
+            .iter()
+            .any(|e| e.contains("role \"") && e.contains("does not exist"))
+    {
+        log.errors.push(
+            "a plain SQL dump sets owners and grants itself: with `owners = \"skip\"` its roles are missing; set `owners = \"create\"`".into(),
+        );
+    }
     if !out.status.success() && log.error_count == 0 {
         log.error(format!(
             "{} ended with {} without naming an error",
