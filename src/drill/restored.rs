@@ -8,7 +8,7 @@ use super::{
     refuse_features, scanned_rows,
 };
 use crate::config::Job;
-use crate::kinds::delta::restore::name_some;
+use crate::kinds::structure::name_some;
 use crate::kinds::{Snapshot, StructureReport};
 use crate::verify::plan::{AggregatePlan, newest_seconds};
 use crate::verify::sample::{CompareSpec, SampleCollector};

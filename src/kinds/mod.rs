@@ -9,11 +9,16 @@
 //! and its structure a `StructureReport::database`.
 
 pub mod delta;
+pub mod pattern;
 pub mod postgres;
+pub mod restore;
+pub mod settings;
+pub mod snapshot;
+pub mod structure;
 
 pub use delta::restore::{CopyProgress, PhaseTime, RestoreError, RestoreOutcome, StructureReport};
-pub use delta::snapshot::{PointInTime, Snapshot, SnapshotError, SnapshotSource};
 pub use delta::table::TableInfo;
+pub use snapshot::{PointInTime, RestoreMethod, Snapshot, SnapshotError, SnapshotSource};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -176,7 +181,7 @@ pub enum SourceAt {
 }
 
 /// Reads a job's `snapshots` table: which kind, and its settings.
-pub use delta::settings::read as read_snapshots;
+pub use settings::read as read_snapshots;
 
 /// What a job's snapshots are of: a Delta table's folder, or a live PostgreSQL database.
 #[derive(Debug, Clone)]

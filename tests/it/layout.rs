@@ -159,3 +159,31 @@ fn a_cycle_is_found_and_named() {
     graph.get_mut("c").unwrap().clear();
     assert_eq!(find_cycle(&graph), None);
 }
+
+#[test]
+fn a_family_of_data_imports_no_other_family() {
+    let kinds = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/kinds");
+    let families: Vec<String> = std::fs::read_dir(&kinds)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        families.contains(&"delta".to_string()) && families.contains(&"postgres".to_string()),
+        "the families were not read: {families:?}"
+    );
+    for family in &families {
+        for file in rust_files(&kinds.join(family)) {
+            let code = code(&file);
+            for other in families.iter().filter(|o| *o != family) {
+                assert!(
+                    !code.contains(&format!("kinds::{other}::"))
+                        && !code.contains(&format!("super::{other}::")),
+                    "{} imports the family `{other}`; what families share belongs in src/kinds/",
+                    file.display()
+                );
+            }
+        }
+    }
+}

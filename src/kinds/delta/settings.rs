@@ -1,137 +1,29 @@
-//! A job's `snapshots` table: the kind (`delta_copy`, `delta_time_travel`, `s3_versions`, or
-//! `pg_dump`, whose settings `kinds/postgres/settings.rs` reads) and its settings, read with
-//! every problem reported at its position.
+//! The Delta kinds' settings in a job's `snapshots` table: `delta_copy` (`location`,
+//! `pattern`), `delta_time_travel` (a point in time of the source's own history) and
+//! `s3_versions` (`location` in a versioned bucket and a point in time).
 
 use std::path::Path;
 
 use chrono::DateTime;
 
-use super::snapshot::{PointInTime, SnapshotPattern, SnapshotSource};
-use crate::kinds::Source;
-use crate::kinds::postgres::settings::{DumpOptions, DumpSettings, read_dump};
+use crate::kinds::pattern::SnapshotPattern;
+use crate::kinds::settings::SnapshotKindSpec;
+use crate::kinds::snapshot::PointInTime;
 use crate::primitives::fields::{Fields, Located, Problems};
 use crate::storage::Location;
 
-/// A snapshot source as read, before the job's storage profiles are applied.
-pub struct SnapshotSpec {
-    kind: SnapshotKindSpec,
-    /// `snapshots.storage`: the profile of the backup location, when it differs from the job's.
-    pub storage: Option<Located<String>>,
-}
-
-/// The kinds with their settings; time travel has no backup location (it reads the source).
-enum SnapshotKindSpec {
-    DeltaCopy {
-        location: Location,
-        pattern: SnapshotPattern,
-    },
-    TimeTravel(PointInTime),
-    Versions {
-        location: Location,
-        at: PointInTime,
-    },
-    PgDump {
-        location: Location,
-        pattern: SnapshotPattern,
-        options: DumpOptions,
-    },
-}
-
-impl SnapshotSpec {
-    /// The backup location, if the kind has one.
-    pub fn location(&self) -> Option<&Location> {
-        match &self.kind {
-            SnapshotKindSpec::DeltaCopy { location, .. }
-            | SnapshotKindSpec::Versions { location, .. }
-            | SnapshotKindSpec::PgDump { location, .. } => Some(location),
-            SnapshotKindSpec::TimeTravel(_) => None,
-        }
-    }
-
-    /// Whether the job's source is a live database (else a Delta table's folder).
-    pub fn reads_database(&self) -> bool {
-        matches!(self.kind, SnapshotKindSpec::PgDump { .. })
-    }
-
-    pub(crate) fn location_mut(&mut self) -> Option<&mut Location> {
-        match &mut self.kind {
-            SnapshotKindSpec::DeltaCopy { location, .. }
-            | SnapshotKindSpec::Versions { location, .. }
-            | SnapshotKindSpec::PgDump { location, .. } => Some(location),
-            SnapshotKindSpec::TimeTravel(_) => None,
-        }
-    }
-
-    /// The job's snapshots with the source they are compared with; an error when the source is
-    /// not of the kind's family (a Delta kind with a database, or the reverse).
-    pub(crate) fn into_source(self, source: &Source) -> Result<SnapshotSource, String> {
-        let kind = match &self.kind {
-            SnapshotKindSpec::PgDump { .. } => "pg_dump",
-            _ => "Delta",
-        };
-        match (self.kind, source) {
-            (SnapshotKindSpec::DeltaCopy { location, pattern }, Source::Storage(source)) => {
-                Ok(SnapshotSource::DeltaCopy {
-                    location,
-                    pattern,
-                    source: source.clone(),
-                })
-            }
-            (SnapshotKindSpec::TimeTravel(at), Source::Storage(source)) => {
-                Ok(SnapshotSource::DeltaTimeTravel {
-                    source: source.clone(),
-                    at,
-                })
-            }
-            (SnapshotKindSpec::Versions { location, at }, Source::Storage(source)) => {
-                Ok(SnapshotSource::S3Versions {
-                    location,
-                    at,
-                    source: source.clone(),
-                })
-            }
-            (
-                SnapshotKindSpec::PgDump {
-                    location,
-                    pattern,
-                    options,
-                },
-                Source::Postgres(db),
-            ) => Ok(SnapshotSource::PgDump(Box::new(DumpSettings {
-                location,
-                pattern,
-                postgres_bin: options.postgres_bin,
-                postgres_user: options.postgres_user,
-                owners: options.owners,
-                dump_timezone: options.dump_timezone,
-                source: db.clone(),
-                schema_differences: options.schema_differences,
-            }))),
-            (_, source) => Err(format!(
-                "a {kind} job cannot drill against the source {source}"
-            )),
-        }
-    }
-}
-
-pub(crate) const SNAPSHOT_KINDS: &str =
-    "\"delta_copy\", \"delta_time_travel\", \"s3_versions\" or \"pg_dump\"";
-
-pub fn read(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<SnapshotSpec>> {
-    let context = format!("{} snapshots", f.context());
-    let mut s = f.required_table(
-        "snapshots",
-        "e.g. { kind = \"delta_copy\", location = \"/backups/daily\", pattern = \"orders_{date}\" }",
-        context,
-        p,
-    )?;
-    let at = s.at();
-    let kind = s.required_string("kind", SNAPSHOT_KINDS, p);
-    let storage = s.string("storage", p);
-    let spec = match kind.as_ref().map(|k| k.value.as_str()) {
-        Some("delta_copy") => {
+/// Reads the settings of the Delta kind `name` (`kind` and `storage` already read).
+pub(crate) fn read_kind(
+    name: &str,
+    s: &mut Fields,
+    base: &Path,
+    storage: &Option<Located<String>>,
+    p: &mut Problems,
+) -> Option<SnapshotKindSpec> {
+    match name {
+        "delta_copy" => {
             let location = Location::read(
-                &mut s,
+                s,
                 "location",
                 "the folder holding the snapshot folders",
                 base,
@@ -152,17 +44,14 @@ pub fn read(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<Sna
                 });
             location
                 .zip(pattern)
-                .map(|(location, pattern)| SnapshotSpec {
-                    kind: SnapshotKindSpec::DeltaCopy {
-                        location: location.value,
-                        pattern,
-                    },
-                    storage,
+                .map(|(location, pattern)| SnapshotKindSpec::DeltaCopy {
+                    location: location.value,
+                    pattern,
                 })
         }
-        Some("delta_time_travel") => {
-            let point = point_in_time(&mut s, true, p);
-            if let Some(storage) = &storage {
+        "delta_time_travel" => {
+            let point = point_in_time(s, true, p);
+            if let Some(storage) = storage {
                 p.report(
                     storage.at,
                     format!(
@@ -171,14 +60,11 @@ pub fn read(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<Sna
                     ),
                 );
             }
-            point.map(|at| SnapshotSpec {
-                kind: SnapshotKindSpec::TimeTravel(at),
-                storage: None,
-            })
+            point.map(SnapshotKindSpec::TimeTravel)
         }
-        Some("s3_versions") => {
+        "s3_versions" => {
             let location = Location::read(
-                &mut s,
+                s,
                 "location",
                 "the prefix in a versioned bucket, e.g. \"s3://lake/orders/\"",
                 base,
@@ -197,39 +83,16 @@ pub fn read(f: &mut Fields, base: &Path, p: &mut Problems) -> Option<Located<Sna
                 }
                 on_s3
             });
-            let point = point_in_time(&mut s, false, p);
-            location.zip(point).map(|(location, at)| SnapshotSpec {
-                kind: SnapshotKindSpec::Versions {
+            let point = point_in_time(s, false, p);
+            location
+                .zip(point)
+                .map(|(location, at)| SnapshotKindSpec::Versions {
                     location: location.value,
                     at,
-                },
-                storage,
-            })
+                })
         }
-        Some("pg_dump") => {
-            read_dump(&mut s, base, p).map(|(location, pattern, options)| SnapshotSpec {
-                kind: SnapshotKindSpec::PgDump {
-                    location,
-                    pattern,
-                    options,
-                },
-                storage,
-            })
-        }
-        Some(other) => {
-            p.report(
-                kind.as_ref().map_or(at, |k| k.at),
-                format!(
-                    "{}: unknown snapshot kind `{other}`; use {SNAPSHOT_KINDS}",
-                    s.context()
-                ),
-            );
-            None
-        }
-        None => None,
-    };
-    s.finish(p);
-    spec.map(|spec| Located::new(spec, at))
+        _ => None,
+    }
 }
 
 /// The point in time a snapshot is taken at: `lag` (before now), `timestamp`, or — for time

@@ -19,12 +19,10 @@ use chrono::{DateTime, Utc};
 use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use super::{Kind, RestorePlan, SourceAt, TableColumns};
-use crate::kinds::delta::restore::{
-    CopyProgress, PhaseTime, RestoreError, RestoreOutcome, StructureReport,
-};
-use crate::kinds::delta::snapshot::{RestoreMethod, Snapshot, SnapshotError};
-use crate::kinds::delta::table::TableInfo;
+use super::restore::{CopyProgress, PhaseTime, RestoreError, RestoreOutcome};
+use super::snapshot::{RestoreMethod, Snapshot, SnapshotError};
+use super::structure::{StructureReport, name_some};
+use super::{Kind, RestorePlan, SourceAt, TableColumns, TableInfo};
 use crate::storage::{ReadOnlyDir, RunSandbox, StorageError};
 use crate::verify::plan::TABLE;
 use crate::verify::suite::Severity;
@@ -479,10 +477,7 @@ impl Kind for PgDump {
             if !differences.is_empty() {
                 found.push((
                     severity,
-                    format!(
-                        "{what}: {}",
-                        crate::kinds::delta::restore::name_some(differences.iter())
-                    ),
+                    format!("{what}: {}", name_some(differences.iter())),
                 ));
             }
         }

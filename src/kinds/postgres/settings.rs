@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::restore::Owners;
-use crate::kinds::delta::snapshot::SnapshotPattern;
+use crate::kinds::pattern::SnapshotPattern;
 use crate::primitives::fields::{Fields, Problems};
 use crate::storage::Location;
 use crate::verify::suite::Severity;

@@ -8,7 +8,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use tokio::io::AsyncReadExt;
 
 use super::archive::{self, Header};
-use crate::kinds::delta::snapshot::{SnapshotError, SnapshotPattern};
+use crate::kinds::pattern::SnapshotPattern;
+use crate::kinds::snapshot::SnapshotError;
 use crate::storage::{FileEntry, Location, ReadOnlyDir};
 
 /// How many bytes of a dump are read to find its header (a plain dump's comments included).

@@ -1,4 +1,4 @@
-//! Snapshot folder name patterns: `financial_transactions_{date}` and friends.
+//! Snapshot name patterns: `financial_transactions_{date}`, `app_{date}.dump` and friends.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
