@@ -121,11 +121,7 @@ impl Job {
     /// a column its table lacks or of the wrong type.
     pub fn table_misfits(&self, tables: &[kinds::TableColumns]) -> Vec<String> {
         let mut problems = Vec::new();
-        let find = |table: &str| {
-            tables
-                .iter()
-                .find(|t| t.name == table || t.name == format!("public.{table}"))
-        };
+        let find = |table: &str| kinds::TableColumns::find(tables, table);
         if let Some((table, column)) = self
             .rpo_column
             .as_deref()

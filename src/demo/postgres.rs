@@ -146,13 +146,10 @@ pub(crate) async fn prepare(root: &Path, rows: usize) -> anyhow::Result<Option<P
 }
 
 async fn connect(server: &Throwaway, database: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = server
-        .config(database)
-        .connect(tokio_postgres::NoTls)
+    crate::kinds::postgres::open(&server.config(database))
         .await
-        .with_context(|| format!("connecting to the demo's database {database}"))?;
-    tokio::spawn(connection);
-    Ok(client)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("connecting to the demo's database {database}"))
 }
 
 /// Lets other users enter `dir` (read and traverse, not write).

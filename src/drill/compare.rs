@@ -8,7 +8,7 @@ use deltalake::arrow::array::RecordBatch;
 use super::{Drill, DrillError, Finding, Scanned};
 use crate::kinds::{Snapshot, SourceAt, StructureReport};
 use crate::verify::plan::{AggregatePlan, ScanValues};
-use crate::verify::sample::{CompareSpec, DiffMode, Fallback, SampleCollector};
+use crate::verify::sample::{CompareSpec, DiffMode, Fallback, SampleCollector, SampleSize};
 use crate::verify::suite::Severity;
 use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, diff, queries, scan};
 
@@ -115,6 +115,11 @@ impl Drill<'_> {
             &self.job.redact,
         )
         .await;
+        self.record_sample(outcome);
+    }
+
+    /// Records the `sample` check: its statements, its diff, and why it could not run.
+    fn record_sample(&mut self, outcome: diff::SampleCheck) {
         for sql in outcome.queries {
             self.query("compare", sql);
         }
@@ -246,32 +251,24 @@ impl Drill<'_> {
             .filter(|c| source_columns.contains(c) && !spec.key.contains(c))
             .cloned()
             .collect();
-        let rows = scan::single_value(
-            &ctx,
-            &format!("SELECT count(*) FROM {}", crate::verify::plan::TABLE),
-        )
-        .await
-        .ok()
-        .and_then(|v| crate::verify::values::as_f64(&v))
-        .map(|n| n as u64);
+        // A sample sized in rows needs the table's row count: one more read of the restored
+        // table, only then.
+        let rows = match spec.sample {
+            SampleSize::Rows(_) => scan::single_value(
+                &ctx,
+                &format!("SELECT count(*) FROM {}", crate::verify::plan::TABLE),
+            )
+            .await
+            .ok()
+            .and_then(|v| crate::verify::values::as_f64(&v))
+            .map(|n| n as u64),
+            SampleSize::Fraction(_) => None,
+        };
         let fraction = spec.fraction(rows);
         let cutoff = (taken - IN_FLIGHT).timestamp_millis() as f64 / 1000.0;
         let outcome =
             diff::live_check(&ctx, spec, as_of, cutoff, &columns, fraction, &job.redact).await;
-        for sql in outcome.queries {
-            self.query("compare", sql);
-        }
-        if let Some(message) = outcome.warning {
-            self.report.findings.push(Finding {
-                check: "sample".into(),
-                severity: Severity::Warn,
-                message,
-            });
-        }
-        if outcome.diff.is_some() {
-            self.report.compare = outcome.diff;
-        }
-        self.report.checks.push(outcome.check);
+        self.record_sample(outcome);
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::config::Job;
 use crate::kinds::structure::name_some;
-use crate::kinds::{Snapshot, StructureReport};
+use crate::kinds::{Snapshot, StructureReport, TableColumns};
 use crate::verify::plan::{AggregatePlan, newest_seconds};
 use crate::verify::sample::{CompareSpec, SampleCollector};
 use crate::verify::suite::{Severity, Suite};
@@ -91,11 +91,7 @@ impl<'a> Drill<'a> {
         };
         for table in job.suite.tables() {
             let suite = job.suite.for_table(table);
-            let found = database
-                .tables
-                .iter()
-                .find(|t| t.name == table || t.name == format!("public.{table}"));
-            let Some(found) = found else {
+            let Some(found) = TableColumns::find(&database.tables, table) else {
                 self.fail_all(
                     &suite,
                     &format!("the restored database has no table {table}"),

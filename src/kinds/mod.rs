@@ -150,6 +150,15 @@ pub struct TableColumns {
     pub columns: Vec<(String, String)>,
 }
 
+impl TableColumns {
+    /// The table a suite names among `tables`: `schema.name`, or `name` of a table in `public`.
+    pub fn find<'a>(tables: &'a [TableColumns], name: &str) -> Option<&'a TableColumns> {
+        tables
+            .iter()
+            .find(|t| t.name == name || t.name == format!("public.{name}"))
+    }
+}
+
 /// What a restore would do.
 #[derive(Debug, Clone)]
 pub struct RestorePlan {

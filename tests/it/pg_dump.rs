@@ -87,6 +87,11 @@ fn run_folder() -> (tempfile::TempDir, PathBuf) {
     (dir, run)
 }
 
+/// A throwaway server in the run folder `run`.
+async fn start(run: &Path) -> Throwaway {
+    Throwaway::start(binaries(), run, "postgres").await.unwrap()
+}
+
 async fn restored_client(server: &Throwaway) -> tokio_postgres::Client {
     let (client, connection) = server
         .config(RESTORED_DATABASE)
@@ -193,9 +198,7 @@ async fn every_format_is_found_restored_and_scanned_like_postgresql() {
             std::fs::create_dir_all(target.parent().unwrap()).unwrap();
             std::fs::copy(backups.path().join(&file.relative), &target).unwrap();
         }
-        let mut server = Throwaway::start(binaries(), &run, "postgres")
-            .await
-            .unwrap();
+        let mut server = start(&run).await;
         assert!(
             !server
                 .socket_dir()
@@ -254,9 +257,7 @@ async fn a_truncated_dump_and_a_left_out_table_are_named() {
     let (_dir, run) = run_folder();
     let cut = run.join("cut.dump");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    let mut server = Throwaway::start(binaries(), &run, "postgres")
-        .await
-        .unwrap();
+    let mut server = start(&run).await;
     let log = restore(&server, &cut, Format::Custom, Owners::Create)
         .await
         .unwrap();
@@ -274,9 +275,7 @@ async fn a_truncated_dump_and_a_left_out_table_are_named() {
     let (_dir, run) = run_folder();
     let partial = run.join("partial.dump");
     dump(&db, "c", false, &partial, &["-T", "customers"]);
-    let mut server = Throwaway::start(binaries(), &run, "postgres")
-        .await
-        .unwrap();
+    let mut server = start(&run).await;
     let log = restore(&server, &partial, Format::Custom, Owners::Skip)
         .await
         .unwrap();
@@ -296,9 +295,7 @@ async fn amcheck_names_a_corrupted_index() {
     let (_dir, run) = run_folder();
     let file = run.join("app.dump");
     dump(&db, "c", false, &file, &[]);
-    let mut server = Throwaway::start(binaries(), &run, "postgres")
-        .await
-        .unwrap();
+    let mut server = start(&run).await;
     let log = restore(&server, &file, Format::Custom, Owners::Create)
         .await
         .unwrap();
@@ -329,9 +326,7 @@ async fn amcheck_names_a_corrupted_index() {
 #[tokio::test]
 async fn a_server_left_running_is_stopped_before_its_folder_goes() {
     let (_dir, run) = run_folder();
-    let server = Throwaway::start(binaries(), &run, "postgres")
-        .await
-        .unwrap();
+    let server = start(&run).await;
     let pid_file = server.data_dir().join("postmaster.pid");
     let pid: u32 = std::fs::read_to_string(&pid_file)
         .unwrap()
@@ -363,9 +358,7 @@ async fn removing_a_run_folder_stops_the_server_its_drill_left_running() {
     for parent in [folder.parent().unwrap(), &folder] {
         std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let server = Throwaway::start(binaries(), &folder, "postgres")
-        .await
-        .unwrap();
+    let server = start(&folder).await;
     let pid = std::fs::read_to_string(server.data_dir().join("postmaster.pid")).unwrap();
     let proc = format!("/proc/{}", pid.lines().next().unwrap());
     // The drill's process died without stopping it: nothing drops the handle.
@@ -394,9 +387,7 @@ async fn a_sequence_behind_its_column_is_named() {
     let (_dir, run) = run_folder();
     let file = run.join("app.dump");
     dump(&db, "c", false, &file, &[]);
-    let mut server = Throwaway::start(binaries(), &run, "postgres")
-        .await
-        .unwrap();
+    let mut server = start(&run).await;
     restore(&server, &file, Format::Custom, Owners::Create)
         .await
         .unwrap();
@@ -476,6 +467,17 @@ objectives = {{ rpo = "26h", rto = "1h" }}
         DumpJob { dir }
     }
 
+    /// `pg_dump -Fc` of `db` as the job's newest dump, with extra arguments.
+    fn dump_of(&self, db: &Database, extra: &[&str]) {
+        dump(
+            db,
+            "c",
+            false,
+            &self.backups().join("app_2026-12-01.dump"),
+            extra,
+        );
+    }
+
     fn backups(&self) -> PathBuf {
         self.dir.path().join("backups")
     }
@@ -502,6 +504,14 @@ objectives = {{ rpo = "26h", rto = "1h" }}
     }
 }
 
+/// The message of the check `id` of a report.
+fn message(report: &serde_json::Value, id: &str) -> String {
+    check(report, id)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
     report["checks"]
         .as_array()
@@ -516,13 +526,7 @@ async fn a_pg_dump_job_is_listed_planned_validated_and_drilled() {
     use crate::helpers::{cli, stderr, stdout};
     let db = source().await;
     let job = DumpJob::new(&db, DUMP_SUITE);
-    dump(
-        &db,
-        "c",
-        false,
-        &job.backups().join("app_2026-12-01.dump"),
-        &[],
-    );
+    job.dump_of(&db, &[]);
 
     let out = cli(&["snapshots", "--config", &job.config(), "app"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -590,21 +594,10 @@ async fn a_pg_dump_drill_fails_naming_what_is_wrong() {
 
     // A table left out of the dump.
     let job = DumpJob::new(&db, DUMP_SUITE);
-    dump(
-        &db,
-        "c",
-        false,
-        &job.backups().join("app_2026-12-01.dump"),
-        &["-T", "customers"],
-    );
+    job.dump_of(&db, &["-T", "customers"]);
     let (code, report) = job.run();
     assert_eq!(code, 1, "{report:#}");
-    assert!(
-        check(&report, "customers-rows")["message"]
-            .as_str()
-            .unwrap()
-            .contains("has no table customers")
-    );
+    assert!(message(&report, "customers-rows").contains("has no table customers"));
 
     // A dump cut short.
     let job = DumpJob::new(&db, DUMP_SUITE);
@@ -644,19 +637,11 @@ async fn a_pg_dump_drill_fails_naming_what_is_wrong() {
         .await
         .unwrap();
     let job = DumpJob::new(&db, DUMP_SUITE);
-    dump(
-        &db,
-        "c",
-        false,
-        &job.backups().join("app_2026-12-01.dump"),
-        &[],
-    );
+    job.dump_of(&db, &[]);
     let (code, report) = job.run();
     assert_eq!(code, 1, "{report:#}");
     assert!(
-        check(&report, "structure")["message"]
-            .as_str()
-            .unwrap()
+        message(&report, "structure")
             .contains("events_id_seq hands out 11 next but events.id already holds 50")
     );
 
@@ -684,53 +669,26 @@ async fn a_pg_dump_is_compared_with_the_live_database() {
         &db,
         &DUMP_SUITE.replace("table = \"customers\"", "table = \"orders\""),
     );
-    dump(
-        &db,
-        "c",
-        false,
-        &job.backups().join("app_2026-12-01.dump"),
-        &["-T", "customers"],
-    );
+    job.dump_of(&db, &["-T", "customers"]);
     let (code, report) = job.run();
     assert_eq!(code, 1, "{report:#}");
-    let source = check(&report, "source");
-    assert!(
-        source["message"]
-            .as_str()
-            .unwrap()
-            .contains("table public.customers is missing"),
-        "{source:#}"
-    );
+    let said = message(&report, "source");
+    assert!(said.contains("table public.customers is missing"), "{said}");
 
     // A dump of another database with the same tables.
-    let other = crate::pg_dump::source().await;
+    let other = source().await;
     let job = DumpJob::new(&db, DUMP_SUITE);
-    dump(
-        &other,
-        "c",
-        false,
-        &job.backups().join("app_2026-12-01.dump"),
-        &[],
-    );
+    job.dump_of(&other, &[]);
     let (code, report) = job.run();
     assert_eq!(code, 1, "{report:#}");
     assert!(
-        check(&report, "source")["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("the dump is of database `{}`", other.name)),
+        message(&report, "source").contains(&format!("the dump is of database `{}`", other.name)),
         "{report:#}"
     );
 
     // The source changed since the dump (a table added): a warning, and the drill passes.
     let job = DumpJob::new(&db, DUMP_SUITE);
-    dump(
-        &db,
-        "c",
-        false,
-        &job.backups().join("app_2026-12-01.dump"),
-        &[],
-    );
+    job.dump_of(&db, &[]);
     db.client()
         .await
         .batch_execute("CREATE TABLE added_later (id int)")
@@ -780,13 +738,7 @@ async fn rows_are_compared_with_the_live_database_as_of_the_dump() {
         "compare = { table = \"public.orders\", key = [\"id\"], as_of = \"updated_at\", sample_fraction = 1.0 }\nrpo_column = \"public.orders.updated_at\"\nobjectives = {",
     );
     std::fs::write(job.config(), with_compare).unwrap();
-    dump(
-        &db,
-        "c",
-        false,
-        &job.backups().join("app_2026-12-01.dump"),
-        &[],
-    );
+    job.dump_of(&db, &[]);
     let client = db.client().await;
     // After the dump: rows changed (by as_of), deleted and added — none is a difference.
     client
@@ -818,11 +770,8 @@ async fn rows_are_compared_with_the_live_database_as_of_the_dump() {
         .unwrap();
     let (code, report) = job.run();
     assert_eq!(code, 1, "{report:#}");
-    let message = check(&report, "sample")["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(message.contains("1 changed (amount: 1)"), "{message}");
+    let said = message(&report, "sample");
+    assert!(said.contains("1 changed (amount: 1)"), "{said}");
 
     // Rows the source held before the dump that the dump lacks.
     client
@@ -835,11 +784,8 @@ async fn rows_are_compared_with_the_live_database_as_of_the_dump() {
         .unwrap();
     let (code, report) = job.run();
     assert_eq!(code, 1, "{report:#}");
-    let message = check(&report, "sample")["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(message.contains("3 missing from the restore"), "{message}");
+    let said = message(&report, "sample");
+    assert!(said.contains("3 missing from the restore"), "{said}");
 }
 
 #[tokio::test]
@@ -848,9 +794,7 @@ async fn a_plain_dump_restored_without_its_owners_says_which_setting_to_use() {
     let (_dir, run) = run_folder();
     let file = run.join("app.sql");
     dump(&db, "p", false, &file, &[]);
-    let mut server = Throwaway::start(binaries(), &run, "postgres")
-        .await
-        .unwrap();
+    let mut server = start(&run).await;
     let log = restore(&server, &file, Format::Plain, Owners::Skip)
         .await
         .unwrap();
@@ -868,4 +812,65 @@ async fn a_plain_dump_restored_without_its_owners_says_which_setting_to_use() {
         "{log:?}"
     );
     server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_archive_time_is_read_in_the_dumping_machines_zone() {
+    let db = source().await;
+    let backups = tempfile::tempdir().unwrap();
+    dump(
+        &db,
+        "c",
+        false,
+        &backups.path().join("app_2026-12-01.dump"),
+        &[],
+    );
+    let location = Location::parse(&backups.path().display().to_string(), Path::new("/")).unwrap();
+    let pattern = SnapshotPattern::parse("app_{date}.dump").unwrap();
+    let utc = snapshot::choose(&location, &pattern, chrono_tz::UTC, None)
+        .await
+        .unwrap();
+    // The header holds the local time of the machine that dumped (here UTC); read as Berlin
+    // time in December (UTC+1), the same clock reading is an hour earlier.
+    let berlin = snapshot::choose(&location, &pattern, chrono_tz::Europe::Berlin, None)
+        .await
+        .unwrap();
+    assert_eq!((utc.time - berlin.time).num_seconds(), 3600);
+}
+
+#[tokio::test]
+async fn a_job_may_name_the_server_binaries_it_restores_with() {
+    let db = source().await;
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    let bin = binaries().dir;
+    let config = std::fs::read_to_string(job.config()).unwrap().replace(
+        "pattern = \"app_{date}.dump\" }",
+        &format!(
+            "pattern = \"app_{{date}}.dump\", postgres_bin = \"{}\" }}",
+            bin.display()
+        ),
+    );
+    std::fs::write(job.config(), config).unwrap();
+    job.dump_of(&db, &[]);
+    let out = crate::helpers::cli(&["run", "--config", &job.config(), "app", "--dry-run"]);
+    assert!(
+        crate::helpers::stdout(&out).contains(&bin.display().to_string()),
+        "{}",
+        crate::helpers::stdout(&out)
+    );
+    let (code, report) = job.run();
+    assert_eq!(code, 0, "{report:#}");
+
+    let config = std::fs::read_to_string(job.config())
+        .unwrap()
+        .replace(&bin.display().to_string(), "/nonexistent/bin");
+    std::fs::write(job.config(), config).unwrap();
+    let out = crate::helpers::cli(&["validate", "--offline", "--config", &job.config()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::helpers::stderr(&out)
+            .contains("`postgres_bin` /nonexistent/bin holds no pg_restore and pg_ctl"),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
 }

@@ -224,11 +224,9 @@ async fn stream_rows(
     decoders: &[Decode],
     tx: &tokio::sync::mpsc::Sender<Result<RecordBatch, DataFusionError>>,
 ) -> Result<(), String> {
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+    let client = super::open(config)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
-    let driver = tokio::spawn(connection);
     let copy = client
         .copy_out(statement)
         .await
@@ -270,8 +268,6 @@ async fn stream_rows(
     if decoder.rows > 0 {
         let _ = tx.send(Ok(decoder.finish()?)).await;
     }
-    drop(client);
-    let _ = driver.await;
     Ok(())
 }
 

@@ -345,15 +345,8 @@ impl Kind for PgDump {
     }
 
     async fn describe_source(&self) -> Result<super::Described, String> {
-        let config = self.settings.source.config()?;
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| copy::db_error(&e))?;
-        let driver = tokio::spawn(connection);
+        let client = open(&self.settings.source.config()?).await?;
         let tables = catalog::tables(&client).await;
-        drop(client);
-        let _ = driver.await;
         Ok(super::Described::Database(
             tables?.iter().map(table_columns).collect(),
         ))
@@ -378,16 +371,8 @@ impl Kind for PgDump {
     }
 
     async fn source_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
-        let config = self.settings.source.config()?;
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| copy::db_error(&e))?;
-        let driver = tokio::spawn(connection);
-        let newest = newest_value(&client, column).await;
-        drop(client);
-        let _ = driver.await;
-        newest
+        let client = open(&self.settings.source.config()?).await?;
+        newest_value(&client, column).await
     }
 
     async fn restored_newest_value(&self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
@@ -402,15 +387,7 @@ impl Kind for PgDump {
         ctx: &SessionContext,
     ) -> Result<Vec<String>, String> {
         let config = self.settings.source.config()?;
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| copy::db_error(&e))?;
-        let driver = tokio::spawn(connection);
-        let tables = catalog::tables(&client).await;
-        drop(client);
-        let _ = driver.await;
-        let tables = tables?;
+        let tables = catalog::tables(&open(&config).await?).await?;
         let info = catalog::find(&tables, table)
             .ok_or_else(|| format!("the source has no table {table}"))?;
         let provider = copy::CopyTable::new(
@@ -430,16 +407,7 @@ impl Kind for PgDump {
         snapshot: &Snapshot,
     ) -> Result<Vec<(Severity, String)>, String> {
         let source = &self.settings.source;
-        let config = source.config()?;
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| copy::db_error(&e))?;
-        let driver = tokio::spawn(connection);
-        let source_schema = catalog::schema(&client).await;
-        drop(client);
-        let _ = driver.await;
-        let source_schema = source_schema?;
+        let source_schema = catalog::schema(&open(&source.config()?).await?).await?;
         let mut found = Vec::new();
         let dumped = dump_of(snapshot)
             .ok()
@@ -534,12 +502,17 @@ fn table_columns(t: &PgTableInfo) -> TableColumns {
     }
 }
 
-async fn connect(server: &Throwaway) -> Result<tokio_postgres::Client, String> {
-    let (client, connection) = server
-        .config(RESTORED_DATABASE)
+/// A connection through `config`; its driver runs until the client is dropped.
+pub async fn open(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
         .map_err(|e| copy::db_error(&e))?;
     tokio::spawn(connection);
     Ok(client)
+}
+
+/// A connection to the restored database.
+async fn connect(server: &Throwaway) -> Result<tokio_postgres::Client, String> {
+    open(&server.config(RESTORED_DATABASE)).await
 }

@@ -83,12 +83,9 @@ pub async fn restore(
         .into(),
         ..RestoreLog::default()
     };
-    let (client, connection) = server
-        .config("postgres")
-        .connect(tokio_postgres::NoTls)
+    let client = super::open(&server.config("postgres"))
         .await
         .map_err(|e| format!("cannot connect to the drill's server: {e}"))?;
-    let driver = tokio::spawn(connection);
     client
         .batch_execute(&format!(
             "CREATE DATABASE {} TEMPLATE template0",
@@ -133,7 +130,6 @@ pub async fn restore(
         }
     }
     drop(client);
-    let _ = driver.await;
 
     let binaries = &server.binaries;
     let mut command = match &script {

@@ -92,7 +92,8 @@ fn installed_majors(root: &Path) -> Vec<Binaries> {
 #[derive(Debug)]
 pub struct Throwaway {
     pub binaries: Binaries,
-    folder: PathBuf,
+    /// The run folder: the server keeps its data, socket and log in `<run>/postgres`.
+    run: PathBuf,
     /// The operating-system user the server runs as when restore-drill runs as root (the
     /// server refuses to run as root).
     run_as: Option<String>,
@@ -127,11 +128,11 @@ impl Throwaway {
         }
         let mut server = Throwaway {
             binaries,
-            folder,
+            run: run.to_path_buf(),
             run_as,
             running: false,
         };
-        let data = server.data();
+        let data = server.data_dir();
         server
             .run_tool(
                 "initdb",
@@ -158,8 +159,8 @@ impl Throwaway {
             "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=20",
             self.socket_dir().display()
         );
-        let log = self.folder.join("server.log");
-        let data = self.data();
+        let log = self.run.join(SERVER_FOLDER).join("server.log");
+        let data = self.data_dir();
         self.running = true;
         self.run_tool(
             "pg_ctl",
@@ -183,16 +184,9 @@ impl Throwaway {
         })
     }
 
-    fn data(&self) -> PathBuf {
-        self.folder
-            .parent()
-            .expect("the server folder is below the run folder")
-            .join(SERVER_DATA)
-    }
-
     /// The folder of the server's socket: the `host` of a connection.
     pub fn socket_dir(&self) -> PathBuf {
-        self.folder.join("socket")
+        self.run.join(SERVER_FOLDER).join("socket")
     }
 
     /// A connection to `database` as the cluster's superuser.
@@ -218,9 +212,9 @@ impl Throwaway {
         ]
     }
 
-    /// The server's data folder (for tests that damage it).
+    /// The server's data folder, where a sweep looks for a server left running.
     pub fn data_dir(&self) -> PathBuf {
-        self.data()
+        self.run.join(SERVER_DATA)
     }
 
     /// Stops the server (fast shutdown); its files stay until the run folder goes.
@@ -228,7 +222,7 @@ impl Throwaway {
         if !self.running {
             return Ok(());
         }
-        let data = self.data();
+        let data = self.data_dir();
         let result = self
             .run_tool(
                 "pg_ctl",
@@ -287,7 +281,7 @@ impl Drop for Throwaway {
     /// than leave it running on a folder about to be removed.
     fn drop(&mut self) {
         if self.running {
-            crate::storage::stop_server(&self.data());
+            crate::storage::stop_server(&self.data_dir());
         }
     }
 }
@@ -325,6 +319,11 @@ pub(crate) fn last_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_data_folder_is_inside_the_folder_handed_to_the_server_user() {
+        assert!(Path::new(SERVER_DATA).starts_with(SERVER_FOLDER));
+    }
 
     #[test]
     fn installed_binaries_are_found_by_major_version() {

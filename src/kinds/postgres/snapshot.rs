@@ -47,7 +47,9 @@ async fn candidates(
     pattern: &SnapshotPattern,
 ) -> Result<Vec<(String, DateTime<Utc>, Vec<FileEntry>)>, SnapshotError> {
     let files = ReadOnlyDir::new(location).list_files().await?;
-    let mut by_name: Vec<(String, DateTime<Utc>, Vec<FileEntry>)> = Vec::new();
+    // By file or folder name: a directory dump's files gather under its folder.
+    let mut matching: std::collections::BTreeMap<String, (DateTime<Utc>, Vec<FileEntry>)> =
+        Default::default();
     let mut seen = std::collections::BTreeSet::new();
     for file in files {
         let first = file
@@ -60,18 +62,23 @@ async fn candidates(
         let Some(time) = pattern.matches(&first) else {
             continue;
         };
-        match by_name.iter_mut().find(|(name, ..)| *name == first) {
-            Some((_, _, files)) => files.push(file),
-            None => by_name.push((first, time, vec![file])),
-        }
+        matching
+            .entry(first)
+            .or_insert((time, Vec::new()))
+            .1
+            .push(file);
     }
-    if by_name.is_empty() {
+    if matching.is_empty() {
         return Err(SnapshotError::NoneFound {
             location: location.clone(),
             pattern: pattern.to_string(),
             seen: seen.len(),
         });
     }
+    let mut by_name: Vec<(String, DateTime<Utc>, Vec<FileEntry>)> = matching
+        .into_iter()
+        .map(|(name, (time, files))| (name, time, files))
+        .collect();
     by_name.sort_by_key(|(name, time, _)| Reverse((*time, name.clone())));
     Ok(by_name)
 }
