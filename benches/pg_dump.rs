@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use restore_drill::kinds::postgres::archive::Format;
 use restore_drill::kinds::postgres::copy::{CopyTable, quote_qualified};
-use restore_drill::kinds::postgres::restore::{Owners, RESTORED_DATABASE, restore};
+use restore_drill::kinds::postgres::restore::{Owners, restore};
 use restore_drill::kinds::postgres::server::{Binaries, Throwaway};
+use restore_drill::kinds::postgres::target::RestoreTarget;
 use restore_drill::kinds::postgres::{amcheck, catalog};
 use restore_drill::verify::scan;
 
@@ -108,9 +109,10 @@ async fn main() {
         std::fs::create_dir(&folder).unwrap();
         std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
         let t = Instant::now();
-        let mut server = Throwaway::start(binaries.clone(), &folder, "postgres")
+        let mut server: RestoreTarget = Throwaway::start(binaries.clone(), &folder, "postgres")
             .await
-            .unwrap();
+            .unwrap()
+            .into();
         phases[0].push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let log = restore(&server, &dump, Format::Custom, Owners::Skip)
@@ -131,7 +133,7 @@ async fn main() {
         let orders = catalog::find(&tables, "public.orders").unwrap();
         let ctx = scan::session();
         let table = CopyTable::new(
-            server.config(RESTORED_DATABASE),
+            server.restored(),
             &quote_qualified(&orders.schema, &orders.name),
             &orders.columns,
         );
@@ -185,9 +187,9 @@ async fn main() {
         .unwrap();
 }
 
-async fn connect_restored(server: &Throwaway) -> tokio_postgres::Client {
+async fn connect_restored(server: &RestoreTarget) -> tokio_postgres::Client {
     let (client, connection) = server
-        .config(RESTORED_DATABASE)
+        .restored()
         .connect(tokio_postgres::NoTls)
         .await
         .unwrap();

@@ -196,7 +196,7 @@ pub use settings::read as read_snapshots;
 #[derive(Debug, Clone)]
 pub enum Source {
     Storage(Location),
-    Postgres(postgres::settings::PgSource),
+    Postgres(postgres::settings::PgUrl),
 }
 
 impl Source {

@@ -96,16 +96,26 @@ impl SnapshotSpec {
                     options,
                 },
                 Source::Postgres(db),
-            ) => Ok(SnapshotSource::PgDump(Box::new(DumpSettings {
-                location,
-                pattern,
-                postgres_bin: options.postgres_bin,
-                postgres_user: options.postgres_user,
-                owners: options.owners,
-                dump_timezone: options.dump_timezone,
-                source: db.clone(),
-                schema_differences: options.schema_differences,
-            }))),
+            ) => {
+                if let Some(sandbox) = &options.sandbox_server
+                    && sandbox.same_database(db)
+                {
+                    return Err(format!(
+                        "`sandbox_server` {sandbox} names the source's own server and database: a drill never restores where the source lives; name a database of a sandbox server (each run creates a database of its own there and drops it afterwards)"
+                    ));
+                }
+                Ok(SnapshotSource::PgDump(Box::new(DumpSettings {
+                    location,
+                    pattern,
+                    postgres_bin: options.postgres_bin,
+                    postgres_user: options.postgres_user,
+                    owners: options.owners,
+                    dump_timezone: options.dump_timezone,
+                    source: db.clone(),
+                    sandbox_server: options.sandbox_server,
+                    schema_differences: options.schema_differences,
+                })))
+            }
             (_, source) => Err(format!(
                 "a {kind} job cannot drill against the source {source}"
             )),

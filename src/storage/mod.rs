@@ -11,7 +11,10 @@ mod sandbox;
 pub(crate) use location::Resolved;
 pub use location::{Backend, Location, S3Prefix};
 pub(crate) use sandbox::SERVER_DATA;
-pub use sandbox::{RunSandbox, SandboxRoot, SweepReason, Swept, stop_server};
+pub use sandbox::{
+    RunSandbox, SandboxRoot, SharedDatabase, SweepReason, Swept, record_shared_database,
+    stop_server,
+};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +34,8 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot remove the run folder {path} yet: {reason}")]
+    Server { path: PathBuf, reason: String },
     #[error("refusing to write to {path}: it is outside the run's sandbox {sandbox}")]
     OutsideSandbox { path: PathBuf, sandbox: PathBuf },
     #[error("{url}: {message}")]

@@ -514,6 +514,16 @@ fn pg_dump_jobs_are_checked() {
             "suite = \"suite.toml\"",
             "names no `table`; a pg_dump job's checks each name the table they read",
         ),
+        (
+            "pattern = \"app_{date}.dump\"",
+            "pattern = \"app_{date}.dump\", sandbox_server = \"postgres://drill:hunter2@sandbox-db/postgres\"",
+            "`sandbox_server` holds a password; remove it from the URL and name the environment variable that holds it with `sandbox_server_password_env`",
+        ),
+        (
+            "pattern = \"app_{date}.dump\"",
+            "pattern = \"app_{date}.dump\", sandbox_server = \"postgresql://drill@DB.internal/app\"",
+            "`sandbox_server` postgresql://drill@DB.internal/app names the source's own server and database",
+        ),
     ] {
         let (code, out) = check(&PG_JOB.replace(from, to));
         assert_eq!(code, 2, "{to}: {out}");

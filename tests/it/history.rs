@@ -9,7 +9,7 @@ use tokio_postgres::NoTls;
 
 use crate::helpers::{JOB, Lake, SUITE, cli, stderr, stdout};
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub(crate) const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A fresh database, dropped when this is dropped.
 pub(crate) struct Database {
@@ -17,13 +17,19 @@ pub(crate) struct Database {
 }
 
 impl Database {
-    pub(crate) async fn new() -> Database {
-        let name = format!("restore_drill_test_{:016x}", rand::random::<u64>());
+    /// A connection to the server's `postgres` database.
+    pub(crate) async fn admin() -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(ADMIN_URL, NoTls)
             .await
             .expect("PostgreSQL on 127.0.0.1:5432 (trust auth) is needed for these tests");
         tokio::spawn(connection);
         client
+    }
+
+    pub(crate) async fn new() -> Database {
+        let name = format!("restore_drill_test_{:016x}", rand::random::<u64>());
+        Database::admin()
+            .await
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();

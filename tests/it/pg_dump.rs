@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use restore_drill::kinds::delta::snapshot::SnapshotPattern;
 use restore_drill::kinds::postgres::archive::Format;
 use restore_drill::kinds::postgres::copy::{CopyTable, quote_qualified};
-use restore_drill::kinds::postgres::restore::{Owners, RESTORED_DATABASE, restore};
+use restore_drill::kinds::postgres::restore::{Owners, restore};
 use restore_drill::kinds::postgres::server::{Binaries, Throwaway};
+use restore_drill::kinds::postgres::target::RestoreTarget;
 use restore_drill::kinds::postgres::{amcheck, catalog, snapshot};
 use restore_drill::storage::Location;
 use restore_drill::verify::scan;
@@ -88,13 +89,24 @@ fn run_folder() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A throwaway server in the run folder `run`.
-async fn start(run: &Path) -> Throwaway {
-    Throwaway::start(binaries(), run, "postgres").await.unwrap()
+async fn start(run: &Path) -> RestoreTarget {
+    Throwaway::start(binaries(), run, "postgres")
+        .await
+        .unwrap()
+        .into()
 }
 
-async fn restored_client(server: &Throwaway) -> tokio_postgres::Client {
+/// The throwaway server of a target [`start`] made.
+fn throwaway(target: &mut RestoreTarget) -> &mut Throwaway {
+    match target {
+        RestoreTarget::Throwaway(server) => server,
+        RestoreTarget::Shared(_) => panic!("not a throwaway server"),
+    }
+}
+
+async fn restored_client(server: &RestoreTarget) -> tokio_postgres::Client {
     let (client, connection) = server
-        .config(RESTORED_DATABASE)
+        .restored()
         .connect(tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -117,12 +129,12 @@ async fn postgres_answers(client: &tokio_postgres::Client) -> Vec<String> {
 }
 
 /// The same aggregates over the restored `orders`, scanned through DataFusion.
-async fn datafusion_answers(server: &Throwaway) -> Vec<String> {
+async fn datafusion_answers(server: &RestoreTarget) -> Vec<String> {
     let client = restored_client(server).await;
     let tables = catalog::tables(&client).await.unwrap();
     let orders = catalog::find(&tables, "public.orders").unwrap();
     let table = CopyTable::new(
-        server.config(RESTORED_DATABASE),
+        server.restored(),
         &quote_qualified(&orders.schema, &orders.name),
         &orders.columns,
     );
@@ -199,13 +211,9 @@ async fn every_format_is_found_restored_and_scanned_like_postgresql() {
             std::fs::copy(backups.path().join(&file.relative), &target).unwrap();
         }
         let mut server = start(&run).await;
+        let socket = throwaway(&mut server).socket_dir();
         assert!(
-            !server
-                .socket_dir()
-                .join(".s.PGSQL.5432")
-                .as_os_str()
-                .is_empty()
-                && server.socket_dir().starts_with(&run),
+            !socket.join(".s.PGSQL.5432").as_os_str().is_empty() && socket.starts_with(&run),
             "the server listens inside the run folder"
         );
         let log = restore(
@@ -310,11 +318,11 @@ async fn amcheck_names_a_corrupted_index() {
     drop(client);
     server.stop().await.unwrap();
     // Zero the index's first leaf page (block 1; block 0 is its metapage).
-    let path = server.data_dir().join(index);
+    let path = throwaway(&mut server).data_dir().join(index);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8192..16384].fill(0);
     std::fs::write(&path, bytes).unwrap();
-    server.launch().await.unwrap();
+    throwaway(&mut server).launch().await.unwrap();
     let checked = amcheck::run(&server).await;
     assert!(
         checked.corrupt.iter().any(|c| c.contains("orders_pkey")),
@@ -326,8 +334,8 @@ async fn amcheck_names_a_corrupted_index() {
 #[tokio::test]
 async fn a_server_left_running_is_stopped_before_its_folder_goes() {
     let (_dir, run) = run_folder();
-    let server = start(&run).await;
-    let pid_file = server.data_dir().join("postmaster.pid");
+    let mut server = start(&run).await;
+    let pid_file = throwaway(&mut server).data_dir().join("postmaster.pid");
     let pid: u32 = std::fs::read_to_string(&pid_file)
         .unwrap()
         .lines()
@@ -358,8 +366,9 @@ async fn removing_a_run_folder_stops_the_server_its_drill_left_running() {
     for parent in [folder.parent().unwrap(), &folder] {
         std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let server = start(&folder).await;
-    let pid = std::fs::read_to_string(server.data_dir().join("postmaster.pid")).unwrap();
+    let mut server = start(&folder).await;
+    let pid =
+        std::fs::read_to_string(throwaway(&mut server).data_dir().join("postmaster.pid")).unwrap();
     let proc = format!("/proc/{}", pid.lines().next().unwrap());
     // The drill's process died without stopping it: nothing drops the handle.
     std::mem::forget(server);
@@ -444,6 +453,12 @@ min = 300
 
 impl DumpJob {
     fn new(db: &Database, suite: &str) -> DumpJob {
+        DumpJob::with(db, suite, "", "")
+    }
+
+    /// A job with more keys in its `snapshots` table (`snapshots`, starting with a comma) and
+    /// below its `[[job]]` (`job`).
+    fn with(db: &Database, suite: &str, snapshots: &str, job: &str) -> DumpJob {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::create_dir(dir.path().join("backups")).unwrap();
@@ -455,10 +470,11 @@ impl DumpJob {
 [[job]]
 name = "app"
 source = "{}"
-snapshots = {{ kind = "pg_dump", location = "backups", pattern = "app_{{date}}.dump" }}
+snapshots = {{ kind = "pg_dump", location = "backups", pattern = "app_{{date}}.dump"{snapshots} }}
 sandbox = "sandbox"
 suite = "suite.toml"
 objectives = {{ rpo = "26h", rto = "1h" }}
+{job}
 "#,
                 db.url()
             ),
@@ -872,5 +888,99 @@ async fn a_job_may_name_the_server_binaries_it_restores_with() {
             .contains("`postgres_bin` /nonexistent/bin holds no pg_restore and pg_ctl"),
         "{}",
         crate::helpers::stderr(&out)
+    );
+}
+
+/// Whether the server on 127.0.0.1:5432 holds the database `name`.
+async fn database_exists(name: &str) -> bool {
+    let admin = Database::admin().await;
+    admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .unwrap()
+        .is_some()
+}
+
+#[tokio::test]
+async fn a_sandbox_server_gets_a_database_of_each_run_dropped_with_its_folder() {
+    let db = source().await;
+    let sandbox_server = format!(", sandbox_server = \"{}\"", crate::history::ADMIN_URL);
+    let job = DumpJob::with(
+        &db,
+        DUMP_SUITE,
+        &sandbox_server,
+        "keep_failed_sandbox = \"1s\"",
+    );
+    // A pass: restored into a database of the run's own, dropped afterwards.
+    job.dump_of(&db, &[]);
+    let out = crate::helpers::cli(&["run", "--config", &job.config(), "app", "--dry-run"]);
+    assert!(
+        crate::helpers::stdout(&out)
+            .contains("on the sandbox server postgres://postgres@127.0.0.1:5432/postgres"),
+        "{}{}",
+        crate::helpers::stdout(&out),
+        crate::helpers::stderr(&out)
+    );
+
+    let (code, report) = job.run();
+    assert_eq!(code, 0, "{report:#}");
+    let into = report["verify"]["structure"]["database"]["restore"]["into"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let database = into
+        .strip_prefix("database ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .to_string();
+    assert!(database.starts_with("restore_drill_run_"), "{into}");
+    assert!(!database_exists(&database).await, "{database} was dropped");
+
+    // A failure: the database is kept with the run folder, and dropped when the folder is swept.
+    let bytes = std::fs::read(job.backups().join("app_2026-12-01.dump")).unwrap();
+    std::fs::write(
+        job.backups().join("app_2026-12-02.dump"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    let into = report["verify"]["structure"]["database"]["restore"]["into"]
+        .as_str()
+        .unwrap();
+    let kept = into
+        .strip_prefix("database ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .to_string();
+    assert!(
+        database_exists(&kept).await,
+        "{kept} is kept for inspection"
+    );
+    std::fs::remove_file(job.backups().join("app_2026-12-02.dump")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (code, report) = job.run();
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        !database_exists(&kept).await,
+        "{kept} was dropped when its kept folder was swept"
+    );
+
+    // The source's own database as the sandbox server is refused when the file is loaded.
+    let job = DumpJob::with(
+        &db,
+        DUMP_SUITE,
+        &format!(
+            ", sandbox_server = \"{}\"",
+            db.url().replace("127.0.0.1", "localhost")
+        ),
+        "",
+    );
+    let out = crate::helpers::cli(&["validate", "--config", &job.config()]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = crate::helpers::stderr(&out);
+    assert!(
+        said.contains("`sandbox_server`") && said.contains("never restores where the source lives"),
+        "{said}"
     );
 }

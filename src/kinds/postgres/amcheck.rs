@@ -6,8 +6,8 @@ use std::process::Stdio;
 use serde::Serialize;
 use tokio::process::Command;
 
-use super::restore::RESTORED_DATABASE;
-use super::server::{Throwaway, last_lines};
+use super::server::last_lines;
+use super::target::RestoreTarget;
 
 /// What `pg_amcheck` found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -20,12 +20,15 @@ pub struct Amcheck {
     pub error: Option<String>,
 }
 
-/// Runs `pg_amcheck` on the restored database (installing the `amcheck` extension there).
-pub async fn run(server: &Throwaway) -> Amcheck {
-    let program = server.binaries.program("pg_amcheck");
+/// Runs `pg_amcheck` on the restored database (installing the `amcheck` extension there),
+/// connecting to that database only.
+pub async fn run(target: &RestoreTarget) -> Amcheck {
+    let program = target.binaries().program("pg_amcheck");
     let out = Command::new(&program)
         .args(["--heapallindexed", "--install-missing", "--no-strict-names"])
-        .args(server.client_args(RESTORED_DATABASE))
+        .args(target.server_args())
+        .arg(target.database())
+        .envs(target.client_env())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()

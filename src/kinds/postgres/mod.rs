@@ -1,6 +1,7 @@
 //! PostgreSQL logical backups (`pg_dump`): dumps found by name under a backup location, each
-//! restored into a throwaway PostgreSQL started in the run's folder, checked by `pg_restore`'s
-//! own errors and `pg_amcheck`, and read table by table into DataFusion for the suite.
+//! restored into a throwaway PostgreSQL started in the run's folder (or a database of the run's
+//! own on the job's sandbox server), checked by `pg_restore`'s own errors and `pg_amcheck`, and
+//! read table by table into DataFusion for the suite.
 
 pub mod amcheck;
 pub mod archive;
@@ -11,6 +12,7 @@ pub mod sequences;
 pub mod server;
 pub mod settings;
 pub mod snapshot;
+pub mod target;
 
 use std::sync::Arc;
 
@@ -28,10 +30,11 @@ use crate::verify::plan::TABLE;
 use crate::verify::suite::Severity;
 use amcheck::Amcheck;
 use catalog::PgTableInfo;
-use restore::{RESTORED_DATABASE, RestoreLog};
+use restore::RestoreLog;
 use server::{Binaries, Throwaway};
 use settings::DumpSettings;
 use snapshot::Dump;
+use target::RestoreTarget;
 
 /// A job's PostgreSQL dumps and the database they are of.
 pub struct PgDump {
@@ -41,7 +44,7 @@ pub struct PgDump {
 }
 
 struct Restored {
-    server: Throwaway,
+    server: RestoreTarget,
     log: RestoreLog,
     /// The restored database's tables, read after the restore.
     tables: Vec<PgTableInfo>,
@@ -85,16 +88,35 @@ impl PgDump {
         if let Some(dir) = &self.settings.postgres_bin {
             return Binaries::at(dir).await;
         }
-        let header = dump.header.as_ref().ok();
-        let needed = header
-            .map(|h| {
-                h.server_major()
-                    .unwrap_or(0)
-                    .max(h.dump_major().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        Binaries::installed(needed)
+        Binaries::installed(needed_major(dump))
     }
+
+    /// Where the dump is restored: a throwaway server started in the run folder `folder`, or a
+    /// database of the run's own on the job's sandbox server.
+    async fn target(&self, dump: &Dump, folder: &std::path::Path) -> Result<RestoreTarget, String> {
+        let binaries = self.binaries(dump).await?;
+        match &self.settings.sandbox_server {
+            Some(server) => {
+                RestoreTarget::shared(binaries, server, folder, needed_major(dump)).await
+            }
+            None => Throwaway::start(binaries, folder, &self.settings.postgres_user)
+                .await
+                .map(RestoreTarget::from),
+        }
+    }
+}
+
+/// The oldest major version able to restore `dump`: its server's and its `pg_dump`'s.
+fn needed_major(dump: &Dump) -> u32 {
+    dump.header
+        .as_ref()
+        .ok()
+        .map(|h| {
+            h.server_major()
+                .unwrap_or(0)
+                .max(h.dump_major().unwrap_or(0))
+        })
+        .unwrap_or(0)
 }
 
 fn dump_of(snapshot: &Snapshot) -> Result<&Dump, String> {
@@ -137,12 +159,20 @@ impl Kind for PgDump {
                 } else {
                     "psql"
                 };
-                let server = match self.binaries(dump).await {
-                    Ok(b) => format!("a throwaway PostgreSQL {} ({})", b.major, b.dir.display()),
-                    Err(e) => format!("a throwaway PostgreSQL — none fits: {e}"),
+                let into = match (self.binaries(dump).await, &self.settings.sandbox_server) {
+                    (Ok(b), None) => format!(
+                        "a throwaway PostgreSQL {} ({}) on a socket in the run folder",
+                        b.major,
+                        b.dir.display()
+                    ),
+                    (Ok(b), Some(server)) => format!(
+                        "a database of the run's own on the sandbox server {server} (client tools {}), dropped with the run folder",
+                        b.dir.display()
+                    ),
+                    (Err(e), _) => format!("a PostgreSQL server — no binaries fit: {e}"),
                 };
                 format!(
-                    "fetch the {} dump into the run folder, restore it with {tool} into {server} on a socket in the run folder, then pg_amcheck",
+                    "fetch the {} dump into the run folder, restore it with {tool} into {into}, then pg_amcheck",
                     header.format.as_str()
                 )
             }
@@ -182,8 +212,8 @@ impl Kind for PgDump {
         progress.finish();
         fetched?;
         let fetch_seconds = crate::clock::elapsed_seconds(started);
-        let binaries = self.binaries(dump).await.map_err(RestoreError::Write)?;
-        let server = Throwaway::start(binaries, &folder, &self.settings.postgres_user)
+        let server = self
+            .target(dump, &folder)
             .await
             .map_err(RestoreError::Write)?;
         let log = match &dump.header {
@@ -320,7 +350,7 @@ impl Kind for PgDump {
         let info = catalog::find(&restored.tables, name)
             .ok_or_else(|| format!("the restored database has no table {name}"))?;
         let provider = copy::CopyTable::new(
-            restored.server.config(RESTORED_DATABASE),
+            restored.server.restored(),
             &copy::quote_qualified(&info.schema, &info.name),
             &info.columns,
         )
@@ -513,6 +543,6 @@ pub async fn open(config: &tokio_postgres::Config) -> Result<tokio_postgres::Cli
 }
 
 /// A connection to the restored database.
-async fn connect(server: &Throwaway) -> Result<tokio_postgres::Client, String> {
-    open(&server.config(RESTORED_DATABASE)).await
+async fn connect(target: &RestoreTarget) -> Result<tokio_postgres::Client, String> {
+    open(&target.restored()).await
 }

@@ -12,7 +12,7 @@ use tokio::process::Command;
 
 use super::archive::Format;
 use super::copy::{db_error, quote_ident};
-use super::server::Throwaway;
+use super::target::RestoreTarget;
 
 /// The database a dump is restored into on the drill's own server.
 pub const RESTORED_DATABASE: &str = "restored";
@@ -44,6 +44,8 @@ impl Owners {
 pub struct RestoreLog {
     /// `pg_restore` or `psql`.
     pub tool: String,
+    /// Where it restored: the database and its server.
+    pub into: String,
     /// Its exit status.
     pub status: String,
     /// Every error it printed (the first few kept), each named by its object when known.
@@ -65,10 +67,10 @@ impl RestoreLog {
     }
 }
 
-/// Restores the dump at `dump` (in the run folder) into [`RESTORED_DATABASE`] on `server`.
-/// An error: the restore could not be attempted (the server refused the database).
+/// Restores the dump at `dump` (in the run folder) into the database of `target`, which it
+/// creates. An error: the restore could not be attempted (the server refused the database).
 pub async fn restore(
-    server: &Throwaway,
+    target: &RestoreTarget,
     dump: &Path,
     format: Format,
     owners: Owners,
@@ -81,15 +83,16 @@ pub async fn restore(
             "psql"
         }
         .into(),
+        into: target.describe(),
         ..RestoreLog::default()
     };
-    let client = super::open(&server.config("postgres"))
+    let client = super::open(&target.config(target.maintenance()))
         .await
         .map_err(|e| format!("cannot connect to the drill's server: {e}"))?;
     client
         .batch_execute(&format!(
             "CREATE DATABASE {} TEMPLATE template0",
-            quote_ident(RESTORED_DATABASE)
+            quote_ident(target.database())
         ))
         .await
         .map_err(|e| format!("cannot create the restore's database: {}", db_error(&e)))?;
@@ -113,7 +116,7 @@ pub async fn restore(
                 .await
                 .map_err(|e| e.to_string())??
         }
-        None => scan_archive(server, dump, owners).await?,
+        None => scan_archive(target, dump, owners).await?,
     };
     log.dump_tables = tables;
     if owners == Owners::Create {
@@ -131,7 +134,7 @@ pub async fn restore(
     }
     drop(client);
 
-    let binaries = &server.binaries;
+    let binaries = target.binaries();
     let mut command = match &script {
         Some(file) => {
             let mut c = Command::new(binaries.program("psql"));
@@ -149,7 +152,8 @@ pub async fn restore(
         }
     };
     command
-        .args(server.client_args(RESTORED_DATABASE))
+        .args(target.client_args(target.database()))
+        .envs(target.client_env())
         .stdin(Stdio::null())
         .kill_on_drop(true);
     let out = command
@@ -263,11 +267,11 @@ fn unquote_qualified(name: &str) -> String {
 /// The tables an archive's table of contents defines, and (when roles are created) the roles
 /// its schema names, read with `pg_restore --list` and `pg_restore --schema-only`.
 async fn scan_archive(
-    server: &Throwaway,
+    target: &RestoreTarget,
     dump: &Path,
     owners: Owners,
 ) -> Result<(Vec<String>, Vec<String>), String> {
-    let pg_restore = server.binaries.program("pg_restore");
+    let pg_restore = target.binaries().program("pg_restore");
     let listed = Command::new(&pg_restore)
         .arg("--list")
         .arg(dump)

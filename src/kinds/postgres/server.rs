@@ -202,13 +202,18 @@ impl Throwaway {
 
     /// The same, as `libpq` arguments for the client tools.
     pub fn client_args(&self, database: &str) -> Vec<String> {
+        let mut args = self.server_args();
+        args.extend(["-d".into(), database.into()]);
+        args
+    }
+
+    /// The server and its superuser as `libpq` arguments (no database).
+    pub fn server_args(&self) -> Vec<String> {
         vec![
             "-h".into(),
             self.socket_dir().to_string_lossy().into_owned(),
             "-U".into(),
             SUPERUSER.into(),
-            "-d".into(),
-            database.into(),
         ]
     }
 

@@ -1,6 +1,6 @@
 //! A PostgreSQL job's settings: `source`, the live database as a `postgres://` URL (its password,
 //! if any, from a named environment variable, never written in the file nor printed), and the
-//! `snapshots` table of kind `pg_dump`.
+//! `snapshots` table of kind `pg_dump`, which may name an existing `sandbox_server` the same way.
 
 use std::path::{Path, PathBuf};
 
@@ -10,32 +10,69 @@ use crate::primitives::fields::{Fields, Problems};
 use crate::storage::Location;
 use crate::verify::suite::Severity;
 
-/// The live database a job's dumps are of.
+/// A PostgreSQL server and database named by URL: the live database a job's dumps are of, or
+/// the sandbox server a job restores into.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgSource {
+pub struct PgUrl {
     /// The URL as written, without a password.
     pub url: String,
     /// The environment variable holding the password, when the server needs one.
     pub password_env: Option<String>,
 }
 
-impl PgSource {
-    /// The connection, read-only by default, with the password from its variable.
+impl PgUrl {
+    /// The connection to the source: read-only by default, with the password from its variable.
     pub fn config(&self) -> Result<tokio_postgres::Config, String> {
+        let mut config = self.connection()?;
+        config.options("-c default_transaction_read_only=on");
+        Ok(config)
+    }
+
+    /// The connection as the URL says, with the password from its variable.
+    pub fn connection(&self) -> Result<tokio_postgres::Config, String> {
         let mut config: tokio_postgres::Config = self
             .url
             .parse()
-            .map_err(|e| format!("the source URL {self} does not parse: {e}"))?;
+            .map_err(|e| format!("the URL {self} does not parse: {e}"))?;
         if let Some(var) = &self.password_env {
-            let password = std::env::var(var).map_err(|_| {
-                format!("the source's password variable `{var}` is not set in restore-drill's environment")
-            })?;
-            config.password(password);
+            config.password(self.password(var)?);
         }
-        config
-            .options("-c default_transaction_read_only=on")
-            .application_name("restore-drill");
+        config.application_name("restore-drill");
         Ok(config)
+    }
+
+    /// The password in the variable `var`.
+    fn password(&self, var: &str) -> Result<String, String> {
+        std::env::var(var).map_err(|_| {
+            format!(
+                "the password variable `{var}` of {self} is not set in restore-drill's environment"
+            )
+        })
+    }
+
+    /// Whether `other` names the same database on the same server (host, port, database; the
+    /// local machine's names taken as one).
+    pub fn same_database(&self, other: &PgUrl) -> bool {
+        let (Ok(a), Ok(b)) = (
+            self.url.parse::<tokio_postgres::Config>(),
+            other.url.parse::<tokio_postgres::Config>(),
+        ) else {
+            return self.url == other.url;
+        };
+        let server = |c: &tokio_postgres::Config| {
+            let host = c.get_hosts().first().map(|h| match h {
+                tokio_postgres::config::Host::Tcp(name) => match name.as_str() {
+                    "localhost" | "127.0.0.1" | "::1" | "[::1]" => "local".to_string(),
+                    other => other.to_ascii_lowercase(),
+                },
+                tokio_postgres::config::Host::Unix(path) => {
+                    format!("local socket {}", path.display())
+                }
+            });
+            let port = c.get_ports().first().copied().unwrap_or(5432);
+            (host, port, c.get_dbname().map(String::from))
+        };
+        server(&a) == server(&b)
     }
 
     /// The database name the URL names.
@@ -47,7 +84,7 @@ impl PgSource {
     }
 }
 
-impl std::fmt::Display for PgSource {
+impl std::fmt::Display for PgUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.url)
     }
@@ -67,7 +104,10 @@ pub struct DumpSettings {
     /// The zone of the dumping machine's clock, in which archive headers give their time.
     pub dump_timezone: chrono_tz::Tz,
     /// The live database the dumps are of.
-    pub source: PgSource,
+    pub source: PgUrl,
+    /// An existing server to restore into (a database of the run's own on it), instead of a
+    /// throwaway server.
+    pub sandbox_server: Option<PgUrl>,
     /// How much a schema object the source has and the restore lacks (or defines otherwise)
     /// matters.
     pub schema_differences: Severity,
@@ -75,13 +115,34 @@ pub struct DumpSettings {
 
 /// Reads `source` for a PostgreSQL job: a `postgres://` or `postgresql://` URL without a
 /// password, and `source_password_env`.
-pub fn read_source(f: &mut Fields, p: &mut Problems) -> Option<PgSource> {
+pub fn read_source(f: &mut Fields, p: &mut Problems) -> Option<PgUrl> {
     let url = f.required_string(
         "source",
         "the live database, e.g. \"postgres://reader@db.internal:5432/app\"",
         p,
     )?;
-    let password_env = f.string("source_password_env", p).map(|v| v.value);
+    read_url(
+        f,
+        (
+            "source",
+            "source_password_env",
+            "a pg_dump job's `source` is the live database",
+        ),
+        url,
+        p,
+    )
+}
+
+/// Checks the URL read from `keys.0` (`keys.2` says what it is) and reads its password
+/// variable's name from `keys.1`.
+fn read_url(
+    f: &mut Fields,
+    keys: (&'static str, &'static str, &str),
+    url: crate::primitives::fields::Located<String>,
+    p: &mut Problems,
+) -> Option<PgUrl> {
+    let (key, password_key, what) = keys;
+    let password_env = f.string(password_key, p).map(|v| v.value);
     let parsed = url::Url::parse(&url.value)
         .ok()
         .filter(|u| matches!(u.scheme(), "postgres" | "postgresql"));
@@ -89,7 +150,7 @@ pub fn read_source(f: &mut Fields, p: &mut Problems) -> Option<PgSource> {
         p.report(
             url.at,
             format!(
-                "{}: a pg_dump job's `source` is the live database as a URL such as \"postgres://reader@db.internal:5432/app\"",
+                "{}: {what} as a URL such as \"postgres://reader@db.internal:5432/app\"",
                 f.context()
             ),
         );
@@ -99,7 +160,7 @@ pub fn read_source(f: &mut Fields, p: &mut Problems) -> Option<PgSource> {
         p.report(
             url.at,
             format!(
-                "{}: `source` holds a password; remove it from the URL and name the environment variable that holds it with `source_password_env`",
+                "{}: `{key}` holds a password; remove it from the URL and name the environment variable that holds it with `{password_key}`",
                 f.context()
             ),
         );
@@ -109,7 +170,7 @@ pub fn read_source(f: &mut Fields, p: &mut Problems) -> Option<PgSource> {
         p.report(
             url.at,
             format!(
-                "{}: `source` names no database; end the URL with it, e.g. \"…:5432/app\"",
+                "{}: `{key}` names no database; end the URL with it, e.g. \"…:5432/app\"",
                 f.context()
             ),
         );
@@ -119,13 +180,13 @@ pub fn read_source(f: &mut Fields, p: &mut Problems) -> Option<PgSource> {
         p.report(
             url.at,
             format!(
-                "{}: `source` does not parse as a PostgreSQL URL",
+                "{}: `{key}` does not parse as a PostgreSQL URL",
                 f.context()
             ),
         );
         return None;
     }
-    Some(PgSource {
+    Some(PgUrl {
         url: url.value,
         password_env,
     })
@@ -221,7 +282,22 @@ pub fn read_dump(
             }
         },
     };
+    let sandbox_server = match s.string("sandbox_server", p) {
+        None => Some(None),
+        Some(url) => read_url(
+            s,
+            (
+                "sandbox_server",
+                "sandbox_server_password_env",
+                "`sandbox_server` is a database of the server to restore into",
+            ),
+            url,
+            p,
+        )
+        .map(Some),
+    };
     let options = DumpOptions {
+        sandbox_server: sandbox_server?,
         postgres_bin,
         postgres_user,
         owners: owners?,
@@ -234,6 +310,7 @@ pub fn read_dump(
 /// The `pg_dump` settings besides location and pattern.
 #[derive(Debug, Clone)]
 pub struct DumpOptions {
+    pub sandbox_server: Option<PgUrl>,
     pub postgres_bin: Option<PathBuf>,
     pub postgres_user: String,
     pub owners: Owners,

@@ -12,7 +12,7 @@ mod servers;
 mod sweep;
 
 pub(crate) use servers::SERVER_DATA;
-pub use servers::stop_server;
+pub use servers::{SharedDatabase, record_shared_database, stop_server};
 
 pub use sweep::{SweepReason, Swept};
 
@@ -92,7 +92,15 @@ async fn remove_folder(folder: &Location) -> Result<(), StorageError> {
         Backend::Local(path) => path,
     };
     let folder = path.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || servers::stop_run_server(&folder)).await;
+    let released = tokio::task::spawn_blocking(move || servers::release_run_server(&folder))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    if let Err(reason) = released {
+        return Err(StorageError::Server {
+            path: path.to_path_buf(),
+            reason,
+        });
+    }
     match tokio::fs::remove_dir_all(path).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -233,7 +241,10 @@ impl RunSandbox {
     pub async fn keep(&self) -> Result<(), StorageError> {
         self.stop_renewing();
         if let Some(folder) = self.local_path().map(Path::to_path_buf) {
-            let _ = tokio::task::spawn_blocking(move || servers::stop_run_server(&folder)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                servers::stop_server(&folder.join(servers::SERVER_DATA))
+            })
+            .await;
         }
         self.drop_lock().await
     }
