@@ -44,6 +44,13 @@ id = "customers-named"
 table = "public.customers"
 kind = "not_null"
 columns = ["name"]
+
+# The live table is read too: its row count and its fingerprint must equal the restore's.
+[[check]]
+id = "customers-as-in-source"
+table = "public.customers"
+kind = "row_count"
+equals_source = true
 "#;
 
 /// The demo's source server and dumps.

@@ -6,15 +6,21 @@
 use deltalake::arrow::array::RecordBatch;
 
 use super::{Drill, DrillError, Finding, Scanned};
-use crate::kinds::{Snapshot, SourceAt, StructureReport};
+use crate::kinds::{Snapshot, SourceAt, StructureReport, TableColumns};
 use crate::verify::plan::{AggregatePlan, ScanValues};
 use crate::verify::sample::{CompareSpec, DiffMode, Fallback, SampleCollector, SampleSize};
-use crate::verify::suite::Severity;
-use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, diff, queries, scan};
+use crate::verify::suite::{Severity, Suite};
+use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, diff, queries, sample, scan};
 
 /// How long before a dump's time a row's change may still be in flight: rows changed then are
 /// not compared.
 const IN_FLIGHT: chrono::Duration = chrono::Duration::seconds(60);
+
+/// The time, in Unix seconds, as of which a dump taken at `taken` holds every row: rows changed
+/// later may be missing from it.
+fn cutoff(taken: chrono::DateTime<chrono::Utc>) -> f64 {
+    (taken - IN_FLIGHT).timestamp_millis() as f64 / 1000.0
+}
 
 /// What was read of the source: values for the checks, and the table a sample diff joins with.
 pub(super) struct SourceSide {
@@ -228,10 +234,11 @@ impl Drill<'_> {
             self.report.checks.push(check);
             return Ok(());
         }
-        let source_columns = self
+        let source_columns: Vec<String> = self
             .kind
-            .register_source(table, &ctx)
+            .register_source(table, crate::verify::diff::SOURCE, &ctx)
             .await
+            .map(|columns| columns.into_iter().map(|(name, _)| name).collect())
             .map_err(|reason| DrillError::Source {
                 job: job.name.clone(),
                 location: job.source.to_string(),
@@ -265,11 +272,84 @@ impl Drill<'_> {
             SampleSize::Fraction(_) => None,
         };
         let fraction = spec.fraction(rows);
-        let cutoff = (taken - IN_FLIGHT).timestamp_millis() as f64 / 1000.0;
+        let cutoff = cutoff(taken);
         let outcome =
             diff::live_check(&ctx, spec, as_of, cutoff, &columns, fraction, &job.redact).await;
         self.record_sample(outcome);
         Ok(())
+    }
+
+    /// The live source's values for the checks of one restored table of a database that
+    /// compare with the source (`equals_source`), and its fingerprint: the source's table read
+    /// once, read-only, as it is now. When the job's `compare` gives this table's `as_of` and
+    /// rows of the source changed after the dump, an exact comparison cannot hold: the checks
+    /// are judged on their bounds only, with a warning. A source that cannot be read is an
+    /// error. Returns the values and the source table's columns (name, type).
+    pub(super) async fn live_source(
+        &mut self,
+        snapshot: &Snapshot,
+        table: &TableColumns,
+        suite: &Suite,
+    ) -> Result<(SourceValues, Vec<(String, String)>), DrillError> {
+        let job = self.job;
+        let cannot_read = |reason: String| DrillError::Source {
+            job: job.name.clone(),
+            location: job.source.to_string(),
+            reason,
+        };
+        let ctx = scan::session();
+        let columns = self
+            .kind
+            .register_source(&table.name, crate::verify::plan::TABLE, &ctx)
+            .await
+            .map_err(cannot_read)?;
+        let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+        let mut plan = verify::plan_source(suite, &names);
+        let as_of = job.compare.as_ref().and_then(|spec| {
+            let named = TableColumns::find(std::slice::from_ref(table), spec.table.as_deref()?);
+            named.and(spec.as_of.as_deref())
+        });
+        let changed = match (as_of, snapshot.commit_timestamp()) {
+            (Some(as_of), Some(taken)) if names.iter().any(|n| n == as_of) => Some((
+                as_of,
+                plan.add(format!(
+                    "sum(CAST({} AS BIGINT))",
+                    sample::changed_after(as_of, cutoff(taken))
+                )),
+            )),
+            _ => None,
+        };
+        self.query(&format!("source {}", table.name), plan.sql());
+        let values = scan::run(&plan, &ctx)
+            .await
+            .map_err(|e| cannot_read(e.to_string()))?;
+        let later = changed
+            .as_ref()
+            .and_then(|(_, expr)| values.get(expr))
+            .and_then(crate::verify::values::as_f64)
+            .unwrap_or(0.0);
+        if let Some((as_of, _)) = changed
+            && later > 0.0
+        {
+            let reason = format!(
+                "{later} rows of the source's table {} have `{as_of}` later than the dump (less a minute in flight): the table changed since, so checks comparing with the source were judged on their bounds only and the rows are compared as of the dump by the `sample` check",
+                table.name
+            );
+            self.report.findings.push(Finding {
+                check: "source".into(),
+                severity: Severity::Warn,
+                message: reason.clone(),
+            });
+            return Ok((SourceValues::Unavailable(reason), columns));
+        }
+        Ok((
+            SourceValues::At {
+                version: None,
+                values,
+                columns: names,
+            },
+            columns,
+        ))
     }
 
     /// Opens the source at the snapshot's version through the job's kind and runs the
@@ -325,7 +405,7 @@ impl Drill<'_> {
             Ok(values) => Ok(SourceSide {
                 sample: collect.and_then(|collector| collector.rows(&values)),
                 values: SourceValues::At {
-                    version,
+                    version: Some(version),
                     values,
                     columns: info.columns.clone(),
                 },

@@ -147,8 +147,17 @@ impl<'a> Drill<'a> {
             for sql in statements {
                 self.query(&format!("custom {}", found.name), sql);
             }
-            let mut results =
-                verify::evaluate(&suite, &values, &SourceValues::NotNeeded, &context, &custom);
+            let (source, source_columns) = if suite.checks.iter().any(|c| c.kind.equals_source()) {
+                let (values, columns) = self.live_source(snapshot, found, &suite).await?;
+                (values, Some(columns))
+            } else {
+                (SourceValues::NotNeeded, None)
+            };
+            let context = verify::Context {
+                source_columns,
+                ..context
+            };
+            let mut results = verify::evaluate(&suite, &values, &source, &context, &custom);
             let statements =
                 queries::add_examples(&job.name, &ctx, &suite, &context, &mut results, &job.redact)
                     .await;
@@ -156,6 +165,11 @@ impl<'a> Drill<'a> {
                 self.query(&format!("examples {}", found.name), sql);
             }
             self.report.checks.extend(results);
+            if !matches!(source, SourceValues::NotNeeded) {
+                let mut fingerprint = verify::compare_fingerprints(&values, &names, &source);
+                fingerprint.id = format!("fingerprint {}", found.name);
+                self.report.checks.push(fingerprint);
+            }
         }
         Ok(())
     }

@@ -112,14 +112,15 @@ pub trait Kind: Send + Sync {
     /// Stops what the restore started (a server) before the run's folder is kept or removed.
     async fn release(&self) {}
 
-    /// Registers the source's table `table` as it is now in `ctx` under the name the diff's
-    /// queries give the source, read-only, and returns its columns (a database's rows compared
-    /// by `as_of`). An error: the source cannot be read.
+    /// Registers the source's table `table` as it is now in `ctx` as `name`, read-only, and
+    /// returns its columns with the suite's type names (a database's tables, compared as read
+    /// now). An error: the source cannot be read.
     async fn register_source(
         &self,
         table: &str,
+        _name: &str,
         _ctx: &SessionContext,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<(String, String)>, String> {
         Err(format!(
             "the source of this kind is not read table by table (`{table}`)"
         ))

@@ -84,7 +84,8 @@ pub enum SourceValues {
     /// No check compares with the source.
     NotNeeded,
     At {
-        version: u64,
+        /// The source's version the values are of; `None`: a live source as it was read.
+        version: Option<u64>,
         values: ScanValues,
         /// The source's columns at that version.
         columns: Vec<String>,
@@ -148,7 +149,8 @@ pub fn compare_fingerprints(
                 parts.push("values are arranged differently across rows".into());
             }
             result.fail(format!(
-                "the restored contents differ from the source at version {version}: {}",
+                "the restored contents differ from the source {}: {}",
+                at_version(version),
                 parts.join("; ")
             ));
         }
@@ -456,9 +458,20 @@ fn schema(
     }
 }
 
+/// Which source a comparison read: `at version 7`, or `as read now` for a live one.
+fn at_version(version: Option<u64>) -> String {
+    match version {
+        Some(v) => format!("at version {v}"),
+        None => "as read now".into(),
+    }
+}
+
 /// What the source says for an expression, or why it cannot say.
 enum SourceSays {
-    Value { version: u64, value: ScalarValue },
+    Value {
+        version: Option<u64>,
+        value: ScalarValue,
+    },
     Unavailable(String),
 }
 
@@ -524,8 +537,9 @@ fn compare_number(
                     _ => String::new(),
                 };
                 problems.push(format!(
-                    "{what} is {observed_text} in the restore but {} in the source at version {version}{difference}",
-                    shown(&value)
+                    "{what} is {observed_text} in the restore but {} in the source {}{difference}",
+                    shown(&value),
+                    at_version(version)
                 ));
             }
         }

@@ -379,6 +379,11 @@ pub fn queries(
     build(spec, columns, fraction, mode, None, restored, source)
 }
 
+/// Whether a row's `as_of` is later than `cutoff` (Unix seconds): it changed after then.
+pub fn changed_after(as_of: &str, cutoff: f64) -> String {
+    format!("coalesce(to_unixtime({}) > {cutoff}, false)", ident(as_of))
+}
+
 /// The diff against a live source at the snapshot's time (`cutoff`, Unix seconds): a source
 /// row whose `as_of` column is later was changed after the snapshot and is not compared.
 pub fn queries_as_of(
@@ -390,7 +395,7 @@ pub fn queries_as_of(
     restored: &str,
     source: &str,
 ) -> DiffQueries {
-    let later = format!("coalesce(to_unixtime({}) > {cutoff}, false)", ident(as_of));
+    let later = changed_after(as_of, cutoff);
     build(
         spec,
         columns,

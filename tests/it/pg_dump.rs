@@ -984,3 +984,104 @@ async fn a_sandbox_server_gets_a_database_of_each_run_dropped_with_its_folder() 
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn checks_equal_to_the_source_and_fingerprints_compare_with_the_live_tables() {
+    let db = source().await;
+    let suite = format!(
+        "{DUMP_SUITE}
+[[check]]
+id = \"customers-same\"
+table = \"customers\"
+kind = \"row_count\"
+equals_source = true
+
+[[check]]
+id = \"orders-amount-same\"
+table = \"public.orders\"
+kind = \"sum\"
+column = \"amount\"
+equals_source = true
+"
+    );
+    let job = DumpJob::with(
+        &db,
+        &suite,
+        "",
+        "compare = { table = \"public.orders\", key = [\"id\"], as_of = \"updated_at\", sample_fraction = 0.1 }",
+    );
+    job.dump_of(&db, &[]);
+    let (code, report) = job.run();
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(check(&report, "customers-same")["observed"], 300);
+    assert_eq!(
+        check(&report, "customers-same")["expected"]["equals_source"],
+        300
+    );
+    for table in ["public.customers", "public.orders"] {
+        let fingerprint = check(&report, &format!("fingerprint {table}"));
+        assert_eq!(fingerprint["outcome"], "passed", "{fingerprint:#}");
+    }
+
+    // A value changed inside the dump: the table's fingerprint differs from the live table's,
+    // naming the column, while its row count still agrees.
+    let plain = job.backups().join("plain.sql");
+    // `--verbose` writes the dump's time into the script.
+    dump(&db, "p", false, &plain, &["--verbose"]);
+    let text = std::fs::read_to_string(&plain).unwrap();
+    std::fs::remove_file(&plain).unwrap();
+    assert!(text.contains("\n7\tcustomer 7\n"));
+    std::fs::write(
+        job.backups().join("app_2026-12-01.dump"),
+        text.replace("\n7\tcustomer 7\n", "\n7\tcustomer 7b\n"),
+    )
+    .unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    let said = message(&report, "fingerprint public.customers");
+    assert!(
+        said.contains("columns whose values differ: name") && said.contains("as read now"),
+        "{said}"
+    );
+    assert_eq!(check(&report, "customers-same")["outcome"], "passed");
+    assert_eq!(
+        check(&report, "fingerprint public.orders")["outcome"],
+        "passed"
+    );
+
+    // Rows the source changed after the dump (by `as_of`): that table is judged on its bounds,
+    // with a warning, and the drill passes.
+    job.dump_of(&db, &[]);
+    db.client()
+        .await
+        .batch_execute("UPDATE orders SET amount = amount + 1, updated_at = now() WHERE id <= 10")
+        .await
+        .unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        check(&report, "fingerprint public.orders")["outcome"],
+        "skipped"
+    );
+    assert_eq!(check(&report, "orders-amount-same")["outcome"], "passed");
+    let warned = report["findings"].as_array().unwrap().iter().any(|f| {
+        f["message"].as_str().unwrap().contains(
+            "10 rows of the source's table public.orders have `updated_at` later than the dump",
+        )
+    });
+    assert!(warned, "{report:#}");
+
+    // A table without `as_of` is compared exactly: a row deleted since the dump differs.
+    db.client()
+        .await
+        .batch_execute("DELETE FROM customers WHERE id = 300")
+        .await
+        .unwrap();
+    let (code, report) = job.run();
+    assert_eq!(code, 1, "{report:#}");
+    let said = message(&report, "customers-same");
+    assert!(
+        said.contains("300 in the restore but 299 in the source as read now"),
+        "{said}"
+    );
+}

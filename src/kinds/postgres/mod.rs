@@ -414,8 +414,9 @@ impl Kind for PgDump {
     async fn register_source(
         &self,
         table: &str,
+        name: &str,
         ctx: &SessionContext,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<(String, String)>, String> {
         let config = self.settings.source.config()?;
         let tables = catalog::tables(&open(&config).await?).await?;
         let info = catalog::find(&tables, table)
@@ -427,9 +428,9 @@ impl Kind for PgDump {
         )
         .provider()
         .map_err(|e| e.to_string())?;
-        ctx.register_table(crate::verify::diff::SOURCE, Arc::new(provider))
+        ctx.register_table(name, Arc::new(provider))
             .map_err(|e| e.to_string())?;
-        Ok(info.columns.iter().map(|c| c.name.clone()).collect())
+        Ok(table_columns(info).columns)
     }
 
     async fn compare_structure(
