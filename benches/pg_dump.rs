@@ -3,9 +3,15 @@
 //! restored table read into DataFusion through binary COPY, against PostgreSQL running the same
 //! aggregates in SQL on the same restored database; with the peak memory of the DataFusion scan.
 //!
-//! `cargo bench --bench pg_dump -- [ROWS] [RUNS]` (defaults: 1,000,000 rows, 5 runs). Needs the
-//! PostgreSQL on 127.0.0.1:5432 (trust auth), where it creates and drops a database of its own,
-//! and server binaries in /usr/lib/postgresql/N/bin. Prints the median seconds of each phase.
+//! The table's key is `id bigint PRIMARY KEY`, dense as a sequence hands it out (`dense`), or
+//! scrambled over a range too wide for a bitmap (`scrambled`). DataFusion counts the keys as the
+//! drill does (`restore_drill_key_counts`, one bit per possible value when the primary key's
+//! index gives the range), PostgreSQL with `count(DISTINCT id)`.
+//!
+//! `cargo bench --bench pg_dump -- [ROWS] [RUNS] [dense|scrambled]` (defaults: 1,000,000 rows,
+//! 5 runs, dense). Needs the PostgreSQL on 127.0.0.1:5432 (trust auth), where it creates and
+//! drops a database of its own, and server binaries in /usr/lib/postgresql/N/bin. Prints the
+//! median seconds of each phase.
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -17,11 +23,12 @@ use restore_drill::kinds::postgres::restore::{Owners, restore};
 use restore_drill::kinds::postgres::server::{Binaries, Throwaway};
 use restore_drill::kinds::postgres::target::RestoreTarget;
 use restore_drill::kinds::postgres::{amcheck, catalog};
-use restore_drill::verify::scan;
+use restore_drill::verify::{keys, scan};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-/// The aggregates of a typical suite: rows, a sum, nulls, a range, distinct keys, newest time.
-const AGGREGATES: &str = "count(*), sum(amount), count(note), count(status), min(amount), max(amount), count(DISTINCT id), max(placed)";
+/// The aggregates of a typical suite: rows, a sum, nulls, a range, distinct keys (`{keys}`),
+/// newest time.
+const AGGREGATES: &str = "count(*), sum(amount), count(note), count(status), min(amount), max(amount), {keys}, max(placed)";
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -61,6 +68,11 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let key = match args.get(2).map(String::as_str) {
+        None | Some("dense") => "g",
+        Some("scrambled") => "(g * 2654435761) % 4294967311",
+        Some(other) => panic!("the key is `dense` or `scrambled`, not `{other}`"),
+    };
     let binaries = Binaries::installed(0).expect("PostgreSQL server binaries");
     let database = format!("restore_drill_bench_{:08x}", rand::random::<u32>());
     let admin = connect(ADMIN_URL).await;
@@ -72,8 +84,8 @@ async fn main() {
     connect(&url)
         .await
         .batch_execute(&format!(
-            "CREATE TABLE orders (id bigint, amount numeric(12,2), status text, note text, placed timestamptz);
-             INSERT INTO orders SELECT (g * 2654435761) % 4294967311, (g % 100000) / 100.0,
+            "CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text, note text, placed timestamptz);
+             INSERT INTO orders SELECT {key}, (g % 100000) / 100.0,
                  CASE WHEN g % 97 = 0 THEN NULL ELSE (ARRAY['new','paid','shipped'])[g % 3 + 1] END,
                  CASE WHEN g % 13 = 0 THEN NULL ELSE 'order ' || g END,
                  timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second'
@@ -139,10 +151,18 @@ async fn main() {
         );
         ctx.register_table("orders", Arc::new(table.provider().unwrap()))
             .unwrap();
+        let keys = match catalog::indexed_range(&client, orders, "id").await {
+            Some((min, max)) => keys::expr("id", Some((min, max))),
+            None => keys::expr("id", None),
+        };
+        let datafusion_sql = format!("SELECT {} FROM orders", AGGREGATES.replace("{keys}", &keys));
+        if run == 0 {
+            println!("{datafusion_sql}");
+        }
         reset_peak();
         let t = Instant::now();
         let answers = ctx
-            .sql(&format!("SELECT {AGGREGATES} FROM orders"))
+            .sql(&datafusion_sql)
             .await
             .unwrap()
             .collect()
@@ -153,7 +173,13 @@ async fn main() {
         assert_eq!(answers[0].num_rows(), 1);
         let t = Instant::now();
         client
-            .query_one(&format!("SELECT {AGGREGATES} FROM orders"), &[])
+            .query_one(
+                &format!(
+                    "SELECT {} FROM orders",
+                    AGGREGATES.replace("{keys}", "count(DISTINCT id)")
+                ),
+                &[],
+            )
             .await
             .unwrap();
         phases[4].push(t.elapsed().as_secs_f64());

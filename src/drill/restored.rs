@@ -110,12 +110,18 @@ impl<'a> Drill<'a> {
                 });
             }
             let names: Vec<String> = found.columns.iter().map(|(n, _)| n.clone()).collect();
+            let mut key_ranges = Vec::new();
+            for column in verify::compile::key_columns(&suite) {
+                if let Some(range) = self.kind.restored_key_range(&found.name, column).await {
+                    key_ranges.push((column.to_string(), range));
+                }
+            }
             let context = verify::Context {
                 commit_time: snapshot.commit_timestamp(),
                 logged_rows: None,
                 columns: found.columns.clone(),
                 source_columns: None,
-                key_ranges: Default::default(),
+                key_ranges,
             };
             let plan = verify::plan_restored(&suite, &names, &context);
             for sql in plan.queries() {

@@ -109,6 +109,13 @@ pub trait Kind: Send + Sync {
         Err(format!("`{column}` is read by the restored table's scan"))
     }
 
+    /// The smallest and largest value of the integer column `column` of the restored table
+    /// `table`, when the kind learns them without reading the table (a database's index), so
+    /// that its keys are counted with one bit per possible value.
+    async fn restored_key_range(&self, _table: &str, _column: &str) -> Option<(i64, i64)> {
+        None
+    }
+
     /// Stops what the restore started (a server) before the run's folder is kept or removed.
     async fn release(&self) {}
 

@@ -560,6 +560,18 @@ async fn a_pg_dump_job_is_listed_planned_validated_and_drilled() {
     assert_eq!(check(&report, "orders-rows")["observed"], 5000);
     assert_eq!(check(&report, "customers-rows")["observed"], 300);
     assert_eq!(check(&report, "orders-ids")["outcome"], "passed");
+    // The primary key's index gives the key's range: one bit per possible id counts them.
+    let counted_by_range = report["verify"]["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|q| {
+            q["sql"]
+                .as_str()
+                .unwrap()
+                .contains("restore_drill_key_counts(\"id\", 1, 5000)")
+        });
+    assert!(counted_by_range, "{:#}", report["verify"]["queries"]);
     assert_eq!(report["rpo_basis"], "now");
     assert_eq!(check(&report, "source")["outcome"], "passed", "{report:#}");
     let phases: Vec<&str> = report["phases"]

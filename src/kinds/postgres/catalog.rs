@@ -70,6 +70,41 @@ pub fn find<'a>(tables: &'a [PgTableInfo], name: &str) -> Option<&'a PgTableInfo
         .find(|t| t.schema == schema && t.name == table)
 }
 
+/// The smallest and largest value of the integer column `column` of `table`, when a valid B-tree
+/// index leads with it: PostgreSQL answers from the index's ends without reading the table.
+pub async fn indexed_range(
+    client: &tokio_postgres::Client,
+    table: &PgTableInfo,
+    column: &str,
+) -> Option<(i64, i64)> {
+    let integer = table.columns.iter().any(|c| {
+        c.name == column && matches!(c.type_name.as_str(), "smallint" | "integer" | "bigint")
+    });
+    if !integer {
+        return None;
+    }
+    let relation = super::copy::quote_qualified(&table.schema, &table.name);
+    let indexed = client
+        .query_opt(
+            "SELECT 1 FROM pg_index i
+             JOIN pg_class ic ON ic.oid = i.indexrelid
+             JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+             WHERE i.indrelid = $1::text::regclass AND a.attname = $2 AND i.indisvalid AND i.indpred IS NULL
+             LIMIT 1",
+            &[&relation, &column],
+        )
+        .await
+        .ok()??;
+    drop(indexed);
+    let sql = format!(
+        "SELECT min({c})::bigint, max({c})::bigint FROM {relation}",
+        c = super::copy::quote_ident(column)
+    );
+    let row = client.query_one(&sql, &[]).await.ok()?;
+    Some((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?))
+}
+
 /// The schema objects of a database, each by a name that is the same on every server (`column
 /// public.orders.id`) with its definition (`bigint not null`): tables, columns and their types,
 /// constraints (primary keys, unique, foreign keys, checks), indexes, sequences and extensions.

@@ -483,6 +483,14 @@ impl Kind for PgDump {
         Ok(found)
     }
 
+    async fn restored_key_range(&self, table: &str, column: &str) -> Option<(i64, i64)> {
+        let guard = self.restored.lock().await;
+        let restored = guard.as_ref()?;
+        let info = catalog::find(&restored.tables, table)?;
+        let client = connect(&restored.server).await.ok()?;
+        catalog::indexed_range(&client, info, column).await
+    }
+
     async fn release(&self) {
         if let Some(restored) = self.restored.lock().await.as_mut()
             && let Err(e) = restored.server.stop().await
