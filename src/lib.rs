@@ -13,12 +13,14 @@
 //! - [`storage`]: locations, read-only handles (source, backups) and the sandbox handle that can
 //!   only write below its run folder.
 //! - [`kinds`]: the kinds of data behind one trait, [`kinds::Kind`], one folder per family;
-//!   today [`kinds::delta`]: snapshot discovery (copies, time travel, versioned buckets), the
-//!   restore, structure verification, and reading the restored table and the source.
+//!   [`kinds::delta`] (copies, time travel, versioned buckets) and [`kinds::postgres`]
+//!   (`pg_dump` dumps): snapshot discovery, the restore, structure verification, and reading
+//!   the restored data and the source.
 //! - [`verify`]: suites, the one-scan compiler, evaluation against thresholds and the source.
 //! - [`drill`]: one run, phase by phase through the job's kind, and its report.
 //! - [`history`]: the journal of every drill, and PostgreSQL fed from it.
 //! - [`report`]: audit reports of a period, in Markdown, HTML, JSON and JUnit XML.
+//! - [`runbook`]: a job's recovery runbook, written from its configuration and its drills.
 //! - [`metrics`]: the Prometheus metric set.
 //! - [`scheduler`]: `serve`'s schedules, overlap guard, concurrency bound, timeouts.
 //! - [`server`]: `serve`'s HTTP endpoints, with optional TLS and basic auth.
@@ -37,6 +39,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod primitives;
 pub mod report;
+pub mod runbook;
 pub mod schedule;
 pub mod scheduler;
 pub mod serve;

@@ -137,6 +137,20 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// A job's recovery runbook, written from its configuration and its drills: what a loss
+    /// means and whom to tell, the RTO and RPO measured, access and tools, the last verified
+    /// snapshots, and the recovery procedure with the exact commands for the job.
+    Runbook {
+        #[arg(long)]
+        config: PathBuf,
+        /// The job's name.
+        job: String,
+        #[arg(long, value_enum, default_value_t = RunbookFormat::Md)]
+        format: RunbookFormat,
+        /// Write the runbook to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// List a job's snapshots, newest first.
     Snapshots {
         #[arg(long)]
@@ -156,6 +170,17 @@ pub enum ReportFormat {
     Json,
     /// JUnit XML, so CI systems show drills as test results.
     Junit,
+}
+
+/// The formats of `runbook`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunbookFormat {
+    /// Markdown.
+    Md,
+    /// One self-contained HTML page.
+    Html,
+    /// JSON, for other tools.
+    Json,
 }
 
 impl Cli {
@@ -284,6 +309,12 @@ pub async fn run(cli: Cli) -> Exit {
             format,
             output,
         } => records::report(&config, from, to, job, format, output).await,
+        Command::Runbook {
+            config,
+            job,
+            format,
+            output,
+        } => records::runbook(&config, &job, format, output).await,
         Command::Snapshots { config, job } => drill::snapshots(&config, &job).await,
         Command::Run {
             config,

@@ -1,11 +1,12 @@
-//! `history` and `report`: the recorded drills, and audit reports of a period.
+//! `history`, `report` and `runbook`: the recorded drills, audit reports of a period, and a
+//! job's runbook written from its drills.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::NaiveDate;
 
-use super::{CommandError, Exit, ReportFormat, load};
+use super::{CommandError, Exit, ReportFormat, RunbookFormat, load};
 use crate::drill;
 use crate::history::History;
 use crate::primitives::duration::seconds;
@@ -133,6 +134,35 @@ pub(super) async fn report(
     match output {
         Some(path) => std::fs::write(&path, text)
             .with_context(|| format!("writing the report to {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(0)
+}
+
+/// `runbook`: the job's runbook from its configuration and its recorded drills.
+pub(super) async fn runbook(
+    config_path: &Path,
+    job: &str,
+    format: RunbookFormat,
+    output: Option<PathBuf>,
+) -> Exit {
+    let config = load(config_path)?;
+    let job = config.job(job).map_err(CommandError::error)?;
+    let history = History::new(&config.history);
+    let recent = history.recent(Some(&job.name), None, usize::MAX).await?;
+    let drills: Vec<drill::DrillSummary> =
+        recent.entries.into_iter().filter_map(|e| e.drill).collect();
+    // The commands name the configuration by its full path, to run from any folder.
+    let named = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    let runbook = crate::runbook::build(&named, job, &drills, chrono::Utc::now());
+    let text = match format {
+        RunbookFormat::Md => crate::runbook::markdown(&runbook),
+        RunbookFormat::Html => crate::runbook::html(&runbook),
+        RunbookFormat::Json => serde_json::to_string_pretty(&runbook)? + "\n",
+    };
+    match output {
+        Some(path) => std::fs::write(&path, text)
+            .with_context(|| format!("writing the runbook to {}", path.display()))?,
         None => print!("{text}"),
     }
     Ok(0)

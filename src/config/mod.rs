@@ -167,6 +167,8 @@ pub struct Job {
     pub name: String,
     pub description: Option<String>,
     pub owner: Option<String>,
+    /// What the job's runbook says of an incident: how bad, what it affects, whom to tell.
+    pub incident: Incident,
     pub source: Source,
     pub snapshots: SnapshotSource,
     pub sandbox: Location,
@@ -193,6 +195,19 @@ pub struct Job {
     /// SHA-256 of the configuration file's text and of the suite file's text, for the record.
     pub config_sha256: String,
     pub suite_sha256: String,
+}
+
+/// What a job's data means when it is lost, for its runbook (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Incident {
+    /// How bad a loss is, in the team's own words (e.g. "SEV1").
+    pub severity: Option<String>,
+    /// The systems and people that see the loss.
+    pub affects: Vec<String>,
+    /// Jobs, pipelines or services that read the data and must be paused and resynced.
+    pub dependents: Vec<String>,
+    /// Where an incident is declared (e.g. "#inc-orders").
+    pub incident_channel: Option<String>,
 }
 
 /// The recovery point and recovery time a job must meet.
@@ -356,6 +371,15 @@ fn read_job(
     }
     let description = f.string("description", p).map(|d| d.value);
     let owner = f.string("owner", p).map(|o| o.value);
+    let incident = Incident {
+        severity: f.string("severity", p).map(|v| v.value),
+        affects: f.strings("affects", p).map(|v| v.value).unwrap_or_default(),
+        dependents: f
+            .strings("dependents", p)
+            .map(|v| v.value)
+            .unwrap_or_default(),
+        incident_channel: f.string("incident_channel", p).map(|v| v.value),
+    };
     let snapshots = kinds::read_snapshots(&mut f, base, p);
     let reads_database = snapshots.as_ref().is_some_and(|s| s.value.reads_database());
     let source: Option<Located<Source>> = if reads_database {
@@ -556,6 +580,7 @@ fn read_job(
             name: name?.value,
             description,
             owner,
+            incident,
             source,
             snapshots,
             sandbox: sandbox?.value,

@@ -22,7 +22,7 @@ pub const SUITE: &str = include_str!("../../checks/financial_transactions.toml")
 /// The demo's configuration; `{root}` is replaced by the demo folder.
 fn config_text(root: &Path) -> String {
     format!(
-        r#"# A drill of the demo's financial_transactions table.
+        r##"# A drill of the demo's financial_transactions table.
 
 [history]
 journal = "journal"                 # every drill's record, hash-chained
@@ -34,6 +34,10 @@ listen = "127.0.0.1:9841"           # for `restore-drill serve`
 name = "financial_transactions"
 description = "Card and transfer transactions, one row per booking"
 owner = "data-platform@example.com"
+severity = "SEV1"                   # the runbook's overview: how bad a loss is,
+affects = ["payments API", "month-end finance reports"]   # who sees it,
+dependents = ["nightly-ledger-export"]                    # what to pause and resync,
+incident_channel = "#inc-payments"                        # and where to declare it
 source = "{root}/lake/financial_transactions"
 snapshots = {{ kind = "delta_copy", location = "{root}/backups/daily", pattern = "financial_transactions_{{date}}" }}
 sandbox = "{root}/sandbox"
@@ -42,7 +46,7 @@ objectives = {{ rpo = "26h", rto = "15m" }}
 compare = {{ key = ["transaction_id"], sample_fraction = 0.01 }}
 redact = ["account_id"]
 schedule = "0 */5 * * * *"          # `serve` drills it every five minutes
-"#,
+"##,
         root = root.display()
     )
 }
@@ -245,6 +249,10 @@ pub async fn run(
         files.config.display()
     );
     println!("      {exe} history --config {}", files.config.display());
+    println!(
+        "      {exe} runbook --config {} financial_transactions      (the recovery runbook, from the drills above)",
+        files.config.display()
+    );
     if let Some(mut pg) = files.pg {
         println!(
             "\n  The app_db job's source ran only during the demo: its server in {}/postgres-source was stopped, so drilling app_db again needs it started (pg_ctl -D {}/postgres-source/postgres/data start).",

@@ -3,7 +3,7 @@
 //! against the objectives, the newest verified snapshot, and whether the journal's chain is
 //! intact. Rendered as Markdown, one self-contained HTML page, JSON or JUnit XML.
 
-mod render;
+pub(crate) mod render;
 
 pub use render::{html, junit, markdown};
 
@@ -252,11 +252,7 @@ fn measure(values: impl Iterator<Item = f64>, objective: Option<f64>) -> Measure
     let values: Vec<f64> = values.collect();
     let mut sorted = values.clone();
     sorted.sort_by(f64::total_cmp);
-    // Nearest rank.
-    let p95 = (!sorted.is_empty()).then(|| {
-        let rank = ((0.95 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1]
-    });
+    let p95 = nearest_rank(&sorted, 0.95);
     Measure {
         objective,
         max: sorted.last().copied(),
@@ -264,4 +260,12 @@ fn measure(values: impl Iterator<Item = f64>, objective: Option<f64>) -> Measure
         last: values.last().copied(),
         breaches: objective.map_or(0, |o| values.iter().filter(|v| **v > o).count()),
     }
+}
+
+/// The `q` quantile (0 to 1) of sorted values by nearest rank; `None` without values.
+pub(crate) fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
+    (!sorted.is_empty()).then(|| {
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1]
+    })
 }

@@ -139,6 +139,8 @@ struct State {
     /// The timers of the current configuration; a reload cancels them and starts new ones.
     timers: CancellationToken,
     running: usize,
+    /// The configuration file, by its full path, as runbooks name it.
+    config_file: std::path::PathBuf,
 }
 
 struct Entry {
@@ -171,6 +173,7 @@ impl Scheduler {
                     max_concurrent: max,
                     timers: CancellationToken::new(),
                     running: 0,
+                    config_file: config.file.clone(),
                 }),
                 stopping: CancellationToken::new(),
                 cancel: CancellationToken::new(),
@@ -188,6 +191,8 @@ impl Scheduler {
         let mut state = inner.lock();
         state.timers.cancel();
         state.timers = CancellationToken::new();
+        state.config_file =
+            std::fs::canonicalize(&config.file).unwrap_or_else(|_| config.file.clone());
         let max = config.server.max_concurrent_drills;
         if max != state.max_concurrent {
             // Drills already waiting keep their place in the old queue.
@@ -280,6 +285,32 @@ impl Scheduler {
     }
 
     /// Every configured job's status, by name.
+    /// The runbook of the configured job `name`, from its recorded drills; `None`: no such
+    /// job. Drills that cannot be read leave the runbook without them (logged).
+    pub(crate) async fn runbook(&self, name: &str) -> Option<crate::runbook::Runbook> {
+        let (job, file) = {
+            let state = self.inner.lock();
+            let entry = state.jobs.get(name).filter(|e| e.configured)?;
+            (entry.job.clone(), state.config_file.clone())
+        };
+        let drills = match &self.inner.history {
+            Some(history) => match history.recent(Some(name), None, usize::MAX).await {
+                Ok(recent) => recent.entries.into_iter().filter_map(|e| e.drill).collect(),
+                Err(e) => {
+                    tracing::warn!(job = name, error = %e, "the runbook is written without the job's drills");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        Some(crate::runbook::build(
+            &file,
+            &job,
+            &drills,
+            self.inner.clock.now(),
+        ))
+    }
+
     pub fn jobs(&self) -> Vec<JobStatus> {
         let state = self.inner.lock();
         state

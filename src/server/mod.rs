@@ -1,5 +1,5 @@
 //! `serve`'s HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/jobs`, `/jobs/{name}`,
-//! `POST /jobs/{name}/run` and `POST /-/reload`, over plain HTTP or TLS, with optional basic
+//! `/jobs/{name}/runbook`, `POST /jobs/{name}/run` and `POST /-/reload`, over plain HTTP or TLS, with optional basic
 //! auth (see [`web_config`]). `/healthz` and `/readyz` answer without auth so probes need no
 //! secret. Without basic auth, starting drills and reloading over HTTP are allowed only on a
 //! loopback listener or from a loopback peer (the same host, pod or container).
@@ -158,7 +158,7 @@ async fn respond(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Ans
         [""] => only_get(&method, || {
             text(
                 StatusCode::OK,
-                "restore-drill\n\n/metrics          Prometheus metrics\n/healthz          the process is alive\n/readyz           configuration loaded, scheduler running\n/jobs             each job's schedule, next run, last outcome (JSON)\n/jobs/NAME        one job (JSON)\nPOST /jobs/NAME/run   drill a job now\nPOST /-/reload    reload the configuration (as SIGHUP)\n",
+                "restore-drill\n\n/metrics          Prometheus metrics\n/healthz          the process is alive\n/readyz           configuration loaded, scheduler running\n/jobs             each job's schedule, next run, last outcome (JSON)\n/jobs/NAME        one job (JSON)\n/jobs/NAME/runbook  the job's runbook (Markdown; HTML with Accept: text/html)\nPOST /jobs/NAME/run   drill a job now\nPOST /-/reload    reload the configuration (as SIGHUP)\n",
             )
         }),
         ["metrics"] => only_get(&method, || {
@@ -172,6 +172,26 @@ async fn respond(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Ans
         ["jobs"] => only_get(&method, || {
             json_answer(StatusCode::OK, &app.scheduler.jobs())
         }),
+        ["jobs", name, "runbook"] => {
+            if method != Method::GET && method != Method::HEAD {
+                return method_not_allowed("GET");
+            }
+            let wants_html = request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"));
+            match app.scheduler.runbook(name).await {
+                Some(runbook) if wants_html => {
+                    page(crate::runbook::html(&runbook), "text/html; charset=utf-8")
+                }
+                Some(runbook) => page(
+                    crate::runbook::markdown(&runbook),
+                    "text/markdown; charset=utf-8",
+                ),
+                None => error(StatusCode::NOT_FOUND, format!("no job named `{name}`")),
+            }
+        }
         ["jobs", name] => only_get(&method, || {
             match app.scheduler.jobs().into_iter().find(|j| j.name == *name) {
                 Some(job) => json_answer(StatusCode::OK, &job),
@@ -274,6 +294,15 @@ fn text(status: StatusCode, body: &'static str) -> Answer {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    answer
+}
+
+/// A generated document with its content type.
+fn page(body: String, content_type: &'static str) -> Answer {
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    answer
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     answer
 }
 

@@ -815,6 +815,19 @@ async fn a_restarted_serve_reports_the_last_drill_from_the_journal_or_postgres()
         let status: serde_json::Value = serde_json::from_str(&jobs).unwrap();
         assert_eq!(status["last"]["outcome"], "failed", "{journal}: {status:#}");
         assert_eq!(status["last"]["run_id"], failed["run_id"]);
+        // The job's runbook, from the same history: the failed drill warned of, the passed
+        // one's snapshot verified.
+        let (code, runbook) = service.get(&format!("/jobs/{JOB}/runbook"));
+        assert_eq!(code, 200, "{runbook}");
+        assert!(
+            runbook.contains("**Warning:** The last drill"),
+            "{journal}: {runbook}"
+        );
+        assert!(
+            runbook.contains(passed["run_id"].as_str().unwrap()),
+            "{journal}: {runbook}"
+        );
+        assert_eq!(service.get("/jobs/nobody/runbook").0, 404);
     }
 }
 

@@ -1,0 +1,147 @@
+//! Runbooks: written from a job's configuration and its drills — the incident keys, the RTO and
+//! RPO measured, the verified snapshots — the same for the same inputs, and every restore-drill
+//! command they print runs.
+
+use std::path::Path;
+
+use crate::helpers::{JOB, Lake, SUITE, cli, stderr, stdout};
+
+/// `runbook` of the lake's job in `format`; its text.
+fn runbook(config: &Path, format: &str) -> String {
+    let out = cli(&[
+        "runbook",
+        "--config",
+        config.to_str().unwrap(),
+        JOB,
+        "--format",
+        format,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// The restore-drill commands of a Markdown runbook's code blocks.
+fn commands(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_code = false;
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if in_code && line.starts_with("restore-drill ") {
+            out.push(line.to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_runbook_holds_the_figures_measured_the_verified_snapshot_and_commands_that_run() {
+    let lake = Lake::new(2, 500).await;
+    lake.snapshot("2026-11-30");
+    let config = lake.config(SUITE, "1000d");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[history]\njournal = \"journal\"\n\n{text}severity = \"SEV2\"\naffects = [\"billing dashboards\"]\ndependents = [\"nightly-billing-export\"]\nincident_channel = \"#inc-payments\"\nowner = \"payments-team\"\n"
+        ),
+    )
+    .unwrap();
+
+    // Before any drill: the runbook says nothing proves the backups.
+    let before = runbook(&config, "md");
+    assert!(
+        before.contains("No drill of this job is on record"),
+        "{before}"
+    );
+    for words in [
+        "SEV2",
+        "billing dashboards",
+        "nightly-billing-export",
+        "`#inc-payments`",
+        "payments-team",
+    ] {
+        assert!(before.contains(words), "{words} missing:\n{before}");
+    }
+
+    // Two passed drills: their figures and the snapshot they verified.
+    let mut run_ids = Vec::new();
+    for _ in 0..2 {
+        let out = cli(&["run", "--config", config.to_str().unwrap(), JOB, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        run_ids.push(report["run_id"].as_str().unwrap().to_string());
+    }
+    let after = runbook(&config, "md");
+    assert!(!after.contains("Warning"), "{after}");
+    assert!(
+        after.contains("| `transactions_2026-11-30` | version 1 |"),
+        "{after}"
+    );
+    assert!(
+        after.contains(&run_ids[1]),
+        "the newest passed drill is named"
+    );
+    let rto = after.lines().find(|l| l.starts_with("| RTO |")).unwrap();
+    assert!(!rto.contains("—"), "median, p95 and last measured: {rto}");
+    assert!(after.contains("Measured by the last 2 drill(s)"), "{after}");
+    assert_eq!(
+        after,
+        runbook(&config, "md"),
+        "the same inputs, the same runbook"
+    );
+
+    // Every restore-drill command it prints runs, from another folder.
+    let printed = commands(&after);
+    assert!(printed.len() >= 4, "{printed:?}");
+    for command in &printed {
+        let line = command.replacen("restore-drill", env!("CARGO_BIN_EXE_restore-drill"), 1);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .current_dir(std::env::temp_dir())
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{command}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    assert!(
+        printed
+            .iter()
+            .any(|c| c.contains("--snapshot transactions_2026-11-30")),
+        "the verified snapshot is drilled before it is restored: {printed:?}"
+    );
+    // The recovery without restore-drill names the snapshot's folder and the table's.
+    assert!(after.contains(&format!(
+        "cp -a {} {}",
+        lake.root.join("backups/daily/transactions_2026-11-30").display(),
+        lake.source().display()
+    )));
+
+    // The last drill failed: a warning first, and the verified snapshot is still the passed one.
+    std::fs::write(
+        lake.root.join("checks/suite.toml"),
+        "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1000000\n",
+    )
+    .unwrap();
+    let out = cli(&["run", "--config", config.to_str().unwrap(), JOB]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let failed = runbook(&config, "md");
+    assert!(
+        failed.starts_with("# Runbook: restore `transactions`\n\n> **Warning:** The last drill"),
+        "{failed}"
+    );
+    assert!(failed.contains("| `transactions_2026-11-30` |"), "{failed}");
+
+    // As one HTML page.
+    let page = runbook(&config, "html");
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(page.contains("<h1>Runbook: restore transactions</h1>"));
+    assert!(page.contains("<code>#inc-payments</code>"), "{page}");
+}
