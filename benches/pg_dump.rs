@@ -1,6 +1,7 @@
 //! PostgreSQL dumps: the phases of restoring a custom-format dump of one table into a throwaway
 //! server — `pg_restore`, `pg_amcheck --heapallindexed` — and the suite's aggregates over the
-//! restored table read into DataFusion through binary COPY, against PostgreSQL running the same
+//! restored table read into DataFusion through binary COPY (one per core, over ranges of pages,
+//! as the drill reads it), against PostgreSQL running the same
 //! aggregates in SQL on the same restored database; with the peak memory of the DataFusion scan.
 //!
 //! The table's key is `id bigint PRIMARY KEY`, dense as a sequence hands it out (`dense`), or
@@ -149,8 +150,13 @@ async fn main() {
             &quote_qualified(&orders.schema, &orders.name),
             &orders.columns,
         );
-        ctx.register_table("orders", Arc::new(table.provider().unwrap()))
-            .unwrap();
+        let blocks = catalog::blocks(&client, orders).await.unwrap();
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        ctx.register_table(
+            "orders",
+            Arc::new(table.provider_in_parts(blocks, parts).unwrap()),
+        )
+        .unwrap();
         let keys = match catalog::indexed_range(&client, orders, "id").await {
             Some((min, max)) => keys::expr("id", Some((min, max))),
             None => keys::expr("id", None),

@@ -138,9 +138,15 @@ async fn datafusion_answers(server: &RestoreTarget) -> Vec<String> {
         &quote_qualified(&orders.schema, &orders.name),
         &orders.columns,
     );
+    // Read in three ranges of pages at once, as the drill reads a restored table.
+    let blocks = catalog::blocks(&client, orders).await.unwrap();
+    assert!(blocks >= 6, "{blocks} pages");
     let ctx = scan::session();
-    ctx.register_table("orders", std::sync::Arc::new(table.provider().unwrap()))
-        .unwrap();
+    ctx.register_table(
+        "orders",
+        std::sync::Arc::new(table.provider_in_parts(blocks, 3).unwrap()),
+    )
+    .unwrap();
     let sql = "SELECT CAST(count(*) AS VARCHAR), CAST(sum(amount) AS VARCHAR), CAST(count(note) AS VARCHAR), to_char(max(placed), '%Y-%m-%dT%H:%M:%S'), CAST(min(day) AS VARCHAR), CAST(CAST(sum(score) AS BIGINT) AS VARCHAR), CAST(count(DISTINCT code) AS VARCHAR), CAST(sum(small) AS VARCHAR) FROM orders";
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     let batch = &batches[0];

@@ -70,6 +70,19 @@ pub fn find<'a>(tables: &'a [PgTableInfo], name: &str) -> Option<&'a PgTableInfo
         .find(|t| t.schema == schema && t.name == table)
 }
 
+/// How many heap pages `table` has (partitioned tables: none of their own).
+pub async fn blocks(client: &tokio_postgres::Client, table: &PgTableInfo) -> Result<u64, String> {
+    let relation = super::copy::quote_qualified(&table.schema, &table.name);
+    let row = client
+        .query_one(
+            "SELECT pg_relation_size($1::text::regclass) / current_setting('block_size')::bigint",
+            &[&relation],
+        )
+        .await
+        .map_err(|e| format!("the size of {relation}: {}", db_error(&e)))?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
 /// The smallest and largest value of the integer column `column` of `table`, when a valid B-tree
 /// index leads with it: PostgreSQL answers from the index's ends without reading the table.
 pub async fn indexed_range(

@@ -193,6 +193,47 @@ impl CopyTable {
         let schema = self.schema.clone();
         StreamingTable::try_new(schema, vec![Arc::new(self)])
     }
+
+    /// The table for DataFusion in `parts` partitions of its `blocks` heap pages, each streamed
+    /// by a `COPY` of its own over a range of pages (a TID range scan), read at once. Only for
+    /// a table nothing writes to while it is read: each partition reads in its own snapshot.
+    pub fn provider_in_parts(
+        self,
+        blocks: u64,
+        parts: usize,
+    ) -> Result<StreamingTable, DataFusionError> {
+        let parts = parts.max(1) as u64;
+        if parts == 1 || blocks < parts * 2 {
+            return self.provider();
+        }
+        let schema = self.schema.clone();
+        let Some(select) = self
+            .statement
+            .strip_prefix("COPY (")
+            .and_then(|s| s.strip_suffix(") TO STDOUT (FORMAT binary)"))
+        else {
+            return self.provider();
+        };
+        let step = blocks.div_ceil(parts);
+        let partitions: Vec<Arc<dyn PartitionStream>> = (0..parts)
+            .map(|i| {
+                let (from, to) = (i * step, (i + 1) * step);
+                // The last range is open: pages past the size read at planning time count too.
+                let range = if i + 1 == parts {
+                    format!("ctid >= '({from},0)'::tid")
+                } else {
+                    format!("ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid")
+                };
+                Arc::new(CopyTable {
+                    config: self.config.clone(),
+                    schema: self.schema.clone(),
+                    decoders: self.decoders.clone(),
+                    statement: format!("COPY ({select} WHERE {range}) TO STDOUT (FORMAT binary)"),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        StreamingTable::try_new(schema, partitions)
+    }
 }
 
 impl PartitionStream for CopyTable {
