@@ -145,3 +145,47 @@ async fn a_runbook_holds_the_figures_measured_the_verified_snapshot_and_commands
     assert!(page.contains("<h1>Runbook: restore transactions</h1>"));
     assert!(page.contains("<code>#inc-payments</code>"), "{page}");
 }
+
+#[test]
+fn a_database_jobs_runbook_restores_into_a_new_database_with_the_jobs_owners_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("backups")).unwrap();
+    std::fs::write(
+        dir.path().join("suite.toml"),
+        "[[check]]\nid = \"orders-rows\"\ntable = \"public.orders\"\nkind = \"row_count\"\nmin = 1\n",
+    )
+    .unwrap();
+    let config = dir.path().join("restore-drill.toml");
+    std::fs::write(
+        &config,
+        r#"[history]
+journal = "journal"
+
+[[job]]
+name = "app"
+source = "postgres://reader@db.internal:5433/app"
+source_password_env = "APP_DB_PASSWORD"
+snapshots = { kind = "pg_dump", location = "backups", pattern = "app_{date}.dump", owners = "skip" }
+sandbox = "sandbox"
+suite = "suite.toml"
+objectives = { rpo = "26h", rto = "1h" }
+"#,
+    )
+    .unwrap();
+    let out = cli(&["runbook", "--config", config.to_str().unwrap(), "app"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let backups = dir.path().canonicalize().unwrap().join("backups/SNAPSHOT");
+    for expected in [
+        "No drill of this job is on record".to_string(),
+        "createdb -h db.internal -p 5433 -U reader app_restored".to_string(),
+        format!(
+            "pg_restore -h db.internal -p 5433 -U reader --no-owner --no-privileges -d app_restored {}",
+            backups.display()
+        ),
+        "(password in the variable APP_DB_PASSWORD)".to_string(),
+        "- `orders-rows`: row_count of public.orders (fail)".to_string(),
+    ] {
+        assert!(text.contains(&expected), "{expected} missing:\n{text}");
+    }
+}
