@@ -1,5 +1,5 @@
 //! `validate`: a configuration file, its suites and web config, and — unless `--offline` —
-//! each job's suite against its source's schema.
+//! each job's suite against its source's schema and the server it restores into, if any.
 
 use std::path::Path;
 
@@ -17,7 +17,11 @@ pub(super) async fn validate(config_file: &Path, offline: bool) -> Exit {
     }
     // The suites against the sources' schemas: the logs are read, no data.
     for job in config.jobs.iter().filter(|_| !offline) {
-        let described = kinds::of(&job.snapshots).describe_source().await;
+        let kind = kinds::of(&job.snapshots);
+        if let Err(reason) = kind.check_restore_target().await {
+            problems.push(format!("job `{}`: {reason}", job.name));
+        }
+        let described = kind.describe_source().await;
         match described {
             Ok(Described::Table(info)) => problems.extend(job.misfits(&info.typed_columns())),
             Ok(Described::Database(tables)) => problems.extend(job.table_misfits(&tables)),

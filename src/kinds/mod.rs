@@ -82,6 +82,12 @@ pub trait Kind: Send + Sync {
     /// What the source is now (its columns, for `validate`), or why it cannot be read.
     async fn describe_source(&self) -> Result<Described, String>;
 
+    /// Whether the place the kind restores into besides the sandbox folder can take a restore
+    /// (a sandbox server: it answers and lets its user create databases), for `validate`.
+    async fn check_restore_target(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The source as it is now, registered in `ctx`, and its columns (the append-only fallback
     /// of a comparison); `None` when it cannot be read.
     async fn open_current_source(&self, ctx: &SessionContext) -> Option<Vec<String>>;

@@ -984,6 +984,35 @@ async fn a_sandbox_server_gets_a_database_of_each_run_dropped_with_its_folder() 
         "{kept} was dropped when its kept folder was swept"
     );
 
+    // `validate` reaches the sandbox server: one that does not answer, or whose user may not
+    // create databases, is a problem naming it.
+    Database::admin()
+        .await
+        .batch_execute("DO $$ BEGIN CREATE ROLE rd_no_createdb LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        .await
+        .unwrap();
+    for (server, expected) in [
+        (
+            "postgres://postgres@127.0.0.1:1/postgres",
+            "the sandbox server postgres://postgres@127.0.0.1:1/postgres cannot be reached",
+        ),
+        (
+            "postgres://rd_no_createdb@127.0.0.1:5432/postgres",
+            "its user `rd_no_createdb` may not create databases",
+        ),
+    ] {
+        let job = DumpJob::with(
+            &db,
+            DUMP_SUITE,
+            &format!(", sandbox_server = \"{server}\""),
+            "",
+        );
+        let out = crate::helpers::cli(&["validate", "--config", &job.config()]);
+        assert_eq!(out.status.code(), Some(2));
+        let said = crate::helpers::stderr(&out);
+        assert!(said.contains(expected), "{said}");
+    }
+
     // The source's own database as the sandbox server is refused when the file is loaded.
     let job = DumpJob::with(
         &db,

@@ -386,6 +386,29 @@ impl Kind for PgDump {
         ))
     }
 
+    async fn check_restore_target(&self) -> Result<(), String> {
+        let Some(server) = &self.settings.sandbox_server else {
+            return Ok(());
+        };
+        let client = open(&server.connection()?)
+            .await
+            .map_err(|e| format!("the sandbox server {server} cannot be reached: {e}"))?;
+        let row = client
+            .query_one(
+                "SELECT rolname::text, rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .await
+            .map_err(|e| format!("the sandbox server {server}: {}", copy::db_error(&e)))?;
+        let (user, may_create): (String, bool) = (row.get(0), row.get(1));
+        if !may_create {
+            return Err(format!(
+                "the sandbox server {server}: its user `{user}` may not create databases, and each drill creates one there; grant it CREATEDB"
+            ));
+        }
+        Ok(())
+    }
+
     async fn open_current_source(&self, _ctx: &SessionContext) -> Option<Vec<String>> {
         None
     }
