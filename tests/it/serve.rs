@@ -125,13 +125,18 @@ impl Drop for Service {
 
 /// One HTTP/1.0 request (so the answer is not chunked); returns the status code and the body.
 pub(crate) fn http(address: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    http_with(address, method, path, "")
+}
+
+/// The same with more header lines (each ending in `\r\n`).
+fn http_with(address: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n{headers}Content-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -828,6 +833,14 @@ async fn a_restarted_serve_reports_the_last_drill_from_the_journal_or_postgres()
             "{journal}: {runbook}"
         );
         assert_eq!(service.get("/jobs/nobody/runbook").0, 404);
+        let (code, page) = http_with(
+            service.address,
+            "GET",
+            &format!("/jobs/{JOB}/runbook"),
+            "Accept: text/html,application/xhtml+xml\r\n",
+        );
+        assert_eq!(code, 200);
+        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
     }
 }
 
