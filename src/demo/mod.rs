@@ -14,6 +14,7 @@ use chrono::{Duration, Utc};
 
 use crate::clock::SystemClock;
 use crate::drill::{self, DrillOptions, DrillReport, Outcome, Progress};
+use crate::history::History;
 use crate::metrics::DrillMetrics;
 
 /// The demo's suite, written to `checks/financial_transactions.toml`.
@@ -159,6 +160,8 @@ pub async fn run(
         .job("financial_transactions")
         .map_err(anyhow::Error::msg)?;
     let metrics = DrillMetrics::new();
+    // Recorded as `run` records them: `history` and `runbook` show the demo's drills.
+    let history = std::sync::Arc::new(History::new(&config.history));
 
     println!(
         "\n== Drill 1: the newest snapshot ({}), healthy\n",
@@ -166,6 +169,7 @@ pub async fn run(
     );
     let healthy = drill::run_drill(job, &DrillOptions::default(), &SystemClock, progress).await;
     metrics.observe(&healthy);
+    history.record(job, &healthy, &SystemClock).await?;
     print!("{}", drill::summary::render(&healthy));
 
     println!(
@@ -178,6 +182,7 @@ pub async fn run(
     };
     let damaged = drill::run_drill(job, &options, &SystemClock, progress).await;
     metrics.observe(&damaged);
+    history.record(job, &damaged, &SystemClock).await?;
     print!("{}", drill::summary::render(&damaged));
 
     let mut pg_outcomes = None;
@@ -189,6 +194,7 @@ pub async fn run(
         );
         let healthy = drill::run_drill(job, &DrillOptions::default(), &SystemClock, progress).await;
         metrics.observe(&healthy);
+        history.record(job, &healthy, &SystemClock).await?;
         print!("{}", drill::summary::render(&healthy));
         println!(
             "\n== Drill 4: an older dump ({}), cut in half as an interrupted upload leaves it\n",
@@ -200,6 +206,7 @@ pub async fn run(
         };
         let damaged = drill::run_drill(job, &options, &SystemClock, progress).await;
         metrics.observe(&damaged);
+        history.record(job, &damaged, &SystemClock).await?;
         print!("{}", drill::summary::render(&damaged));
         pg_outcomes = Some((healthy.outcome, damaged.outcome));
     } else {
@@ -222,7 +229,7 @@ pub async fn run(
     );
     println!("  {}/config.toml                   the job", root.display());
     println!(
-        "  {}/journal/                      the record of every `run` and `serve` drill",
+        "  {}/journal/                      the record of every drill (these, and `run` and `serve`)",
         root.display()
     );
     println!(

@@ -256,9 +256,12 @@ fn warnings(
                 .to_string(),
         ),
         Some(d) if d.outcome != Outcome::Passed => out.push(format!(
-            "The last drill ({}, {}) {}: the newest backup may not restore. Restore the newest verified snapshot below, and read the drill's findings with `restore-drill history`.",
+            "The last drill ({}, {}{}) {}: that backup may not restore. Restore the newest verified snapshot below, and read the drill's findings with `restore-drill history`.",
             d.run_id,
             time(d.finished_at),
+            d.snapshot
+                .as_ref()
+                .map_or(String::new(), |s| format!(", snapshot {}", s.id)),
             match d.outcome {
                 Outcome::Failed => "failed",
                 _ => "ended in error",

@@ -197,6 +197,25 @@ fn the_demo_drills_a_healthy_and_a_damaged_snapshot_and_prints_the_metrics() {
             .join("checks/financial_transactions.toml")
             .is_file()
     );
+    // Its drills are recorded: the job's runbook warns of the failed one and lists the
+    // snapshot that passed.
+    let config = dir.path().join("config.toml");
+    let out = cli(&[
+        "runbook",
+        "--config",
+        config.to_str().unwrap(),
+        "financial_transactions",
+    ]);
+    let runbook = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        runbook.contains("**Warning:** The last drill") && runbook.contains("failed"),
+        "{runbook}"
+    );
+    assert!(
+        runbook.contains("Measured by the last 2 drill(s)"),
+        "{runbook}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
