@@ -101,13 +101,15 @@ pub(super) fn access(job: &Job) -> Vec<String> {
     match &job.snapshots {
         SnapshotSource::DeltaCopy {
             location, source, ..
-        }
-        | SnapshotSource::S3Versions {
-            location, source, ..
         } => {
             out.push(storage("the backups", location, "read"));
             out.push(storage("the table", source, "read and write"));
         }
+        SnapshotSource::S3Versions { location, .. } => out.push(storage(
+            "the table and its object versions",
+            location,
+            "read (with versions) and write (copies of old versions, delete markers)",
+        )),
         SnapshotSource::DeltaTimeTravel { source, .. } => {
             out.push(storage(
                 "the table",
@@ -318,7 +320,7 @@ fn recovery_text(job: &Job) -> Vec<String> {
             "Restore the table to the verified version: a new commit whose contents are that version's (the damaged versions stay in the history).".into(),
         ],
         SnapshotSource::S3Versions { .. } => vec![
-            "Copy each object's version current at the verified time over the object (the damaged versions stay in the bucket's history).".into(),
+            "Copy each object's version current at the verified time over the object, and put a delete marker on each object written since (the damaged versions stay in the bucket's history).".into(),
         ],
         SnapshotSource::PgDump(_) => vec![
             "Do not restore over the damaged database: restore the verified dump into a new database, check it, then point the applications at it (or swap the names).".into(),
@@ -379,13 +381,20 @@ fn recovery(job: &Job, snapshot: &str) -> Vec<Command> {
                 Backend::Local(p) => (p.display().to_string(), String::new()),
             };
             let endpoint = endpoint_flag(location);
+            let prefix = quote(&prefix);
             vec![
+                // Each key's newest version or delete marker at the point in time; keys that
+                // were deleted then are left out.
                 Command::theirs(format!(
-                    "aws s3api list-object-versions{endpoint} --bucket {bucket} --prefix {} --query \"Versions[?LastModified<='{snapshot}'].[Key,VersionId,LastModified]\" --output text | sort -k1,1 -k3,3r | sort -u -k1,1 > versions.txt",
-                    quote(&prefix)
+                    "aws s3api list-object-versions{endpoint} --bucket {bucket} --prefix {prefix} --query \"[Versions[?LastModified<='{snapshot}'].[Key,LastModified,VersionId,'version'], DeleteMarkers[?LastModified<='{snapshot}'].[Key,LastModified,VersionId,'deleted']][]\" --output text | sort -k1,1 -k2,2r | awk -F'\\t' '!seen[$1]++ && $4 == \"version\"' > versions.txt"
                 )),
                 Command::theirs(format!(
-                    "while read -r key version _; do aws s3api copy-object{endpoint} --bucket {bucket} --key \"$key\" --copy-source \"{bucket}/$key?versionId=$version\"; done < versions.txt"
+                    "while IFS=\"$(printf '\\t')\" read -r key _ version _; do aws s3api copy-object{endpoint} --bucket {bucket} --key \"$key\" --copy-source \"{bucket}/$key?versionId=$version\"; done < versions.txt"
+                )),
+                // Objects written after the point in time (later log entries, new data files)
+                // get a delete marker; their versions stay in the bucket.
+                Command::theirs(format!(
+                    "aws s3api list-objects-v2{endpoint} --bucket {bucket} --prefix {prefix} --query 'Contents[].Key' --output text | tr '\\t' '\\n' | sort > now.txt; cut -f1 versions.txt | sort > then.txt; comm -23 now.txt then.txt | while read -r key; do aws s3 rm{endpoint} \"s3://{bucket}/$key\"; done"
                 )),
             ]
         }

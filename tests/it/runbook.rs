@@ -189,3 +189,99 @@ objectives = { rpo = "26h", rto = "1h" }
         assert!(text.contains(&expected), "{expected} missing:\n{text}");
     }
 }
+
+#[test]
+fn the_recovery_commands_of_every_delta_kind_are_shell_that_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("suite.toml"),
+        "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1\n",
+    )
+    .unwrap();
+    let config = dir.path().join("restore-drill.toml");
+    std::fs::write(
+        &config,
+        r#"[history]
+journal = "journal"
+
+[storage.lake]
+endpoint = "http://minio:9000"
+region = "us-east-1"
+path_style = true
+access_key_id_env = "LAKE_KEY_ID"
+secret_access_key_env = "LAKE_SECRET"
+
+[[job]]
+name = "versions"
+source = "s3://lake/orders/"
+storage = "lake"
+snapshots = { kind = "s3_versions", location = "s3://lake/orders/", lag = "1h" }
+sandbox = "sandbox"
+suite = "suite.toml"
+objectives = { rpo = "26h", rto = "1h" }
+
+[[job]]
+name = "copies"
+source = "s3://lake/orders/"
+storage = "lake"
+snapshots = { kind = "delta_copy", location = "s3://backups/orders/", pattern = "orders_{date}" }
+sandbox = "sandbox"
+suite = "suite.toml"
+objectives = { rpo = "26h", rto = "1h" }
+
+[[job]]
+name = "history"
+source = "lake/orders"
+snapshots = { kind = "delta_time_travel", lag = "1h" }
+sandbox = "sandbox"
+suite = "suite.toml"
+objectives = { rpo = "26h", rto = "1h" }
+"#,
+    )
+    .unwrap();
+    for (job, expected) in [
+        (
+            "versions",
+            "aws s3api copy-object --endpoint-url http://minio:9000 --bucket lake",
+        ),
+        (
+            "copies",
+            "aws s3 sync --endpoint-url http://minio:9000 s3://backups/orders/SNAPSHOT/ s3://lake/orders/",
+        ),
+        ("history", ".restore(SNAPSHOT)"),
+    ] {
+        let out = cli(&["runbook", "--config", config.to_str().unwrap(), job]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains(expected),
+            "{job}: {expected} missing:\n{text}"
+        );
+        if job != "history" {
+            assert!(
+                text.contains("keys in the variables LAKE_KEY_ID and LAKE_SECRET"),
+                "{job}: the key variables are named:
+{text}"
+            );
+        }
+        let mut script = String::new();
+        let mut in_code = false;
+        for line in text.lines() {
+            if line.starts_with("```") {
+                in_code = !in_code;
+            } else if in_code {
+                script.push_str(line);
+                script.push('\n');
+            }
+        }
+        let checked = std::process::Command::new("sh")
+            .args(["-n", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            checked.status.success(),
+            "{job}: {}\n{script}",
+            stderr(&checked)
+        );
+    }
+}
