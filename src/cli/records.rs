@@ -7,7 +7,6 @@ use anyhow::Context;
 use chrono::NaiveDate;
 
 use super::{CommandError, Exit, ReportFormat, RunbookFormat, load};
-use crate::drill;
 use crate::history::History;
 use crate::primitives::duration::seconds;
 
@@ -111,8 +110,7 @@ pub(super) async fn report(
             if unreadable == 1 { "" } else { "s" }
         );
     }
-    let reports: Vec<drill::DrillSummary> =
-        recent.entries.into_iter().filter_map(|e| e.drill).collect();
+    let reports = recent.drills();
     let report = crate::report::build(
         &config,
         job.as_deref(),
@@ -150,8 +148,7 @@ pub(super) async fn runbook(
     let job = config.job(job).map_err(CommandError::error)?;
     let history = History::new(&config.history);
     let recent = history.recent(Some(&job.name), None, usize::MAX).await?;
-    let drills: Vec<drill::DrillSummary> =
-        recent.entries.into_iter().filter_map(|e| e.drill).collect();
+    let drills = recent.drills();
     // The commands name the configuration by its full path, to run from any folder.
     let named = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf());
     let runbook = crate::runbook::build(&named, job, &drills, chrono::Utc::now());

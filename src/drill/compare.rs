@@ -16,6 +16,15 @@ use crate::verify::{self, CheckOutcome, CheckResult, SourceValues, diff, queries
 /// not compared.
 const IN_FLIGHT: chrono::Duration = chrono::Duration::seconds(60);
 
+/// The source of `job` could not be read: an error, never a pass.
+fn source_error(job: &crate::config::Job, reason: String) -> DrillError {
+    DrillError::Source {
+        job: job.name.clone(),
+        location: job.source.to_string(),
+        reason,
+    }
+}
+
 /// The time, in Unix seconds, as of which a dump taken at `taken` holds every row: rows changed
 /// later may be missing from it.
 fn cutoff(taken: chrono::DateTime<chrono::Utc>) -> f64 {
@@ -176,11 +185,7 @@ impl Drill<'_> {
             .kind
             .compare_structure(snapshot)
             .await
-            .map_err(|reason| DrillError::Source {
-                job: job.name.clone(),
-                location: job.source.to_string(),
-                reason,
-            })?;
+            .map_err(|reason| source_error(job, reason))?;
         let mut check = CheckResult::new("source", "source_schema", Severity::Fail);
         let failing: Vec<&str> = differences
             .iter()
@@ -239,11 +244,7 @@ impl Drill<'_> {
             .register_source(table, crate::verify::diff::SOURCE, &ctx)
             .await
             .map(|columns| columns.into_iter().map(|(name, _)| name).collect())
-            .map_err(|reason| DrillError::Source {
-                job: job.name.clone(),
-                location: job.source.to_string(),
-                reason,
-            })?;
+            .map_err(|reason| source_error(job, reason))?;
         let restored_columns: Vec<String> = match ctx.table(crate::verify::plan::TABLE).await {
             Ok(t) => t
                 .schema()
@@ -292,11 +293,7 @@ impl Drill<'_> {
         suite: &Suite,
     ) -> Result<(SourceValues, Vec<(String, String)>), DrillError> {
         let job = self.job;
-        let cannot_read = |reason: String| DrillError::Source {
-            job: job.name.clone(),
-            location: job.source.to_string(),
-            reason,
-        };
+        let cannot_read = |reason| source_error(job, reason);
         let ctx = scan::session();
         let columns = self
             .kind
@@ -362,11 +359,7 @@ impl Drill<'_> {
         sampling: Option<(&CompareSpec, f64)>,
     ) -> Result<SourceSide, DrillError> {
         let job = self.job;
-        let cannot_read = |reason: String| DrillError::Source {
-            job: job.name.clone(),
-            location: job.source.to_string(),
-            reason,
-        };
+        let cannot_read = |reason| source_error(job, reason);
         let ctx = scan::session();
         let opened = self
             .kind

@@ -178,6 +178,16 @@ pub(crate) struct Recent {
     pub chains: Vec<ChainCheck>,
 }
 
+impl Recent {
+    /// The drills whose records read as drill reports.
+    pub fn drills(&self) -> Vec<DrillSummary> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.drill.clone())
+            .collect()
+    }
+}
+
 impl History {
     pub fn new(settings: &HistorySettings) -> Self {
         Self {

@@ -399,7 +399,12 @@ fn recovery(job: &Job, snapshot: &str) -> Vec<Command> {
             ]
         }
         SnapshotSource::PgDump(settings) => {
-            let server = server_args(&settings.source.url);
+            let server: String = settings
+                .source
+                .server_args()
+                .iter()
+                .map(|a| format!(" {}", quote(a)))
+                .collect();
             let database = settings
                 .source
                 .database()
@@ -435,28 +440,6 @@ fn endpoint_flag(location: &Location) -> String {
     }
 }
 
-/// ` -h HOST -p PORT -U USER` of a PostgreSQL URL.
-fn server_args(url: &str) -> String {
-    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
-        return String::new();
-    };
-    let mut out = String::new();
-    if let Some(host) = config.get_hosts().first() {
-        let host = match host {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-        };
-        out.push_str(&format!(" -h {}", quote(&host)));
-    }
-    if let Some(port) = config.get_ports().first() {
-        out.push_str(&format!(" -p {port}"));
-    }
-    if let Some(user) = config.get_user() {
-        out.push_str(&format!(" -U {}", quote(user)));
-    }
-    out
-}
-
 /// `text` as one shell word.
 fn quote(text: &str) -> String {
     let plain = !text.is_empty()
@@ -479,13 +462,5 @@ mod tests {
         assert_eq!(quote("/etc/restore-drill.toml"), "/etc/restore-drill.toml");
         assert_eq!(quote("my config.toml"), "'my config.toml'");
         assert_eq!(quote("it's"), "'it'\\''s'");
-    }
-
-    #[test]
-    fn server_arguments_come_from_the_url() {
-        assert_eq!(
-            server_args("postgres://reader@db.internal:5433/app"),
-            " -h db.internal -p 5433 -U reader"
-        );
     }
 }

@@ -295,7 +295,7 @@ impl Scheduler {
         };
         let drills = match &self.inner.history {
             Some(history) => match history.recent(Some(name), None, usize::MAX).await {
-                Ok(recent) => recent.entries.into_iter().filter_map(|e| e.drill).collect(),
+                Ok(recent) => recent.drills(),
                 Err(e) => {
                     tracing::warn!(job = name, error = %e, "the runbook is written without the job's drills");
                     Vec::new()

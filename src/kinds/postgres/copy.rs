@@ -151,7 +151,8 @@ pub struct CopyTable {
     config: tokio_postgres::Config,
     schema: SchemaRef,
     decoders: Vec<Decode>,
-    statement: String,
+    /// `SELECT … FROM table`: what the `COPY` reads.
+    query: String,
 }
 
 impl CopyTable {
@@ -184,7 +185,7 @@ impl CopyTable {
             config,
             schema: Arc::new(Schema::new(fields)),
             decoders,
-            statement: format!("COPY ({select} FROM {qualified}) TO STDOUT (FORMAT binary)"),
+            query: format!("{select} FROM {qualified}"),
         }
     }
 
@@ -207,13 +208,6 @@ impl CopyTable {
             return self.provider();
         }
         let schema = self.schema.clone();
-        let Some(select) = self
-            .statement
-            .strip_prefix("COPY (")
-            .and_then(|s| s.strip_suffix(") TO STDOUT (FORMAT binary)"))
-        else {
-            return self.provider();
-        };
         let step = blocks.div_ceil(parts);
         let partitions: Vec<Arc<dyn PartitionStream>> = (0..parts)
             .map(|i| {
@@ -228,7 +222,7 @@ impl CopyTable {
                     config: self.config.clone(),
                     schema: self.schema.clone(),
                     decoders: self.decoders.clone(),
-                    statement: format!("COPY ({select} WHERE {range}) TO STDOUT (FORMAT binary)"),
+                    query: format!("{} WHERE {range}", self.query),
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
@@ -242,7 +236,8 @@ impl PartitionStream for CopyTable {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let (config, statement) = (self.config.clone(), self.statement.clone());
+        let config = self.config.clone();
+        let statement = format!("COPY ({}) TO STDOUT (FORMAT binary)", self.query);
         let (schema, decoders) = (self.schema.clone(), self.decoders.clone());
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
         tokio::spawn(async move {

@@ -75,6 +75,29 @@ impl PgUrl {
         server(&a) == server(&b)
     }
 
+    /// `-h HOST -p PORT -U USER` of the URL, as the client tools take them (no database, no
+    /// password).
+    pub fn server_args(&self) -> Vec<String> {
+        let Ok(config) = self.url.parse::<tokio_postgres::Config>() else {
+            return Vec::new();
+        };
+        let mut args = Vec::new();
+        if let Some(host) = config.get_hosts().first() {
+            let host = match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.to_string_lossy().into_owned(),
+            };
+            args.extend(["-h".to_string(), host]);
+        }
+        if let Some(port) = config.get_ports().first() {
+            args.extend(["-p".to_string(), port.to_string()]);
+        }
+        if let Some(user) = config.get_user() {
+            args.extend(["-U".to_string(), user.to_string()]);
+        }
+        args
+    }
+
     /// The database name the URL names.
     pub fn database(&self) -> Option<String> {
         self.url

@@ -187,21 +187,7 @@ impl SharedServer {
 
     /// `-h host -p port -U user` of the server's URL.
     fn server_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if let Some(host) = self.config.get_hosts().first() {
-            let host = match host {
-                tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                tokio_postgres::config::Host::Unix(path) => path.to_string_lossy().into_owned(),
-            };
-            args.extend(["-h".to_string(), host]);
-        }
-        if let Some(port) = self.config.get_ports().first() {
-            args.extend(["-p".to_string(), port.to_string()]);
-        }
-        if let Some(user) = self.config.get_user() {
-            args.extend(["-U".to_string(), user.to_string()]);
-        }
-        args
+        self.server.server_args()
     }
 }
 
@@ -235,6 +221,18 @@ mod tests {
         assert_eq!(
             database_name(Path::new("/sandbox/app/run-20261202T010000Z-4f3a9c")),
             "restore_drill_run_20261202t010000z_4f3a9c"
+        );
+    }
+
+    #[test]
+    fn server_arguments_come_from_the_url() {
+        let url = PgUrl {
+            url: "postgres://reader@db.internal:5433/app".into(),
+            password_env: None,
+        };
+        assert_eq!(
+            url.server_args().join(" "),
+            "-h db.internal -p 5433 -U reader"
         );
     }
 
