@@ -21,6 +21,8 @@
 //! - [`history`]: the journal of every drill, and PostgreSQL fed from it.
 //! - [`report`]: audit reports of a period, in Markdown, HTML, JSON and JUnit XML.
 //! - [`runbook`]: a job's recovery runbook, written from its configuration and its drills.
+//! - [`recovery`]: `restore`, a snapshot restored for real by the drilled procedure, gated by
+//!   its drills and checked against them.
 //! - [`metrics`]: the Prometheus metric set.
 //! - [`scheduler`]: `serve`'s schedules, overlap guard, concurrency bound, timeouts.
 //! - [`server`]: `serve`'s HTTP endpoints, with optional TLS and basic auth.
@@ -38,6 +40,7 @@ pub mod history;
 pub mod kinds;
 pub mod metrics;
 pub mod primitives;
+pub mod recovery;
 pub mod report;
 pub mod runbook;
 pub mod schedule;

@@ -59,6 +59,14 @@ pub async fn serve(config_file: &Path, config: Config, web: WebConfig) -> anyhow
     );
     // The gauges and `/jobs` say what the evidence says before anyone can read them.
     scheduler.restore_state().await;
+    let counting = tokio::spawn(history.clone().count_restores_loop(
+        {
+            let scheduler = scheduler.clone();
+            move || scheduler.jobs().into_iter().map(|j| j.name).collect()
+        },
+        metrics.clone(),
+        stop_sync.clone(),
+    ));
     let tls = web.tls.is_some();
     let (reload_sender, mut reload_requests) = tokio::sync::mpsc::channel(4);
     let app = Arc::new(App::new(
@@ -116,6 +124,7 @@ pub async fn serve(config_file: &Path, config: Config, web: WebConfig) -> anyhow
     // A last send of what the shutdown recorded; what does not arrive waits in the journal.
     stop_sync.cancel();
     let _ = sync.await;
+    let _ = counting.await;
     if let Err(e) = history.sync().await {
         tracing::warn!(error = %e, "records wait in the journal until PostgreSQL is reachable");
     }

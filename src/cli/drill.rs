@@ -85,17 +85,47 @@ pub(super) async fn run(
             DrillReport::interrupted(job, run_id, started_at, SystemClock.now(), outcome, reason)
         }
     };
-    drill::log_finished(&report);
+    finish(&config, job, &report, json).await
+}
+
+/// The end of a drill or restore of the command line: logged, printed (the summary, or the
+/// JSON report), recorded; the exit code its outcome.
+pub(super) async fn finish(
+    config: &crate::config::Config,
+    job: &crate::config::Job,
+    report: &DrillReport,
+    json: bool,
+) -> Exit {
+    drill::log_finished(report);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print!("{}", drill::summary::render(&report));
+        print!("{}", drill::summary::render(report));
     }
-    // Evidence: a drill that is not recorded did not happen, as far as an audit knows.
+    record(config, job, report).await?;
+    if report.outcome == Outcome::Aborted {
+        return Ok(INTERRUPTED);
+    }
+    Ok(report.outcome.exit_code())
+}
+
+/// Records the report in the journal, then sends it on to PostgreSQL when configured (a
+/// record that cannot be sent waits in the journal). Evidence: a drill that is not recorded
+/// did not happen, as far as an audit knows.
+async fn record(
+    config: &crate::config::Config,
+    job: &crate::config::Job,
+    report: &DrillReport,
+) -> Result<(), CommandError> {
     let history = std::sync::Arc::new(History::new(&config.history));
-    if let Err(e) = history.record(job, &report, &SystemClock).await {
+    if let Err(e) = history.record(job, report, &SystemClock).await {
         return Err(CommandError::error(format!(
-            "the drill could not be recorded: {e}"
+            "the {} could not be recorded: {e}",
+            if report.recovery.is_some() {
+                "restore"
+            } else {
+                "drill"
+            }
         )));
     }
     match history.sync().await {
@@ -110,10 +140,7 @@ pub(super) async fn run(
             "warning: {e}; the record waits in the journal and is sent by the next run or serve"
         ),
     }
-    if report.outcome == Outcome::Aborted {
-        return Ok(INTERRUPTED);
-    }
-    Ok(report.outcome.exit_code())
+    Ok(())
 }
 
 /// `snapshots`: a job's snapshots, newest first.
@@ -171,7 +198,7 @@ pub(super) async fn snapshots(config: &Path, job: &str) -> Exit {
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn interrupted() {
+pub(super) async fn interrupted() {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let terminated = async {

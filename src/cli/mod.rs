@@ -1,5 +1,5 @@
-//! The commands: `demo`, `run`, `serve`, `validate`, `history`, `report`, `snapshots`,
-//! `healthcheck`, `trigger`, `reload` — one function each, returning the exit code or a
+//! The commands: `demo`, `run`, `serve`, `validate`, `history`, `report`, `runbook`,
+//! `restore`, `snapshots`, `healthcheck`, `trigger`, `reload` — one function each, returning the exit code or a
 //! [`CommandError`] that carries it.
 //!
 //! Exit codes: 0 passed (or valid), 1 a drill failed (the backup is not trustworthy), 2 an error
@@ -8,6 +8,7 @@
 mod drill;
 mod progress;
 mod records;
+mod restore;
 mod service;
 mod validate;
 
@@ -150,6 +151,19 @@ pub enum Command {
         /// Write the runbook to this file instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// Restore a snapshot for real into TARGET (a folder or s3:// prefix) with the drilled
+    /// procedure, then verify it with the job's suite and the fingerprint its drill recorded.
+    /// Refused unless the snapshot passed a drill with the same configuration and suite within
+    /// `restore_requires_drill_within` (default 7 days), and when TARGET holds data unless
+    /// `--replace`, which moves it aside first. Recorded in the journal. Exit codes as for `run`.
+    Restore {
+        #[arg(long)]
+        config: PathBuf,
+        /// The job's name.
+        job: String,
+        #[command(flatten)]
+        arguments: restore::Arguments,
     },
     /// List a job's snapshots, newest first.
     Snapshots {
@@ -315,6 +329,11 @@ pub async fn run(cli: Cli) -> Exit {
             format,
             output,
         } => records::runbook(&config, &job, format, output).await,
+        Command::Restore {
+            config,
+            job,
+            arguments,
+        } => restore::restore(&config, &job, arguments).await,
         Command::Snapshots { config, job } => drill::snapshots(&config, &job).await,
         Command::Run {
             config,

@@ -35,10 +35,16 @@ pub(super) async fn history(
         }
         return Ok(0);
     }
+    let restores = recent.restores().len();
+    let drills = recent.entries.len() - restores;
+    let restores = match restores {
+        0 => String::new(),
+        1 => " and 1 restore".into(),
+        n => format!(" and {n} restores"),
+    };
     eprintln!(
-        "{} drill{} from {}",
-        recent.entries.len(),
-        if recent.entries.len() == 1 { "" } else { "s" },
+        "{drills} drill{}{restores} from {}",
+        if drills == 1 { "" } else { "s" },
         recent.source
     );
     println!(
@@ -68,6 +74,16 @@ pub(super) async fn history(
                 "-",
                 entry.report["run_id"].as_str().unwrap_or("-"),
             ),
+        }
+        if let Some(recovery) = entry.drill.as_ref().and_then(|d| d.recovery.as_ref()) {
+            println!(
+                "  restore into {} by {}@{}{}: {}",
+                recovery.target,
+                recovery.user,
+                recovery.host,
+                if recovery.forced { " (forced)" } else { "" },
+                recovery.reason
+            );
         }
         if let Some(problem) = &entry.problem {
             println!("  ! {problem}");
@@ -110,7 +126,11 @@ pub(super) async fn report(
             if unreadable == 1 { "" } else { "s" }
         );
     }
-    let reports = recent.drills();
+    let reports: Vec<_> = recent
+        .entries
+        .iter()
+        .filter_map(|e| e.drill.clone())
+        .collect();
     let report = crate::report::build(
         &config,
         job.as_deref(),

@@ -59,6 +59,9 @@ pub struct Config {
 
 /// How long a failed drill's sandbox is kept, unless the job sets `keep_failed_sandbox`.
 pub(crate) const DEFAULT_KEEP_FAILED_SANDBOX: Duration = Duration::from_secs(48 * 3600);
+/// How recent a snapshot's passed drill must be for `restore`, unless the job sets
+/// `restore_requires_drill_within`.
+pub(crate) const DEFAULT_RESTORE_REQUIRES_DRILL_WITHIN: Duration = Duration::from_secs(7 * 86400);
 /// A drill still running after this long is cancelled, unless the job sets `timeout`.
 pub(crate) const DEFAULT_DRILL_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 
@@ -192,6 +195,9 @@ pub struct Job {
     pub jitter: Duration,
     /// A failed drill's sandbox is kept this long for inspection, then swept.
     pub keep_failed_sandbox: Duration,
+    /// `restore` restores only a snapshot that passed a drill with the same configuration and
+    /// suite within this long (unless forced).
+    pub restore_requires_drill_within: Duration,
     /// SHA-256 of the configuration file's text and of the suite file's text, for the record.
     pub config_sha256: String,
     pub suite_sha256: String,
@@ -481,6 +487,9 @@ fn read_job(
     let keep_failed_sandbox = f
         .duration("keep_failed_sandbox", p)
         .map(|d| d.map_or(DEFAULT_KEEP_FAILED_SANDBOX, |d| d.value));
+    let restore_requires_drill_within = f
+        .duration("restore_requires_drill_within", p)
+        .map(|d| d.map_or(DEFAULT_RESTORE_REQUIRES_DRILL_WITHIN, |d| d.value));
 
     if let Some(sandbox) = &sandbox {
         for (role, other) in [
@@ -595,6 +604,7 @@ fn read_job(
             timeout: timeout?,
             jitter: jitter?,
             keep_failed_sandbox: keep_failed_sandbox?,
+            restore_requires_drill_within: restore_requires_drill_within?,
             config_sha256: String::new(),
             suite_sha256,
         },

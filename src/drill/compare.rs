@@ -70,7 +70,15 @@ impl Drill<'_> {
             return Ok(false);
         };
         let sampling = self.sampling(context);
-        let source = self.source_side(snapshot, sampling).await?;
+        let source = match &self.options.into {
+            Some(_) => SourceSide {
+                values: SourceValues::Unavailable(
+                    "a restore is compared with the drill that passed its snapshot".into(),
+                ),
+                ..SourceSide::not_read()
+            },
+            None => self.source_side(snapshot, sampling).await?,
+        };
         context.source_columns = source.typed_columns.clone();
         let ctx = &scanned.ctx;
         let (custom, statements) = queries::custom_queries(ctx, &job.suite).await;
@@ -97,14 +105,19 @@ impl Drill<'_> {
             self.query("examples", sql);
         }
         self.report.checks.extend(results);
-        self.report.checks.push(verify::compare_fingerprints(
-            &scanned.values,
-            &info.columns,
-            &source.values,
-        ));
+        self.report.checks.push(match &self.options.into {
+            Some(into) => verify::compare_with_drill(
+                &scanned.values,
+                &info.columns,
+                into.drilled
+                    .as_ref()
+                    .map(|(run, fingerprint)| (run.as_str(), fingerprint)),
+            ),
+            None => verify::compare_fingerprints(&scanned.values, &info.columns, &source.values),
+        });
         self.diff_samples(sampling, &scanned.values, &info.columns, &source)
             .await;
-        Ok(!matches!(source.values, SourceValues::NotNeeded))
+        Ok(self.options.into.is_none() && !matches!(source.values, SourceValues::NotNeeded))
     }
 
     /// The `sample` check, when the job compares a keyed sample and both sides collected one.

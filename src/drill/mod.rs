@@ -12,8 +12,8 @@ pub mod runtime;
 pub mod summary;
 
 pub use report::{
-    DrillReport, DrillSummary, Finding, ObjectivesEvidence, Outcome, Query, RestoreEvidence,
-    SnapshotEvidence, VerifyEvidence,
+    DrillReport, DrillSummary, Finding, ObjectivesEvidence, Outcome, Query, RecoveryEvidence,
+    RestoreEvidence, SnapshotEvidence, VerifyEvidence,
 };
 
 use std::time::Instant;
@@ -69,6 +69,18 @@ pub struct DrillOptions {
     pub snapshot: Option<String>,
     /// The run id (it names the sandbox folder); a new one when `None`.
     pub run_id: Option<String>,
+    /// A restore for real (`restore`): the phases write into this target instead of a run of
+    /// the sandbox, keep it, and check it against the drill instead of the source.
+    pub into: Option<RestoreInto>,
+}
+
+/// Where a restore for real writes, and what it must match.
+#[derive(Debug, Clone)]
+pub struct RestoreInto {
+    pub target: RunSandbox,
+    /// The drill that passed the snapshot: its run id and the restored fingerprint it recorded
+    /// (the `fingerprint` check's observed value). `None` for a forced restore without one.
+    pub drilled: Option<(String, serde_json::Value)>,
 }
 
 /// What a drill reports while it works, for progress bars.
@@ -228,9 +240,14 @@ impl<'a> Drill<'a> {
     /// Restore: a run folder of the job's sandbox, and the snapshot materialised in it.
     async fn restore(&mut self, snapshot: &Snapshot) -> Result<Option<RestoreOutcome>, DrillError> {
         let job = self.job;
-        let run = SandboxRoot::new(&job.sandbox)
-            .create_run(&job.name, &self.report.run_id)
-            .await?;
+        let run = match &self.options.into {
+            Some(into) => into.target.clone(),
+            None => {
+                SandboxRoot::new(&job.sandbox)
+                    .create_run(&job.name, &self.report.run_id)
+                    .await?
+            }
+        };
         self.sandbox = Some(run.clone());
         let restored = match self
             .kind

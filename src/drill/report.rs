@@ -9,7 +9,7 @@ use crate::verify::sample::SampleDiff;
 use crate::verify::suite::Severity;
 
 /// How a drill ended. The CLI exits 0, 1 and 2 for these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The snapshot restored and verified; warnings allowed.
@@ -129,6 +129,30 @@ pub struct ObjectivesEvidence {
     pub rto_seconds: f64,
 }
 
+/// What makes a record a restore for real (`restore-drill restore`) rather than a drill: who
+/// asked, why, where it went and what it was allowed on.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct RecoveryEvidence {
+    /// Why, in the words of whoever ran it (`--reason`).
+    pub reason: String,
+    /// The OS user and host that ran it.
+    pub user: String,
+    pub host: String,
+    /// Where the snapshot was restored.
+    pub target: String,
+    /// Where the target's previous contents were moved (`--replace`); nothing is deleted.
+    #[serde(default)]
+    pub moved_aside: Option<String>,
+    /// Whether the parity gate was overridden (`--force`).
+    #[serde(default)]
+    pub forced: bool,
+    /// What the parity gate said, in words.
+    pub gate: String,
+    /// The drill that passed the snapshot, whose restored fingerprint the target must equal.
+    #[serde(default)]
+    pub drill_run_id: Option<String>,
+}
+
 /// The report of one drill.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillReport {
@@ -155,6 +179,9 @@ pub struct DrillReport {
     pub findings: Vec<Finding>,
     /// The keyed sample diff with the source, when the job configures `compare`.
     pub compare: Option<SampleDiff>,
+    /// Present when this is the record of a restore for real, not of a drill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryEvidence>,
 }
 
 impl DrillReport {
@@ -182,6 +209,7 @@ impl DrillReport {
             },
             findings: Vec::new(),
             compare: None,
+            recovery: None,
         }
     }
 
@@ -234,6 +262,9 @@ pub struct DrillSummary {
     pub compare: Option<CompareSummary>,
     #[serde(default)]
     pub checks: Vec<CheckSummary>,
+    /// Present for a restore for real (see [`RecoveryEvidence`]).
+    #[serde(default)]
+    pub recovery: Option<RecoveryEvidence>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -292,6 +323,11 @@ pub struct CheckSummary {
 }
 
 impl DrillSummary {
+    /// Whether the record is of a restore for real rather than a drill.
+    pub fn is_restore(&self) -> bool {
+        self.recovery.is_some()
+    }
+
     /// The summary of a report as it is recorded.
     pub fn of(report: &DrillReport) -> Result<Self, serde_json::Error> {
         Self::from_record(serde_json::to_value(report)?)
@@ -368,6 +404,7 @@ mod tests {
                 message: "3 values above 1000".into(),
             }],
             compare: None,
+            recovery: None,
         }
     }
 

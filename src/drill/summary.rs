@@ -25,10 +25,39 @@ fn compact(value: &serde_json::Value) -> String {
     }
 }
 
+/// What a restore for real left at its target, after the outcome.
+fn target_state(outcome: Outcome, recovery: &super::RecoveryEvidence) -> String {
+    let mut said = match outcome {
+        Outcome::Passed => format!(
+            " — {} is restored and verified; it may be used",
+            recovery.target
+        ),
+        Outcome::Failed => format!(
+            " — {} failed its verification and may NOT be used",
+            recovery.target
+        ),
+        Outcome::Error | Outcome::Aborted => format!(
+            " — {} may NOT be used: the restore did not complete",
+            recovery.target
+        ),
+    };
+    if let Some(aside) = &recovery.moved_aside {
+        said.push_str(&format!(
+            "\nmoved      its previous contents are at {aside}"
+        ));
+    }
+    said
+}
+
 /// Renders the report as a few aligned lines.
 pub fn render(report: &DrillReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "drill      {}  {}", report.job, report.run_id);
+    let what = if report.recovery.is_some() {
+        "restore"
+    } else {
+        "drill"
+    };
+    let _ = writeln!(out, "{what:<10} {}  {}", report.job, report.run_id);
     if let Some(s) = &report.snapshot {
         let described = match &s.dump_format {
             Some(format) => {
@@ -148,6 +177,10 @@ pub fn render(report: &DrillReport) -> String {
         Outcome::Failed => "FAILED",
         Outcome::Error => "ERROR",
         Outcome::Aborted => "ABORTED",
+    };
+    let sandbox = match &report.recovery {
+        Some(recovery) => target_state(report.outcome, recovery),
+        None => sandbox,
     };
     let _ = writeln!(out, "outcome    {outcome}{sandbox}");
     if let Some(e) = &report.error {

@@ -6,6 +6,7 @@ pub mod journal;
 pub mod postgres;
 pub(crate) mod reconcile;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,7 +143,11 @@ struct StateFold {
 }
 
 impl StateFold {
+    /// Restores for real are not drills: they leave the state as it is.
     fn add(&mut self, report: DrillSummary) -> bool {
+        if report.is_restore() {
+            return true;
+        }
         let outcome = report.outcome;
         let finished = report.finished_at;
         if self.last.is_none() {
@@ -179,11 +184,21 @@ pub(crate) struct Recent {
 }
 
 impl Recent {
-    /// The drills whose records read as drill reports.
+    /// The drills whose records read as drill reports (restores for real left out).
     pub fn drills(&self) -> Vec<DrillSummary> {
         self.entries
             .iter()
             .filter_map(|e| e.drill.clone())
+            .filter(|d| !d.is_restore())
+            .collect()
+    }
+
+    /// The restores for real, newest first.
+    pub fn restores(&self) -> Vec<DrillSummary> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.drill.clone())
+            .filter(DrillSummary::is_restore)
             .collect()
     }
 }
@@ -296,6 +311,59 @@ impl History {
             tokio::select! {
                 _ = self.recorded.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Until `stop`: keeps `restore_drill_restores_total` equal to the restores for real the
+    /// journal holds for each job `jobs()` names, re-counting a job's journal when it changed
+    /// (restores are written by `restore`, another process), every 30 seconds.
+    pub(crate) async fn count_restores_loop(
+        self: Arc<Self>,
+        jobs: impl Fn() -> Vec<String> + Send + 'static,
+        metrics: Arc<DrillMetrics>,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut seen: HashMap<String, (u64, std::time::SystemTime)> = HashMap::new();
+        loop {
+            for job in jobs() {
+                let Some(stamp) = self.journal.stamp(&job) else {
+                    continue;
+                };
+                if seen.get(&job) == Some(&stamp) {
+                    continue;
+                }
+                let journal = self.journal.clone();
+                let name = job.clone();
+                let counted = blocking(move || {
+                    let mut counts: HashMap<Outcome, u64> = HashMap::new();
+                    journal.newest_first(&name, |stored| {
+                        if stored.record.report.get("recovery").is_some()
+                            && let Ok(summary) =
+                                DrillSummary::from_record(stored.record.report.clone())
+                        {
+                            *counts.entry(summary.outcome).or_default() += 1;
+                        }
+                        true
+                    })?;
+                    Ok(counts)
+                })
+                .await;
+                match counted {
+                    Ok(counts) => {
+                        for (outcome, total) in counts {
+                            metrics.restores_recorded(&job, outcome, total);
+                        }
+                        seen.insert(job, stamp);
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %job, error = %e, "could not count the job's restores")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
                 _ = stop.cancelled() => return,
             }
         }

@@ -82,6 +82,14 @@ ALTER TABLE restore_drill_runs DROP CONSTRAINT IF EXISTS restore_drill_runs_jour
 CREATE INDEX restore_drill_runs_journal_seq ON restore_drill_runs (journal_id, job, seq);
 "#,
     ),
+    (
+        3,
+        "each record says whether it is a drill or a restore for real",
+        r#"
+ALTER TABLE restore_drill_runs ADD COLUMN IF NOT EXISTS record_kind text NOT NULL DEFAULT 'drill';
+UPDATE restore_drill_runs SET record_kind = 'restore' WHERE report ? 'recovery';
+"#,
+    ),
 ];
 
 /// Any number that other applications are unlikely to use as an advisory lock key.
@@ -315,9 +323,9 @@ impl PostgresStore {
                         snapshot_version, snapshot_commit_at, restored_files, restored_bytes,
                         restored_rows, restore_seconds, verify_seconds, rpo_seconds, rto_seconds,
                         rpo_objective_seconds, rto_objective_seconds, findings, tool_version,
-                        config_sha256, suite_sha256, report)
+                        config_sha256, suite_sha256, report, record_kind)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                        $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
+                        $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)
                      ON CONFLICT (run_id) DO NOTHING",
                     &[
                         &r.run_id,
@@ -348,6 +356,11 @@ impl PostgresStore {
                         &r.config_sha256,
                         &r.suite_sha256,
                         report,
+                        &if d.is_some_and(DrillSummary::is_restore) {
+                            "restore"
+                        } else {
+                            "drill"
+                        },
                     ],
                 )
                 .await?;
@@ -408,7 +421,8 @@ impl PostgresStore {
         let row = self
             .client
             .query_one(
-                "SELECT max(finished_at) FROM restore_drill_runs WHERE job = $1 AND outcome = 'passed'",
+                "SELECT max(finished_at) FROM restore_drill_runs
+                 WHERE job = $1 AND outcome = 'passed' AND record_kind = 'drill'",
                 &[&job],
             )
             .await

@@ -42,6 +42,7 @@ pub struct DrillMetrics {
     compare_mismatched_rows: GaugeVec,
     job_info: IntGaugeVec,
     skipped_runs: IntCounterVec,
+    restores: IntCounterVec,
     last_run_outcome: IntGaugeVec,
     consecutive_errors: IntGaugeVec,
     schedule_interval: GaugeVec,
@@ -205,6 +206,16 @@ impl DrillMetrics {
                     job,
                 ),
             ),
+            restores: registered(
+                &registry,
+                IntCounterVec::new(
+                    opts(
+                        "restores_total",
+                        "Restores for real (`restore-drill restore`) recorded in the journal, by outcome",
+                    ),
+                    &["job", "outcome"],
+                ),
+            ),
             last_run_outcome: int_gauge(
                 "last_run_outcome",
                 "1 for the outcome of the job's last drill (passed, failed, error, aborted), 0 for the others",
@@ -325,6 +336,8 @@ impl DrillMetrics {
         for outcome in ALL_OUTCOMES {
             self.runs_total
                 .with_label_values(&[job.name.as_str(), outcome.as_str()]);
+            self.restores
+                .with_label_values(&[job.name.as_str(), outcome.as_str()]);
         }
         self.skipped_runs.with_label_values(labels);
         self.consecutive_errors.with_label_values(labels);
@@ -349,6 +362,16 @@ impl DrillMetrics {
     /// Counts a scheduled drill that was skipped because the previous one still ran.
     pub fn skipped(&self, job: &str) {
         self.skipped_runs.with_label_values(&[job]).inc();
+    }
+
+    /// Raises the count of a job's restores for real with `outcome` to `total`, the number
+    /// its history holds (a count never goes down, even when retention drops records).
+    pub(crate) fn restores_recorded(&self, job: &str, outcome: Outcome, total: u64) {
+        let counter = self.restores.with_label_values(&[job, outcome.as_str()]);
+        let now = counter.get();
+        if total > now {
+            counter.inc_by(total - now);
+        }
     }
 
     /// The number of drills running now.
@@ -547,6 +570,7 @@ impl DrillMetrics {
         }
         remove_series(&self.runs_total, of_job);
         remove_series(&self.skipped_runs, of_job);
+        remove_series(&self.restores, of_job);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -49,6 +49,25 @@ pub struct JobReport {
     /// The snapshot of the newest passed drill up to the end of the period.
     pub newest_verified_snapshot: Option<VerifiedSnapshot>,
     pub chain: ChainCheck,
+    /// Restores for real of the period (`restore`), oldest first.
+    pub restores: Vec<RestoreLine>,
+}
+
+/// One restore for real: who ran it and why, what it restored where, and how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreLine {
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub outcome: String,
+    pub snapshot: Option<String>,
+    pub target: String,
+    pub moved_aside: Option<String>,
+    pub reason: String,
+    pub by: String,
+    pub forced: bool,
+    pub gate: String,
+    pub seconds: Option<f64>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +123,7 @@ pub struct VerifiedSnapshot {
 /// What a report is made of: drill reports (any order, any jobs), the journal's chain checks,
 /// and where the reports were read from.
 pub struct Evidence<'a> {
+    /// Drills and restores for real alike; each is counted as what it is.
     pub reports: &'a [DrillSummary],
     pub chains: &'a [ChainCheck],
     pub source: String,
@@ -131,14 +151,17 @@ pub fn build(
     {
         let mut all: Vec<&DrillSummary> = reports.iter().filter(|r| r.job == job.name).collect();
         all.sort_by_key(|r| r.started_at);
-        let in_period: Vec<&DrillSummary> = all
+        let in_days = |r: &&DrillSummary| {
+            let day = r.started_at.date_naive();
+            day >= from && day <= to
+        };
+        let restores = all
             .iter()
-            .copied()
-            .filter(|r| {
-                let day = r.started_at.date_naive();
-                day >= from && day <= to
-            })
+            .filter(|r| in_days(r))
+            .filter_map(|r| Some(restore_line(r, r.recovery.as_ref()?)))
             .collect();
+        all.retain(|r| !r.is_restore());
+        let in_period: Vec<&DrillSummary> = all.iter().copied().filter(in_days).collect();
         let count = |outcome: Outcome| in_period.iter().filter(|r| r.outcome == outcome).count();
         let days: Vec<Day> = from
             .iter_days()
@@ -236,6 +259,7 @@ pub fn build(
             ),
             newest_verified_snapshot,
             chain,
+            restores,
         });
     }
     AuditReport {
@@ -245,6 +269,52 @@ pub fn build(
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         source,
         jobs,
+    }
+}
+
+fn restore_line(r: &DrillSummary, recovery: &crate::drill::RecoveryEvidence) -> RestoreLine {
+    RestoreLine {
+        run_id: r.run_id.clone(),
+        started_at: r.started_at,
+        outcome: r.outcome.as_str().to_string(),
+        snapshot: r.snapshot.as_ref().map(|s| s.id.clone()),
+        target: recovery.target.clone(),
+        moved_aside: recovery.moved_aside.clone(),
+        reason: recovery.reason.clone(),
+        by: format!("{}@{}", recovery.user, recovery.host),
+        forced: recovery.forced,
+        gate: recovery.gate.clone(),
+        seconds: r.rto_seconds,
+        error: r.error.clone(),
+    }
+}
+
+impl RestoreLine {
+    /// The restore in one sentence, for the Markdown and HTML reports.
+    pub fn sentence(&self) -> String {
+        format!(
+            "{} {} {}: snapshot {} into {}{} by {}{} — {}{}",
+            self.started_at.format("%Y-%m-%d %H:%M UTC"),
+            self.run_id,
+            self.outcome,
+            self.snapshot.as_deref().unwrap_or("–"),
+            self.target,
+            self.moved_aside
+                .as_deref()
+                .map_or(String::new(), |a| format!(
+                    " (previous contents moved to {a})"
+                )),
+            self.by,
+            if self.forced {
+                " (gate overridden with --force)"
+            } else {
+                ""
+            },
+            self.reason,
+            self.error
+                .as_deref()
+                .map_or(String::new(), |e| format!("; {e}"))
+        )
     }
 }
 

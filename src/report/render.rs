@@ -125,6 +125,13 @@ pub fn markdown(report: &AuditReport) -> String {
             }
             let _ = writeln!(out);
         }
+        if !job.restores.is_empty() {
+            let _ = writeln!(out, "### Restores\n");
+            for r in &job.restores {
+                let _ = writeln!(out, "- {}", r.sentence());
+            }
+            let _ = writeln!(out);
+        }
     }
     out
 }
@@ -250,6 +257,13 @@ pub fn html(report: &AuditReport) -> String {
                     out.push_str("</ul>");
                 }
                 out.push_str("</li>\n");
+            }
+            out.push_str("</ul>\n");
+        }
+        if !job.restores.is_empty() {
+            out.push_str("<h3>Restores</h3>\n<ul>\n");
+            for r in &job.restores {
+                let _ = writeln!(out, "<li>{}</li>", escape(&r.sentence()));
             }
             out.push_str("</ul>\n");
         }

@@ -31,6 +31,40 @@ impl Context<'_> {
         Command::ours(line)
     }
 
+    /// `restore-drill restore` of `snapshot`, its plan first: into the source's place (what
+    /// is there moved aside) when the source is not where the backups are, else into a new
+    /// folder beside it. None for a kind `restore` does not restore.
+    fn restore(&self, snapshot: &str) -> Vec<Command> {
+        let (source, backups) = match &self.job.snapshots {
+            SnapshotSource::DeltaCopy {
+                location, source, ..
+            }
+            | SnapshotSource::S3Versions {
+                location, source, ..
+            } => (source, location),
+            SnapshotSource::DeltaTimeTravel { source, .. } => (source, source),
+            SnapshotSource::PgDump(_) => return Vec::new(),
+        };
+        let to = if source.overlaps(backups) {
+            source.sibling(".restored").map(|l| (l, ""))
+        } else {
+            Some((source.clone(), " --replace"))
+        };
+        let Some((to, replace)) = to else {
+            return Vec::new();
+        };
+        let rest = format!(
+            " --snapshot {} --to {}{replace} --reason {}",
+            quote(snapshot),
+            quote(&to.to_string()),
+            quote(RESTORE_REASON)
+        );
+        vec![
+            self.ours("restore", &format!("{rest} --dry-run")),
+            self.ours("restore", &rest),
+        ]
+    }
+
     /// The snapshot the steps restore: the newest verified one, else a placeholder.
     fn snapshot(&self) -> String {
         self.verified
@@ -238,7 +272,11 @@ pub(super) fn steps(c: &Context) -> Vec<Step> {
             title: "Recover".into(),
             text: recovery_text(job),
             items: Vec::new(),
-            commands: recovery(job, &snapshot),
+            commands: c
+                .restore(&snapshot)
+                .into_iter()
+                .chain(recovery(job, &snapshot))
+                .collect(),
         },
         Step {
             title: "Post-restore checks".into(),
@@ -285,6 +323,7 @@ pub(super) fn steps(c: &Context) -> Vec<Step> {
 pub(super) fn post_incident(c: &Context) -> Vec<String> {
     vec![
         "Record in the incident: the snapshot restored, when the restore started and ended, what was lost (the RPO), and any step of this runbook that did not work.".into(),
+        "A `restore-drill restore` records itself in the journal, beside the drills: who ran it (OS user and host), when, why (`--reason`), the snapshot, the target and where its previous contents went, whether the gate was forced, each phase's time and the verification; `history` lists it and the audit report names it.".into(),
         format!(
             "The drills' evidence stays in restore-drill's history (`restore-drill history --config {} --job {}`) and audit reports (`restore-drill report`).",
             quote(c.config),
@@ -311,8 +350,11 @@ fn suite_in_words(job: &Job) -> Vec<String> {
     out
 }
 
+/// The reason the runbook's `restore` command records, for the engineer to replace.
+const RESTORE_REASON: &str = "INCIDENT-ID: what was lost";
+
 fn recovery_text(job: &Job) -> Vec<String> {
-    match &job.snapshots {
+    let mut text: Vec<String> = match &job.snapshots {
         SnapshotSource::DeltaCopy { .. } => vec![
             "Move the damaged table aside (nothing is deleted), then copy the verified snapshot in its place.".into(),
         ],
@@ -325,7 +367,23 @@ fn recovery_text(job: &Job) -> Vec<String> {
         SnapshotSource::PgDump(_) => vec![
             "Do not restore over the damaged database: restore the verified dump into a new database, check it, then point the applications at it (or swap the names).".into(),
         ],
+    };
+    if !matches!(job.snapshots, SnapshotSource::PgDump(_)) {
+        for line in &mut text {
+            let mut chars = line.chars();
+            let first = chars.next().map(|c| c.to_lowercase().to_string());
+            *line = format!(
+                "Without restore-drill (the commands after its two): {}{}",
+                first.unwrap_or_default(),
+                chars.as_str()
+            );
+        }
+        text.insert(
+            0,
+            "With restore-drill — the first command prints the plan and writes nothing: it restores only a snapshot a drill passed with this configuration and suite, moves what the target holds aside (nothing is deleted), restores with the drilled procedure, then checks the result with the job's suite and the fingerprint the drill recorded. Put the incident in `--reason`; the restore is recorded.".into(),
+        );
     }
+    text
 }
 
 /// The recovery commands of the job's kind, without restore-drill.

@@ -209,6 +209,44 @@ impl Location {
         self
     }
 
+    /// The location beside this one whose name is this one's followed by `suffix`; `None` for
+    /// a location without a name (a bucket's root, the file system's root).
+    pub fn sibling(&self, suffix: &str) -> Option<Location> {
+        match &self.place {
+            Place::Local(p) => {
+                let name = p.file_name()?.to_string_lossy();
+                Some(Location::from_path(
+                    &p.with_file_name(format!("{name}{suffix}")),
+                ))
+            }
+            Place::S3 {
+                bucket,
+                prefix,
+                profile,
+            } => {
+                let trimmed = prefix.strip_suffix('/')?;
+                Some(Location {
+                    place: Place::S3 {
+                        bucket: bucket.clone(),
+                        prefix: format!("{trimmed}{suffix}/"),
+                        profile: profile.clone(),
+                    },
+                })
+            }
+        }
+    }
+
+    /// The same location read with the profile `other` is read with (S3 locations only).
+    pub fn with_profile_of(self, other: &Location) -> Location {
+        match &other.place {
+            Place::S3 {
+                profile: Some(profile),
+                ..
+            } => self.with_profile(profile.clone()),
+            _ => self,
+        }
+    }
+
     /// The location of the folder `name` below this one.
     pub fn child(&self, name: &str) -> Location {
         match &self.place {

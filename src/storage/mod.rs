@@ -7,6 +7,7 @@ pub mod profiles;
 pub mod s3;
 pub mod s3_write;
 mod sandbox;
+pub mod target;
 
 pub(crate) use location::Resolved;
 pub use location::{Backend, Location, S3Prefix};

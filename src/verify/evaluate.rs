@@ -101,21 +101,14 @@ pub fn compare_fingerprints(
     source: &SourceValues,
 ) -> CheckResult {
     let mut result = CheckResult::new("fingerprint", "fingerprint", Severity::Fail);
-    let ours = restored
-        .get(&fingerprint::expr(restored_columns))
-        .and_then(|v| Fingerprint::from_scalar(v, restored_columns));
+    let ours = scanned_fingerprint(restored, restored_columns);
     result.observed = json!(ours);
     let (version, theirs) = match source {
         SourceValues::At {
             version,
             values,
             columns,
-        } => (
-            *version,
-            values
-                .get(&fingerprint::expr(columns))
-                .and_then(|v| Fingerprint::from_scalar(v, columns)),
-        ),
+        } => (*version, scanned_fingerprint(values, columns)),
         SourceValues::Unavailable(reason) => {
             result.outcome = CheckOutcome::Skipped;
             result.message = Some(format!("not compared: {reason}"));
@@ -130,33 +123,79 @@ pub fn compare_fingerprints(
     result.expected = json!({ "equals_source": theirs, "source_version": version });
     match (ours, theirs) {
         (Some(a), Some(b)) if a == b => {}
-        (Some(a), Some(b)) => {
-            let mut parts = Vec::new();
-            if a.rows != b.rows {
-                parts.push(format!(
-                    "{} rows restored, {} in the source",
-                    a.rows, b.rows
-                ));
-            }
-            let columns = a.differing_columns(&b);
-            if !columns.is_empty() {
-                parts.push(format!(
-                    "columns whose values differ: {}",
-                    columns.join(", ")
-                ));
-            }
-            if parts.is_empty() {
-                parts.push("values are arranged differently across rows".into());
-            }
-            result.fail(format!(
-                "the restored contents differ from the source {}: {}",
-                at_version(version),
-                parts.join("; ")
-            ));
-        }
+        (Some(a), Some(b)) => result.fail(format!(
+            "the restored contents differ from the source {}: {}",
+            at_version(version),
+            differences(&a, &b, "in the source")
+        )),
         _ => result.fail("a fingerprint could not be computed".into()),
     }
     result
+}
+
+/// The `fingerprint` check of a restore for real: the target's contents equal the restored
+/// contents of the drill that passed the snapshot (`drilled`: its run id and the fingerprint it
+/// recorded), whatever the source holds now.
+pub fn compare_with_drill(
+    restored: &ScanValues,
+    restored_columns: &[String],
+    drilled: Option<(&str, &Value)>,
+) -> CheckResult {
+    let mut result = CheckResult::new("fingerprint", "fingerprint", Severity::Fail);
+    let ours = scanned_fingerprint(restored, restored_columns);
+    result.observed = json!(ours);
+    let Some((run_id, recorded)) = drilled else {
+        result.outcome = CheckOutcome::Skipped;
+        result.message = Some(
+            "not compared: no passed drill of this snapshot recorded a fingerprint (the restore was forced)"
+                .into(),
+        );
+        return result;
+    };
+    result.expected = json!({ "equals_drill": recorded, "drill_run_id": run_id });
+    let theirs: Option<Fingerprint> = serde_json::from_value(recorded.clone()).ok();
+    match (ours, theirs) {
+        (Some(a), Some(b)) if a == b => {}
+        (Some(a), Some(b)) => result.fail(format!(
+            "the restored contents differ from what drill {run_id} restored and verified: {}",
+            differences(&a, &b, "in the drill")
+        )),
+        (None, _) => result.fail("a fingerprint could not be computed".into()),
+        (_, None) => result.fail(format!(
+            "drill {run_id} recorded no fingerprint this version can read"
+        )),
+    }
+    result
+}
+
+/// The fingerprint a scan computed over `columns`.
+fn scanned_fingerprint(values: &ScanValues, columns: &[String]) -> Option<Fingerprint> {
+    values
+        .get(&fingerprint::expr(columns))
+        .and_then(|v| Fingerprint::from_scalar(v, columns))
+}
+
+/// How two fingerprints differ, in words: the row counts, and the columns whose values differ
+/// (`theirs` names the other side, e.g. "in the source").
+fn differences(ours: &Fingerprint, other: &Fingerprint, theirs: &str) -> String {
+    let mut parts = Vec::new();
+    if ours.rows != other.rows {
+        parts.push(format!(
+            "{} rows restored, {} {theirs}",
+            ours.rows, other.rows
+        ));
+    }
+    let columns = ours.differing_columns(other);
+    if !columns.is_empty() {
+        parts.push(format!(
+            "columns whose values differ: {}",
+            columns.join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("values are arranged differently across rows".into());
+    }
+    parts.join("; ")
 }
 
 /// Evaluates every check of the suite from the scans' values. Custom SQL results come in

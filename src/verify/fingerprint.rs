@@ -33,7 +33,7 @@ pub fn expr(columns: &[String]) -> String {
 }
 
 /// A table's fingerprint, as the report shows it (hashes in hex).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub(crate) struct Fingerprint {
     pub rows: u64,
     pub table: String,

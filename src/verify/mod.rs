@@ -15,4 +15,6 @@ pub mod suite;
 pub mod values;
 
 pub use compile::{Context, plan_restored, plan_source};
-pub use evaluate::{CheckOutcome, CheckResult, SourceValues, compare_fingerprints, evaluate};
+pub use evaluate::{
+    CheckOutcome, CheckResult, SourceValues, compare_fingerprints, compare_with_drill, evaluate,
+};

@@ -14,6 +14,7 @@ mod layout;
 mod metrics;
 mod pg_dump;
 mod report;
+mod restore;
 mod runbook;
 mod s3;
 mod scheduler;

@@ -117,6 +117,32 @@ async fn a_runbook_holds_the_figures_measured_the_verified_snapshot_and_commands
             .any(|c| c.contains("--snapshot transactions_2026-11-30")),
         "the verified snapshot is drilled before it is restored: {printed:?}"
     );
+    // The recovery with restore-drill comes first: its plan, then the restore into the
+    // table's place, which moved the table aside and restored the verified snapshot there.
+    let restores: Vec<&String> = printed
+        .iter()
+        .filter(|c| c.starts_with("restore-drill restore "))
+        .collect();
+    assert_eq!(restores.len(), 2, "{printed:?}");
+    assert!(restores[0].ends_with(" --dry-run"), "{printed:?}");
+    assert!(
+        restores[1].contains(&format!("--to {} --replace", lake.source().display())),
+        "{printed:?}"
+    );
+    let moved: Vec<_> = std::fs::read_dir(lake.source().parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("transactions.moved-aside-run-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "the restore did not run: {moved:?}");
+    let journal = restore_drill::history::journal::Journal::new(lake.root.join("journal"));
+    let (records, _) = journal.read(JOB).unwrap();
+    assert!(
+        records.iter().any(|r| r.record.report["recovery"]["target"]
+            == lake.source().to_str().unwrap()
+            && r.record.report["outcome"] == "passed"),
+        "no passed restore recorded"
+    );
     // The recovery without restore-drill names the snapshot's folder and the table's.
     assert!(after.contains(&format!(
         "cp -a {} {}",

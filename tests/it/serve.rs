@@ -761,6 +761,46 @@ async fn a_restarted_serve_reports_the_last_drill_from_the_journal_or_postgres()
     )
     .unwrap();
     let failed = run_once(&config, 1);
+    // Then a restore for real (forced: no drill passed this suite), the newest record: it is
+    // no drill, so the last drill stays the failed one; it is counted as a restore.
+    let restored = crate::helpers::cli(&[
+        "restore",
+        "--config",
+        config.to_str().unwrap(),
+        JOB,
+        "--to",
+        lake.root.join("restored").to_str().unwrap(),
+        "--reason",
+        "INC-9",
+        "--force",
+    ]);
+    assert_eq!(
+        restored.status.code(),
+        Some(1),
+        "{}",
+        crate::helpers::stderr(&restored)
+    );
+    let kinds: Vec<(String, String)> = db
+        .client()
+        .await
+        .query(
+            "SELECT record_kind, outcome FROM restore_drill_runs ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let pair = |kind: &str, outcome: &str| (kind.to_string(), outcome.to_string());
+    assert_eq!(
+        kinds,
+        vec![
+            pair("drill", "passed"),
+            pair("drill", "failed"),
+            pair("restore", "failed")
+        ]
+    );
     let last_success = chrono::DateTime::parse_from_rfc3339(passed["finished_at"].as_str().unwrap())
         .unwrap()
         .timestamp_millis() as f64
@@ -815,6 +855,14 @@ async fn a_restarted_serve_reports_the_last_drill_from_the_journal_or_postgres()
                 "restore_drill_job_info{{job=\"{JOB}\",kind=\"delta_copy\",owner=\"\"}}"
             )),
             1.0
+        );
+        // Restores are counted from the journal, which a new volume does not have.
+        let restores = if journal == "journal" { 1.0 } else { 0.0 };
+        assert_eq!(
+            value(&format!(
+                "restore_drill_restores_total{{job=\"{JOB}\",outcome=\"failed\"}}"
+            )),
+            restores
         );
         let (_, jobs) = service.get(&format!("/jobs/{JOB}"));
         let status: serde_json::Value = serde_json::from_str(&jobs).unwrap();

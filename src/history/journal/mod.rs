@@ -266,6 +266,13 @@ impl Journal {
     }
 
     /// Every readable record of `job`, in order, and the check of its chain.
+    /// The size and modification time of a job's journal file, to tell whether it changed;
+    /// `None` when it does not exist.
+    pub(crate) fn stamp(&self, job: &str) -> Option<(u64, std::time::SystemTime)> {
+        let meta = std::fs::metadata(self.file(job)).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    }
+
     pub fn read(&self, job: &str) -> Result<(Vec<Stored>, ChainCheck), HistoryError> {
         let path = self.file(job);
         // Bytes that are not UTF-8 make their record fail its hash, named below; they never stop

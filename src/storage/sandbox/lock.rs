@@ -133,6 +133,8 @@ pub(super) async fn remove_lock(job_dir: &Location, run_id: &str) -> Result<(), 
 /// What holds a run's lock while the run lives.
 #[derive(Debug)]
 pub(super) enum RunLock {
+    /// None: the folder is a restore's target, the user's own, which no sweep ever visits.
+    Target,
     /// The lock file, locked; the kernel lets go if the process dies.
     Local { _file: File, path: PathBuf },
     /// The lease marker and the task that renews it (stopped when the run is dropped).

@@ -119,6 +119,15 @@ pub struct RunSandbox {
 }
 
 impl RunSandbox {
+    /// The folder of a restore for real (`restore --to`): written like a run's folder, but
+    /// without a lock, never swept, and never removed or kept by restore-drill.
+    pub fn target(location: &Location) -> RunSandbox {
+        RunSandbox {
+            location: location.clone(),
+            lock: Arc::new(RunLock::Target),
+        }
+    }
+
     pub fn location(&self) -> &Location {
         &self.location
     }
@@ -230,7 +239,11 @@ impl RunSandbox {
     }
 
     /// Deletes the run's folder and everything in it, then its lock.
+    /// A restore's target is never removed: this does nothing for it.
     pub async fn remove(&self) -> Result<(), StorageError> {
+        if self.is_target() {
+            return Ok(());
+        }
         self.stop_renewing();
         remove_folder(&self.location).await?;
         self.drop_lock().await
@@ -239,6 +252,9 @@ impl RunSandbox {
     /// Keeps the run's folder for inspection: without its lock, no sweep touches it until it
     /// is older than `keep_failed_sandbox`.
     pub async fn keep(&self) -> Result<(), StorageError> {
+        if self.is_target() {
+            return Ok(());
+        }
         self.stop_renewing();
         if let Some(folder) = self.local_path().map(Path::to_path_buf) {
             let _ = tokio::task::spawn_blocking(move || {
@@ -249,6 +265,11 @@ impl RunSandbox {
         self.drop_lock().await
     }
 
+    /// Whether this is a restore's target rather than a run's folder.
+    pub fn is_target(&self) -> bool {
+        matches!(self.lock.as_ref(), RunLock::Target)
+    }
+
     fn stop_renewing(&self) {
         if let RunLock::S3 { renewal, .. } = self.lock.as_ref() {
             renewal.abort();
@@ -257,6 +278,7 @@ impl RunSandbox {
 
     async fn drop_lock(&self) -> Result<(), StorageError> {
         match self.lock.as_ref() {
+            RunLock::Target => Ok(()),
             RunLock::Local { path, .. } => match std::fs::remove_file(path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -3,6 +3,7 @@
 
 mod deletion_vectors;
 mod delta_copy;
+mod restore;
 mod sandbox;
 mod versions;
 
