@@ -8,19 +8,23 @@ use super::{CommandError, Exit, load};
 use crate::clock::{Clock, SystemClock};
 use crate::drill::{
     self, DrillOptions, DrillReport, NoProgress, Outcome, Progress, RestoreInto, SnapshotEvidence,
+    Target,
 };
 use crate::history::journal::Journal;
 use crate::primitives::run_id::RunId;
-use crate::recovery::{self, Request};
-use crate::storage::{Location, RunSandbox, target};
+use crate::recovery::{self, Place, Request};
+use crate::storage::RunSandbox;
 
 /// What `restore` is given besides the configuration and the job.
 #[derive(Debug, clap::Args)]
 pub struct Arguments {
     /// Where to restore: a folder, or an s3://bucket/prefix/ written with the job's sandbox
-    /// storage profile.
+    /// storage profile; for a pg_dump job, postgres://USER@HOST:PORT/NAME, a new database.
     #[arg(long)]
     pub to: String,
+    /// The environment variable holding the password of a postgres:// target.
+    #[arg(long)]
+    pub password_env: Option<String>,
     /// Why this restore is done, for the record (e.g. an incident number).
     #[arg(long)]
     pub reason: String,
@@ -49,9 +53,8 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
     let config = load(config_path)?;
     let job = config.job(job).map_err(CommandError::error)?;
     let here = std::env::current_dir().map_err(CommandError::error)?;
-    let target = Location::parse(&arguments.to, &here)
-        .map_err(|e| CommandError::error(format!("--to: {e}")))?
-        .with_profile_of(&job.sandbox);
+    let target = Place::parse(&arguments.to, arguments.password_env, &here, &job.sandbox)
+        .map_err(|e| CommandError::error(format!("--to: {e}")))?;
     let request = Request {
         config: std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.to_path_buf()),
         target,
@@ -75,7 +78,7 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
                 "forced": plan.forced,
                 "drill_run_id": plan.verdict.drill.as_ref().map(|d| &d.run_id),
                 "target": plan.target.to_string(),
-                "moved_aside_to": plan.aside.as_ref().map(Location::to_string),
+                "moved_aside_to": plan.aside.as_ref().map(Place::to_string),
                 "method": plan.restore.method,
                 "files": plan.restore.files,
                 "bytes": plan.restore.bytes,
@@ -97,7 +100,7 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
     say(plan.render(job).trim_end().to_string());
     let evidence = plan.evidence(&request);
     if let Some(aside) = &plan.aside {
-        target::move_aside(&plan.target, aside)
+        recovery::move_aside(&plan.target, aside)
             .await
             .map_err(|e| {
                 CommandError::error(format!(
@@ -110,7 +113,9 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
             plan.target
         ));
     }
-    if let Some(path) = plan.target.local_path() {
+    if let Place::Storage(location) = &plan.target
+        && let Some(path) = location.local_path()
+    {
         std::fs::create_dir_all(path)
             .map_err(|e| CommandError::error(format!("cannot create {}: {e}", path.display())))?;
     }
@@ -123,12 +128,19 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
         snapshot: Some(plan.snapshot.id.clone()),
         run_id: Some(run_id.clone()),
         into: Some(RestoreInto {
-            target: RunSandbox::target(&plan.target),
+            target: match &plan.target {
+                Place::Storage(location) if plan.new_version => {
+                    Target::NewVersion(RunSandbox::target(location))
+                }
+                Place::Storage(location) => Target::Folder(RunSandbox::target(location)),
+                Place::Database(url) => Target::Database(url.clone()),
+            },
             drilled: plan
                 .verdict
                 .drill
                 .as_ref()
-                .and_then(|d| Some((d.run_id.clone(), d.fingerprint.clone()?))),
+                .filter(|d| !d.fingerprints.is_empty())
+                .map(|d| (d.run_id.clone(), d.fingerprints.clone())),
         }),
     };
     let restored = tokio::time::timeout(

@@ -107,11 +107,10 @@ impl Drill<'_> {
         self.report.checks.extend(results);
         self.report.checks.push(match &self.options.into {
             Some(into) => verify::compare_with_drill(
+                "fingerprint",
                 &scanned.values,
                 &info.columns,
-                into.drilled
-                    .as_ref()
-                    .map(|(run, fingerprint)| (run.as_str(), fingerprint)),
+                into.drilled("fingerprint"),
             ),
             None => verify::compare_fingerprints(&scanned.values, &info.columns, &source.values),
         });

@@ -24,8 +24,8 @@ use deltalake::datafusion::prelude::SessionContext;
 use crate::clock::{Clock, elapsed_seconds};
 use crate::config::Job;
 use crate::kinds::{
-    self, CopyProgress, Kind, PhaseTime, RestoreError, RestoreOutcome, Snapshot, SnapshotError,
-    StructureReport, TableInfo,
+    self, CopyProgress, Kind, PhaseTime, RestoreError, RestoreMethod, RestoreOutcome, Snapshot,
+    SnapshotError, StructureReport, TableInfo,
 };
 use crate::primitives::duration::format_duration;
 use crate::primitives::duration::seconds_to_time;
@@ -77,10 +77,33 @@ pub struct DrillOptions {
 /// Where a restore for real writes, and what it must match.
 #[derive(Debug, Clone)]
 pub struct RestoreInto {
-    pub target: RunSandbox,
-    /// The drill that passed the snapshot: its run id and the restored fingerprint it recorded
-    /// (the `fingerprint` check's observed value). `None` for a forced restore without one.
-    pub drilled: Option<(String, serde_json::Value)>,
+    pub target: Target,
+    /// The drill that passed the snapshot: its run id and the restored fingerprints it
+    /// recorded (each `fingerprint…` check's id and observed value). `None` for a forced
+    /// restore of a snapshot no drill passed.
+    pub drilled: Option<(String, Vec<(String, serde_json::Value)>)>,
+}
+
+/// What a restore for real writes into.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A folder or prefix: the restore's run folder is the target itself.
+    Folder(RunSandbox),
+    /// A database the restore creates (a `pg_dump` job); the run folder in the sandbox holds
+    /// the fetched dump, as in a drill.
+    Database(kinds::postgres::settings::PgUrl),
+    /// A `delta_time_travel` job's table itself, restored to the snapshot's version as a new
+    /// commit (Delta's restore); nothing leaves its history.
+    NewVersion(RunSandbox),
+}
+
+impl RestoreInto {
+    /// The fingerprint the drill recorded in its check `check`, with the drill's run id.
+    pub(crate) fn drilled(&self, check: &str) -> Option<(&str, &serde_json::Value)> {
+        let (run, fingerprints) = self.drilled.as_ref()?;
+        let (_, value) = fingerprints.iter().find(|(id, _)| id == check)?;
+        Some((run.as_str(), value))
+    }
 }
 
 /// What a drill reports while it works, for progress bars.
@@ -115,9 +138,13 @@ pub async fn run_drill(
         .run_id
         .clone()
         .unwrap_or_else(|| RunId::new(started_at).into_string());
+    let kind = match options.into.as_ref().map(|into| &into.target) {
+        Some(Target::Database(target)) => kinds::restoring_into(&job.snapshots, target),
+        _ => None,
+    };
     let mut drill = Drill {
         job,
-        kind: kinds::of(&job.snapshots),
+        kind: kind.unwrap_or_else(|| kinds::of(&job.snapshots)),
         options,
         clock,
         progress,
@@ -158,6 +185,12 @@ impl<'a> Drill<'a> {
         let Some(mut snapshot) = self.discover().await? else {
             return Ok(());
         };
+        if let (Some(Target::NewVersion(_)), RestoreMethod::Rewrite { version }) = (
+            self.options.into.as_ref().map(|into| &into.target),
+            &snapshot.method,
+        ) {
+            snapshot.method = RestoreMethod::NewVersion { version: *version };
+        }
         let Some(restored) = self.restore(&snapshot).await? else {
             return Ok(());
         };
@@ -167,10 +200,14 @@ impl<'a> Drill<'a> {
         if structure.database.is_some() {
             self.verify_tables(&snapshot, &structure).await?;
             let verify_seconds = elapsed_seconds(verify_started);
-            let compare_started = Instant::now();
-            self.compare_structure(&snapshot).await?;
-            self.compare_rows(&snapshot).await?;
-            let compare_seconds = Some(elapsed_seconds(compare_started));
+            let compare_seconds = if self.options.into.is_none() {
+                let compare_started = Instant::now();
+                self.compare_structure(&snapshot).await?;
+                self.compare_rows(&snapshot).await?;
+                Some(elapsed_seconds(compare_started))
+            } else {
+                None
+            };
             self.timed_phases(verify_seconds, compare_seconds);
             self.report.verify = Some(VerifyEvidence {
                 seconds: verify_seconds,
@@ -240,9 +277,10 @@ impl<'a> Drill<'a> {
     /// Restore: a run folder of the job's sandbox, and the snapshot materialised in it.
     async fn restore(&mut self, snapshot: &Snapshot) -> Result<Option<RestoreOutcome>, DrillError> {
         let job = self.job;
-        let run = match &self.options.into {
-            Some(into) => into.target.clone(),
-            None => {
+        let into = self.options.into.as_ref().map(|into| &into.target);
+        let run = match into {
+            Some(Target::Folder(target) | Target::NewVersion(target)) => target.clone(),
+            _ => {
                 SandboxRoot::new(&job.sandbox)
                     .create_run(&job.name, &self.report.run_id)
                     .await?

@@ -153,7 +153,11 @@ impl<'a> Drill<'a> {
             for sql in statements {
                 self.query(&format!("custom {}", found.name), sql);
             }
-            let (source, source_columns) = if suite.checks.iter().any(|c| c.kind.equals_source()) {
+            let compares = suite.checks.iter().any(|c| c.kind.equals_source());
+            let (source, source_columns) = if self.options.into.is_some() {
+                let reason = "a restore is compared with the drill that passed its snapshot";
+                (SourceValues::Unavailable(reason.into()), None)
+            } else if compares {
                 let (values, columns) = self.live_source(snapshot, found, &suite).await?;
                 (values, Some(columns))
             } else {
@@ -171,9 +175,17 @@ impl<'a> Drill<'a> {
                 self.query(&format!("examples {}", found.name), sql);
             }
             self.report.checks.extend(results);
-            if !matches!(source, SourceValues::NotNeeded) {
+            let id = format!("fingerprint {}", found.name);
+            if let Some(into) = &self.options.into {
+                let drilled = into.drilled(&id);
+                if compares || drilled.is_some() {
+                    self.report
+                        .checks
+                        .push(verify::compare_with_drill(&id, &values, &names, drilled));
+                }
+            } else if !matches!(source, SourceValues::NotNeeded) {
                 let mut fingerprint = verify::compare_fingerprints(&values, &names, &source);
-                fingerprint.id = format!("fingerprint {}", found.name);
+                fingerprint.id = id;
                 self.report.checks.push(fingerprint);
             }
         }

@@ -232,6 +232,22 @@ impl std::fmt::Display for Source {
     }
 }
 
+/// The kind of a job's `pg_dump` snapshots restoring for real into the database `target`
+/// names (created and kept); `None` for a kind that does not restore into a database.
+pub fn restoring_into(
+    snapshots: &SnapshotSource,
+    target: &postgres::settings::PgUrl,
+) -> Option<Box<dyn Kind>> {
+    match snapshots {
+        SnapshotSource::PgDump(settings) => {
+            let mut settings = (**settings).clone();
+            settings.restore_into = Some(target.clone());
+            Some(Box::new(postgres::PgDump::new(settings)))
+        }
+        _ => None,
+    }
+}
+
 /// The kind of a job's snapshots, each with the source it is compared with.
 pub fn of(snapshots: &SnapshotSource) -> Box<dyn Kind> {
     match snapshots {

@@ -113,6 +113,7 @@ impl SnapshotSpec {
                     dump_timezone: options.dump_timezone,
                     source: db.clone(),
                     sandbox_server: options.sandbox_server,
+                    restore_into: None,
                     schema_differences: options.schema_differences,
                 })))
             }

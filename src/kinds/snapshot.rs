@@ -89,6 +89,9 @@ pub enum RestoreMethod {
     /// Read the table at the snapshot's location at this version and write its rows as a new
     /// table.
     Rewrite { version: u64 },
+    /// A restore for real of a time-travel snapshot into the table itself: Delta's restore, a
+    /// new commit whose contents are this version's (every version stays in the history).
+    NewVersion { version: u64 },
     /// Copy these versions of the objects under the snapshot's location.
     CopyVersions(Vec<FileEntry>),
     /// Fetch this dump into the run's folder and restore it into a throwaway server.

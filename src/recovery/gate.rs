@@ -15,8 +15,9 @@ use crate::primitives::duration::format_duration;
 pub struct PassedDrill {
     pub run_id: String,
     pub finished_at: DateTime<Utc>,
-    /// The restored fingerprint it recorded (its `fingerprint` check's observed value).
-    pub fingerprint: Option<serde_json::Value>,
+    /// The restored fingerprints it recorded: each `fingerprint` check's id (`fingerprint`, or
+    /// `fingerprint <schema.table>` of a database) and observed value.
+    pub fingerprints: Vec<(String, serde_json::Value)>,
 }
 
 /// What the gate says of a snapshot.
@@ -64,12 +65,12 @@ pub fn check(
         let passed = PassedDrill {
             run_id: drill.run_id.clone(),
             finished_at: drill.finished_at,
-            fingerprint: drill
+            fingerprints: drill
                 .checks
                 .iter()
-                .find(|c| c.id == "fingerprint")
-                .map(|c| c.observed.clone())
-                .filter(|v| !v.is_null()),
+                .filter(|c| c.kind == "fingerprint" && !c.observed.is_null())
+                .map(|c| (c.id.clone(), c.observed.clone()))
+                .collect(),
         };
         let record = &stored.record;
         if record.config_sha256 == job.config_sha256 && record.suite_sha256 == job.suite_sha256 {

@@ -33,8 +33,27 @@ impl Context<'_> {
 
     /// `restore-drill restore` of `snapshot`, its plan first: into the source's place (what
     /// is there moved aside) when the source is not where the backups are, else into a new
-    /// folder beside it. None for a kind `restore` does not restore.
+    /// folder beside it; a time-travel table as a new version of itself; a dump into a new
+    /// database beside the source's.
     fn restore(&self, snapshot: &str) -> Vec<Command> {
+        let reason = format!(" --reason {}", quote(RESTORE_REASON));
+        if let SnapshotSource::PgDump(settings) = &self.job.snapshots {
+            let source = &settings.source;
+            let database = source.database().unwrap_or_else(|| "app".into());
+            let password = source
+                .password_env
+                .as_deref()
+                .map_or(String::new(), |v| format!(" --password-env {}", quote(v)));
+            let rest = format!(
+                " --snapshot {} --to {}{password}{reason}",
+                quote(snapshot),
+                quote(&source.with_database(&format!("{database}_restored")).url)
+            );
+            return vec![
+                self.ours("restore", &format!("{rest} --dry-run")),
+                self.ours("restore", &rest),
+            ];
+        }
         let (source, backups) = match &self.job.snapshots {
             SnapshotSource::DeltaCopy {
                 location, source, ..
@@ -45,7 +64,11 @@ impl Context<'_> {
             SnapshotSource::DeltaTimeTravel { source, .. } => (source, source),
             SnapshotSource::PgDump(_) => return Vec::new(),
         };
-        let to = if source.overlaps(backups) {
+        // A time-travel table is restored as a new version of itself; a table whose place holds
+        // its backups (a versioned bucket) into a new folder beside it; any other in its place.
+        let to = if matches!(self.job.snapshots, SnapshotSource::DeltaTimeTravel { .. }) {
+            Some((source.clone(), ""))
+        } else if source.overlaps(backups) {
             source.sibling(".restored").map(|l| (l, ""))
         } else {
             Some((source.clone(), " --replace"))
@@ -54,10 +77,9 @@ impl Context<'_> {
             return Vec::new();
         };
         let rest = format!(
-            " --snapshot {} --to {}{replace} --reason {}",
+            " --snapshot {} --to {}{replace}{reason}",
             quote(snapshot),
             quote(&to.to_string()),
-            quote(RESTORE_REASON)
         );
         vec![
             self.ours("restore", &format!("{rest} --dry-run")),
@@ -368,21 +390,19 @@ fn recovery_text(job: &Job) -> Vec<String> {
             "Do not restore over the damaged database: restore the verified dump into a new database, check it, then point the applications at it (or swap the names).".into(),
         ],
     };
-    if !matches!(job.snapshots, SnapshotSource::PgDump(_)) {
-        for line in &mut text {
-            let mut chars = line.chars();
-            let first = chars.next().map(|c| c.to_lowercase().to_string());
-            *line = format!(
-                "Without restore-drill (the commands after its two): {}{}",
-                first.unwrap_or_default(),
-                chars.as_str()
-            );
-        }
-        text.insert(
-            0,
-            "With restore-drill — the first command prints the plan and writes nothing: it restores only a snapshot a drill passed with this configuration and suite, moves what the target holds aside (nothing is deleted), restores with the drilled procedure, then checks the result with the job's suite and the fingerprint the drill recorded. Put the incident in `--reason`; the restore is recorded.".into(),
+    for line in &mut text {
+        let mut chars = line.chars();
+        let first = chars.next().map(|c| c.to_lowercase().to_string());
+        *line = format!(
+            "Without restore-drill (the commands after its two): {}{}",
+            first.unwrap_or_default(),
+            chars.as_str()
         );
     }
+    text.insert(
+        0,
+        "With restore-drill — the first command prints the plan and writes nothing: it restores only a snapshot a drill passed with this configuration and suite, moves what the target holds aside (`--replace`; nothing is deleted), restores with the drilled procedure, then checks the result with the job's suite and the fingerprints the drill recorded. Put the incident in `--reason`; the restore is recorded.".into(),
+    );
     text
 }
 

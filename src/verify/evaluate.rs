@@ -137,19 +137,18 @@ pub fn compare_fingerprints(
 /// contents of the drill that passed the snapshot (`drilled`: its run id and the fingerprint it
 /// recorded), whatever the source holds now.
 pub fn compare_with_drill(
+    id: &str,
     restored: &ScanValues,
     restored_columns: &[String],
     drilled: Option<(&str, &Value)>,
 ) -> CheckResult {
-    let mut result = CheckResult::new("fingerprint", "fingerprint", Severity::Fail);
+    let mut result = CheckResult::new(id, "fingerprint", Severity::Fail);
     let ours = scanned_fingerprint(restored, restored_columns);
     result.observed = json!(ours);
     let Some((run_id, recorded)) = drilled else {
         result.outcome = CheckOutcome::Skipped;
-        result.message = Some(
-            "not compared: no passed drill of this snapshot recorded a fingerprint (the restore was forced)"
-                .into(),
-        );
+        result.message =
+            Some("not compared: no passed drill of this snapshot recorded this fingerprint".into());
         return result;
     };
     result.expected = json!({ "equals_drill": recorded, "drill_run_id": run_id });

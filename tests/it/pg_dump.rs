@@ -1132,3 +1132,125 @@ equals_source = true
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn a_dump_is_restored_for_real_into_a_new_database_and_replace_renames_the_old_one() {
+    let db = source().await;
+    let suite = format!(
+        "{DUMP_SUITE}
+[[check]]
+id = \"customers-same\"
+table = \"customers\"
+kind = \"row_count\"
+equals_source = true
+"
+    );
+    let job = DumpJob::new(&db, &suite);
+    let config = job.config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("[history]\njournal = \"journal\"\n{text}")).unwrap();
+    job.dump_of(&db, &[]);
+    let (code, drilled) = job.run();
+    assert_eq!(code, 0, "{drilled:#}");
+    let name = format!("{}_restored", db.name);
+    let target = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore", "--config", &config, "app", "--to", &target, "--reason", "INC-5",
+        ];
+        args.extend_from_slice(extra);
+        crate::helpers::cli(&args)
+    };
+    let customers = |database: String| async move {
+        let (client, connection) = tokio_postgres::connect(
+            &format!("postgres://postgres@127.0.0.1:5432/{database}"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        let row = client
+            .query_one("SELECT count(*) FROM customers", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+
+    // Into a new database: verified against the drill's fingerprint of each table, and kept.
+    let out = restore(&["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
+    let report: serde_json::Value = serde_json::from_str(&crate::helpers::stdout(&out)).unwrap();
+    let fingerprint = check(&report, "fingerprint public.customers");
+    assert_eq!(fingerprint["outcome"], "passed", "{fingerprint:#}");
+    assert_eq!(
+        fingerprint["observed"],
+        check(&drilled, "fingerprint public.customers")["observed"]
+    );
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != "source"),
+        "a restore does not compare with the live source"
+    );
+    assert_eq!(customers(name.clone()).await, 300);
+
+    // A database of that name exists now: refused, then renamed aside with --replace.
+    let out = restore(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::helpers::stderr(&out).contains("already holds data; nothing was written"),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
+    // The rename waits for no one: sessions still connected (the count above, closing) refuse
+    // it, and the output says to pause what uses the database.
+    let admin = Database::admin().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let row = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, i64>(0) == 0 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let out = restore(&["--replace", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::helpers::stderr(&out)
+    );
+    let report: serde_json::Value = serde_json::from_str(&crate::helpers::stdout(&out)).unwrap();
+    let aside = report["recovery"]["moved_aside"].as_str().unwrap();
+    let aside_name = aside.rsplit('/').next().unwrap().to_string();
+    let run_id = report["run_id"]
+        .as_str()
+        .unwrap()
+        .replace('-', "_")
+        .to_lowercase();
+    assert!(
+        aside_name.ends_with(&format!("_moved_aside_{run_id}")),
+        "{aside}"
+    );
+    assert_eq!(customers(aside_name.clone()).await, 300);
+    assert_eq!(customers(name.clone()).await, 300);
+    for database in [name, aside_name] {
+        admin
+            .batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+}

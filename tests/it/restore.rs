@@ -338,7 +338,7 @@ async fn sigterm_mid_restore_keeps_the_moved_aside_data_and_says_where_it_is() {
 }
 
 #[test]
-fn a_pg_dump_job_is_not_restored_for_real_in_this_version_and_says_where_to_look() {
+fn a_pg_dump_job_restores_into_a_database_and_a_folder_target_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("backups")).unwrap();
     std::fs::write(
@@ -374,7 +374,7 @@ objectives = { rpo = "26h", rto = "1h" }
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("not in this version") && stderr(&out).contains("runbook --config"),
+        stderr(&out).contains("restores dumps into a database: give --to postgres://"),
         "{}",
         stderr(&out)
     );

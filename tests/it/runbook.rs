@@ -210,6 +210,8 @@ objectives = { rpo = "26h", rto = "1h" }
             backups.display()
         ),
         "(password in the variable APP_DB_PASSWORD)".to_string(),
+        "restore-drill restore --config".to_string(),
+        " app --snapshot SNAPSHOT --to postgres://reader@db.internal:5433/app_restored --password-env APP_DB_PASSWORD --reason 'INCIDENT-ID: what was lost' --dry-run".to_string(),
         "- `orders-rows`: row_count of public.orders (fail)".to_string(),
     ] {
         assert!(text.contains(&expected), "{expected} missing:\n{text}");

@@ -210,3 +210,62 @@ async fn a_version_whose_files_were_vacuumed_fails_naming_the_window() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_for_real_makes_the_drilled_version_the_tables_newest_and_keeps_its_history() {
+    let (mut lake, _) = three_versions().await;
+    let path = config(&lake, r#"{ kind = "delta_time_travel", lag = "0s" }"#);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("[history]\njournal = \"journal\"\n\n{text}")).unwrap();
+    let config = path.to_str().unwrap();
+    let out = cli(&["run", "--config", config, JOB, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let drilled: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(drilled["snapshot"]["id"], "v2");
+    // A bad write after the drill: version 3 holds 500 rows too many.
+    lake.append(500).await;
+    let source = lake.source();
+    let restore = |to: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--config",
+            config,
+            JOB,
+            "--to",
+            to.to_str().unwrap(),
+            "--reason",
+            "INC-3: a bad write",
+        ];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    // Inside the table's folder is not the table: refused.
+    let out = restore(&source.join("part"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("overlaps the source"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = restore(&source, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(report["recovery"]["moved_aside"].is_null(), "{report:#}");
+    assert_eq!(report["verify"]["rows"], 3000);
+    let fingerprint = |r: &serde_json::Value| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "fingerprint")
+            .unwrap()["observed"]
+            .clone()
+    };
+    assert_eq!(fingerprint(&report), fingerprint(&drilled));
+    // The table's newest version is a new commit with version 2's rows (the 3,000 the restore
+    // scanned there); the bad version 3 is still in the history.
+    let table = deltalake::open_table(directory_url(&source)).await.unwrap();
+    assert_eq!(table.version(), Some(4));
+    assert!(source.join("_delta_log/00000000000000000003.json").exists());
+}

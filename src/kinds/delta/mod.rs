@@ -74,7 +74,7 @@ impl Kind for Delta {
             }
             RestoreMethod::CopyVersions(files) => (files.len(), files.iter().map(|f| f.size).sum()),
             RestoreMethod::PgRestore(dump) => (dump.files.len(), dump.bytes()),
-            RestoreMethod::Rewrite { .. } => snapshot
+            RestoreMethod::Rewrite { .. } | RestoreMethod::NewVersion { .. } => snapshot
                 .table
                 .as_ref()
                 .map_or((0, 0), |t| (t.files.len(), t.bytes())),
@@ -87,6 +87,9 @@ impl Kind for Delta {
             RestoreMethod::Rewrite { version } => {
                 format!("read version {version} and write its rows as a new table")
             }
+            RestoreMethod::NewVersion { version } => format!(
+                "restore the table itself to version {version} as a new commit (Delta's restore; every version stays in its history)"
+            ),
             RestoreMethod::PgRestore(_) => "none: a dump is not a Delta table".into(),
         };
         Ok(RestorePlan {
@@ -112,7 +115,9 @@ impl Kind for Delta {
         let expected_version = match &snapshot.method {
             RestoreMethod::CopyAll => snapshot.version(),
             RestoreMethod::Rewrite { .. } => Some(0),
-            RestoreMethod::CopyVersions(_) | RestoreMethod::PgRestore(_) => None,
+            RestoreMethod::NewVersion { .. }
+            | RestoreMethod::CopyVersions(_)
+            | RestoreMethod::PgRestore(_) => None,
         };
         let structure = restore::verify_structure(run, expected_version).await;
         if let (RestoreMethod::CopyVersions(_), Some(info)) = (&snapshot.method, &structure.table) {
@@ -193,7 +198,9 @@ impl Kind for Delta {
         // A copy holds the source's own commit files: the same bytes at the same version.
         let commit_file = format!("_delta_log/{version:020}.json");
         let altered = match (&snapshot.method, &source_commit) {
-            (RestoreMethod::Rewrite { .. }, _) | (_, None) => None,
+            (RestoreMethod::Rewrite { .. } | RestoreMethod::NewVersion { .. }, _) | (_, None) => {
+                None
+            }
             (_, Some(source_commit)) => match run.read(Path::new(&commit_file)).await {
                 Ok(restored_commit) if restored_commit != *source_commit => Some(format!(
                     "the snapshot's commit {version:020}.json differs from the source's commit of that version (SHA-256 {} against {}): the backup's log was altered, or the backup does not belong to this source's history",

@@ -95,6 +95,9 @@ impl PgDump {
     /// database of the run's own on the job's sandbox server.
     async fn target(&self, dump: &Dump, folder: &std::path::Path) -> Result<RestoreTarget, String> {
         let binaries = self.binaries(dump).await?;
+        if let Some(target) = &self.settings.restore_into {
+            return RestoreTarget::real(binaries, target, needed_major(dump)).await;
+        }
         match &self.settings.sandbox_server {
             Some(server) => {
                 RestoreTarget::shared(binaries, server, folder, needed_major(dump)).await
@@ -160,6 +163,14 @@ impl Kind for PgDump {
                     "psql"
                 };
                 let into = match (self.binaries(dump).await, &self.settings.sandbox_server) {
+                    (Ok(b), _) if self.settings.restore_into.is_some() => format!(
+                        "the new database {} (client tools {}), kept",
+                        self.settings
+                            .restore_into
+                            .as_ref()
+                            .map_or(String::new(), |t| t.to_string()),
+                        b.dir.display()
+                    ),
                     (Ok(b), None) => format!(
                         "a throwaway PostgreSQL {} ({}) on a socket in the run folder",
                         b.major,

@@ -21,6 +21,42 @@ pub struct PgUrl {
 }
 
 impl PgUrl {
+    /// A `postgres://` or `postgresql://` URL as given on the command line (a restore's
+    /// target), refused with a password in it; `password_env` names the password's variable.
+    pub fn parse(text: &str, password_env: Option<String>) -> Result<PgUrl, String> {
+        let parsed = url::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "postgres" | "postgresql"))
+            .ok_or_else(|| format!("`{text}` is not a postgres:// URL"))?;
+        if parsed.password().is_some() {
+            return Err(format!(
+                "`{}` holds a password; give the name of a variable that holds it instead",
+                parsed
+                    .as_str()
+                    .replace(parsed.password().unwrap_or_default(), "***")
+            ));
+        }
+        Ok(PgUrl {
+            url: text.to_string(),
+            password_env,
+        })
+    }
+
+    /// The same server and user with the database `name`.
+    pub fn with_database(&self, name: &str) -> PgUrl {
+        let url = match url::Url::parse(&self.url) {
+            Ok(mut parsed) => {
+                parsed.set_path(&format!("/{name}"));
+                parsed.to_string()
+            }
+            Err(_) => self.url.clone(),
+        };
+        PgUrl {
+            url,
+            password_env: self.password_env.clone(),
+        }
+    }
+
     /// The connection to the source: read-only by default, with the password from its variable.
     pub fn config(&self) -> Result<tokio_postgres::Config, String> {
         let mut config = self.connection()?;
@@ -131,6 +167,9 @@ pub struct DumpSettings {
     /// An existing server to restore into (a database of the run's own on it), instead of a
     /// throwaway server.
     pub sandbox_server: Option<PgUrl>,
+    /// A restore for real (`restore --to postgres://…`): the dump goes into this URL's
+    /// database, which the restore creates and keeps. Never read from the configuration.
+    pub restore_into: Option<PgUrl>,
     /// How much a schema object the source has and the restore lacks (or defines otherwise)
     /// matters.
     pub schema_differences: Severity,

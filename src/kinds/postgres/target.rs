@@ -1,6 +1,7 @@
 //! Where a drill restores a dump: the throwaway server it started in its run folder, or a
 //! database of the run's own on an existing sandbox server named by the job (`sandbox_server`),
-//! created for the run and dropped with its folder.
+//! created for the run and dropped with its folder — or, for a restore for real, the database a
+//! `postgres://` target names, created and kept.
 
 use std::path::Path;
 
@@ -37,6 +38,8 @@ pub struct SharedServer {
     database: String,
     /// The server's major version.
     pub major: u32,
+    /// A restore for real: the database is the user's, kept.
+    real: bool,
 }
 
 impl From<Throwaway> for RestoreTarget {
@@ -56,25 +59,14 @@ impl RestoreTarget {
         needed: u32,
     ) -> Result<RestoreTarget, String> {
         let config = server.connection()?;
-        let client = super::open(&config)
-            .await
-            .map_err(|e| format!("cannot connect to the sandbox server {server}: {e}"))?;
-        let row = client
-            .query_one("SELECT current_setting('server_version_num')::int", &[])
-            .await
-            .map_err(|e| format!("the sandbox server {server}: {}", db_error(&e)))?;
-        let major = (row.get::<_, i32>(0) / 10000) as u32;
-        if major < needed {
-            return Err(format!(
-                "the sandbox server {server} runs PostgreSQL {major} and the dump needs {needed} or newer to restore; name a newer server"
-            ));
-        }
+        let major = server_major(&config, server, needed).await?;
         let shared = SharedServer {
             binaries,
             server: server.clone(),
             database: database_name(run),
             major,
             config,
+            real: false,
         };
         record_shared_database(
             run,
@@ -87,6 +79,29 @@ impl RestoreTarget {
             },
         )?;
         Ok(RestoreTarget::Shared(Box::new(shared)))
+    }
+
+    /// The database `target` names, for a restore for real: created by the restore on the
+    /// URL's server (connected to through its `postgres` database) and kept.
+    pub async fn real(
+        binaries: Binaries,
+        target: &PgUrl,
+        needed: u32,
+    ) -> Result<RestoreTarget, String> {
+        let database = target
+            .database()
+            .ok_or_else(|| format!("the target {target} names no database"))?;
+        let mut config = target.connection()?;
+        config.dbname(MAINTENANCE);
+        let major = server_major(&config, target, needed).await?;
+        Ok(RestoreTarget::Shared(Box::new(SharedServer {
+            binaries,
+            server: target.clone(),
+            config,
+            database,
+            major,
+            real: true,
+        })))
     }
 
     pub fn binaries(&self) -> &Binaries {
@@ -164,6 +179,10 @@ impl RestoreTarget {
                 t.binaries.major,
                 t.socket_dir().display()
             ),
+            RestoreTarget::Shared(s) if s.real => format!(
+                "the database {} (PostgreSQL {}), restored for real",
+                s.server, s.major
+            ),
             RestoreTarget::Shared(s) => format!(
                 "database {} of the sandbox server {} (PostgreSQL {})",
                 s.database, s.server, s.major
@@ -191,14 +210,104 @@ impl SharedServer {
     }
 }
 
-/// The run's database on a sandbox server: the prefix and the run folder's name (a run id, whose
-/// time and random part make it unique), in the characters an unquoted name may have.
-fn database_name(run: &Path) -> String {
-    let id = run
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut name: String = format!("{DATABASE_PREFIX}{id}")
+/// The database connected to on a restore's target server while its database is created,
+/// checked or moved aside.
+const MAINTENANCE: &str = "postgres";
+
+/// The major version of the server `config` reaches (`server` names it in messages), which
+/// must be at least `needed`, the dump's.
+async fn server_major(
+    config: &tokio_postgres::Config,
+    server: &PgUrl,
+    needed: u32,
+) -> Result<u32, String> {
+    let client = super::open(config)
+        .await
+        .map_err(|e| format!("cannot connect to the server of {server}: {e}"))?;
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| format!("the server of {server}: {}", db_error(&e)))?;
+    let major = (row.get::<_, i32>(0) / 10000) as u32;
+    if major < needed {
+        return Err(format!(
+            "the server of {server} runs PostgreSQL {major} and the dump needs {needed} or newer to restore; name a newer server"
+        ));
+    }
+    Ok(major)
+}
+
+/// A restore's target database: whether it exists, and moving it aside.
+pub struct TargetDatabase {
+    client: tokio_postgres::Client,
+    pub name: String,
+}
+
+impl TargetDatabase {
+    /// Connects to the server of `target` (its `postgres` database).
+    pub async fn connect(target: &PgUrl) -> Result<TargetDatabase, String> {
+        let name = target
+            .database()
+            .ok_or_else(|| format!("the target {target} names no database"))?;
+        let mut config = target.connection()?;
+        config.dbname(MAINTENANCE);
+        let client = super::open(&config)
+            .await
+            .map_err(|e| format!("cannot connect to the server of {target}: {e}"))?;
+        Ok(TargetDatabase { client, name })
+    }
+
+    /// Whether the database `name` exists on the server.
+    pub async fn exists(&self, name: &str) -> Result<bool, String> {
+        let row = self
+            .client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| db_error(&e))?;
+        Ok(row.is_some())
+    }
+
+    /// Renames the target database to `aside`. Refused while sessions are connected to it:
+    /// the applications must be paused first (a rename needs the database to itself).
+    pub async fn move_aside(&self, aside: &str) -> Result<(), String> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&self.name],
+            )
+            .await
+            .map_err(|e| db_error(&e))?;
+        let sessions: i64 = row.get(0);
+        if sessions > 0 {
+            return Err(format!(
+                "{sessions} session(s) are connected to the database {}; pause what uses it (the runbook's step \"Isolate and confirm\") and run the restore again",
+                self.name
+            ));
+        }
+        self.client
+            .batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                super::copy::quote_ident(&self.name),
+                super::copy::quote_ident(aside)
+            ))
+            .await
+            .map_err(|e| db_error(&e))
+    }
+}
+
+/// The name a target database is moved aside to: its name and the run id, in the characters
+/// an unquoted name may have, at most 63 of them — the name shortened, never the run id.
+pub fn aside_name(database: &str, run_id: &str) -> String {
+    let suffix = identifier(&format!("_moved_aside_{run_id}"));
+    let mut name = identifier(database);
+    name.truncate(NAME_MAX.saturating_sub(suffix.len()));
+    name + &suffix
+}
+
+/// `text` as a name that needs no quotes: lower-case letters, digits and `_`, at most 63.
+fn identifier(text: &str) -> String {
+    let mut name: String = text
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -212,6 +321,16 @@ fn database_name(run: &Path) -> String {
     name
 }
 
+/// The run's database on a sandbox server: the prefix and the run folder's name (a run id, whose
+/// time and random part make it unique), in the characters an unquoted name may have.
+fn database_name(run: &Path) -> String {
+    let id = run
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    identifier(&format!("{DATABASE_PREFIX}{id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +341,18 @@ mod tests {
             database_name(Path::new("/sandbox/app/run-20261202T010000Z-4f3a9c")),
             "restore_drill_run_20261202t010000z_4f3a9c"
         );
+    }
+
+    #[test]
+    fn a_database_moved_aside_keeps_the_whole_run_id() {
+        let run = "run-20261202T010000Z-4f3a9c";
+        assert_eq!(
+            aside_name("Orders", run),
+            "orders_moved_aside_run_20261202t010000z_4f3a9c"
+        );
+        let long = aside_name(&"x".repeat(60), run);
+        assert_eq!(long.len(), 63);
+        assert!(long.ends_with("_moved_aside_run_20261202t010000z_4f3a9c"));
     }
 
     #[test]

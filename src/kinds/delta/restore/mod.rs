@@ -31,6 +31,9 @@ pub async fn restore(
         RestoreMethod::Rewrite { version } => {
             rewrite::rewrite(snapshot, *version, sandbox, progress).await
         }
+        RestoreMethod::NewVersion { version } => {
+            rewrite::new_version(snapshot, *version, sandbox, progress).await
+        }
         RestoreMethod::PgRestore(_) => Err(RestoreError::Write(format!(
             "snapshot {} is a PostgreSQL dump, not a Delta table",
             snapshot.id

@@ -19,11 +19,60 @@ pub(crate) async fn rewrite(
     sandbox: &RunSandbox,
     progress: &dyn CopyProgress,
 ) -> Result<RestoreOutcome, RestoreError> {
+    timed(snapshot, progress, write(snapshot, version, sandbox)).await
+}
+
+/// Restores the table at `target` — the source itself, a restore for real — to `version` with
+/// Delta's restore: one new commit that removes the files added since and adds back those
+/// removed, so that its contents are the version's; every version stays in the history.
+pub(crate) async fn new_version(
+    snapshot: &Snapshot,
+    version: u64,
+    target: &RunSandbox,
+    progress: &dyn CopyProgress,
+) -> Result<RestoreOutcome, RestoreError> {
+    let restored = async {
+        let table = table::open_run(target)
+            .await
+            .map_err(|e| RestoreError::Write(format!("{}: {e}", target.location())))?;
+        let (table, _) = table
+            .restore()
+            .with_version_to_restore(version)
+            .await
+            .map_err(|e| {
+                let message = e.to_string();
+                if is_missing_file(&message) {
+                    RestoreError::Unreadable(format!(
+                        "{} cannot be restored to version {version}: a data file of that version is gone (removed by VACUUM?): {message}",
+                        target.location()
+                    ))
+                } else {
+                    RestoreError::Write(format!(
+                        "restoring {} to version {version} failed: {message}",
+                        target.location()
+                    ))
+                }
+            })?;
+        let info = table::describe(&table)
+            .await
+            .map_err(|e| RestoreError::Write(format!("{}: {e}", target.location())))?;
+        Ok((info.files.len(), info.bytes()))
+    };
+    timed(snapshot, progress, restored).await
+}
+
+/// Runs `work` (which returns the files and bytes of the table it wrote) as the restore phase,
+/// with progress over the snapshot's files.
+async fn timed(
+    snapshot: &Snapshot,
+    progress: &dyn CopyProgress,
+    work: impl std::future::Future<Output = Result<(usize, u64), RestoreError>>,
+) -> Result<RestoreOutcome, RestoreError> {
     let started = Instant::now();
     if let Ok(info) = &snapshot.table {
         progress.start(info.files.len(), info.bytes());
     }
-    let written = write(snapshot, version, sandbox).await;
+    let written = work.await;
     if let Ok((_, bytes)) = &written {
         progress.copied(*bytes);
     }
