@@ -45,6 +45,7 @@ pub mod report;
 pub mod runbook;
 pub mod schedule;
 pub mod scheduler;
+pub mod selftest;
 pub mod serve;
 pub mod server;
 pub mod storage;

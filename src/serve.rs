@@ -59,12 +59,24 @@ pub async fn serve(config_file: &Path, config: Config, web: WebConfig) -> anyhow
     );
     // The gauges and `/jobs` say what the evidence says before anyone can read them.
     scheduler.restore_state().await;
+    let job_names = {
+        let scheduler = scheduler.clone();
+        move || {
+            scheduler
+                .jobs()
+                .into_iter()
+                .map(|j| j.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut counted = Default::default();
+    history
+        .count_restores(&job_names(), &metrics, &mut counted)
+        .await;
     let counting = tokio::spawn(history.clone().count_restores_loop(
-        {
-            let scheduler = scheduler.clone();
-            move || scheduler.jobs().into_iter().map(|j| j.name).collect()
-        },
+        job_names,
         metrics.clone(),
+        counted,
         stop_sync.clone(),
     ));
     let tls = web.tls.is_some();

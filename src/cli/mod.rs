@@ -1,5 +1,5 @@
 //! The commands: `demo`, `run`, `serve`, `validate`, `history`, `report`, `runbook`,
-//! `restore`, `snapshots`, `healthcheck`, `trigger`, `reload` — one function each, returning the exit code or a
+//! `restore`, `selftest`, `snapshots`, `healthcheck`, `trigger`, `reload` — one function each, returning the exit code or a
 //! [`CommandError`] that carries it.
 //!
 //! Exit codes: 0 passed (or valid), 1 a drill failed (the backup is not trustworthy), 2 an error
@@ -9,6 +9,7 @@ mod drill;
 mod progress;
 mod records;
 mod restore;
+mod selftest;
 mod service;
 mod validate;
 
@@ -164,6 +165,25 @@ pub enum Command {
         job: String,
         #[command(flatten)]
         arguments: restore::Arguments,
+    },
+    /// Self-test a job's checks: drill it, then damage copies of what it restored in known
+    /// ways (a file missing, truncated or flipped, a commit missing, rows lost or duplicated
+    /// with a consistent log, values nulled, drifted or changed, a column dropped, an old
+    /// snapshot) and drill each, to show which the job's drills catch and by which checks.
+    /// Exit 0 when every damage that applies is caught, 1 when one is missed or the drill
+    /// failed, 2 when the job cannot be judged.
+    Selftest {
+        #[arg(long)]
+        config: PathBuf,
+        /// The job's name.
+        job: String,
+        /// The seed of the damages' random choices (printed; the same seed inflicts the same
+        /// damages on the same table).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the JSON report instead of the matrix.
+        #[arg(long)]
+        json: bool,
     },
     /// List a job's snapshots, newest first.
     Snapshots {
@@ -334,6 +354,12 @@ pub async fn run(cli: Cli) -> Exit {
             job,
             arguments,
         } => restore::restore(&config, &job, arguments).await,
+        Command::Selftest {
+            config,
+            job,
+            seed,
+            json,
+        } => selftest::selftest(&config, &job, seed, json).await,
         Command::Snapshots { config, job } => drill::snapshots(&config, &job).await,
         Command::Run {
             config,

@@ -72,6 +72,9 @@ pub struct DrillOptions {
     /// A restore for real (`restore`): the phases write into this target instead of a run of
     /// the sandbox, keep it, and check it against the drill instead of the source.
     pub into: Option<RestoreInto>,
+    /// Keep the run's folder (without its lock) whatever the outcome: a self-test damages
+    /// copies of what a passed drill restored, then removes it.
+    pub keep_sandbox: bool,
 }
 
 /// Where a restore for real writes, and what it must match.
@@ -353,7 +356,7 @@ impl<'a> Drill<'a> {
         };
         if let Some(run) = self.sandbox.take() {
             self.kind.release().await;
-            let keep = report.outcome == Outcome::Failed;
+            let keep = report.outcome == Outcome::Failed || self.options.keep_sandbox;
             let cleaned = if keep {
                 run.keep().await
             } else {

@@ -61,6 +61,10 @@ pub struct History {
     pub recorded: tokio::sync::Notify,
 }
 
+/// The journal files whose restores were counted, by job: each file's size and modification
+/// time when it was.
+pub(crate) type RestoreCounts = HashMap<String, (u64, std::time::SystemTime)>;
+
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Synced {
@@ -318,53 +322,64 @@ impl History {
 
     /// Until `stop`: keeps `restore_drill_restores_total` equal to the restores for real the
     /// journal holds for each job `jobs()` names, re-counting a job's journal when it changed
-    /// (restores are written by `restore`, another process), every 30 seconds.
+    /// (restores are written by `restore`, another process), every 30 seconds. `seen` is what
+    /// [`History::count_restores`] already counted.
     pub(crate) async fn count_restores_loop(
         self: Arc<Self>,
         jobs: impl Fn() -> Vec<String> + Send + 'static,
         metrics: Arc<DrillMetrics>,
+        mut seen: RestoreCounts,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        let mut seen: HashMap<String, (u64, std::time::SystemTime)> = HashMap::new();
         loop {
-            for job in jobs() {
-                let Some(stamp) = self.journal.stamp(&job) else {
-                    continue;
-                };
-                if seen.get(&job) == Some(&stamp) {
-                    continue;
-                }
-                let journal = self.journal.clone();
-                let name = job.clone();
-                let counted = blocking(move || {
-                    let mut counts: HashMap<Outcome, u64> = HashMap::new();
-                    journal.newest_first(&name, |stored| {
-                        if stored.record.report.get("recovery").is_some()
-                            && let Ok(summary) =
-                                DrillSummary::from_record(stored.record.report.clone())
-                        {
-                            *counts.entry(summary.outcome).or_default() += 1;
-                        }
-                        true
-                    })?;
-                    Ok(counts)
-                })
-                .await;
-                match counted {
-                    Ok(counts) => {
-                        for (outcome, total) in counts {
-                            metrics.restores_recorded(&job, outcome, total);
-                        }
-                        seen.insert(job, stamp);
-                    }
-                    Err(e) => {
-                        tracing::warn!(job = %job, error = %e, "could not count the job's restores")
-                    }
-                }
-            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(30)) => {}
                 _ = stop.cancelled() => return,
+            }
+            self.count_restores(&jobs(), &metrics, &mut seen).await;
+        }
+    }
+
+    /// Counts the restores for real in the journal of each of `jobs` whose file changed since
+    /// `seen` says, into `restore_drill_restores_total`.
+    pub(crate) async fn count_restores(
+        &self,
+        jobs: &[String],
+        metrics: &DrillMetrics,
+        seen: &mut RestoreCounts,
+    ) {
+        for job in jobs {
+            let Some(stamp) = self.journal.stamp(job) else {
+                continue;
+            };
+            if seen.get(job) == Some(&stamp) {
+                continue;
+            }
+            let journal = self.journal.clone();
+            let name = job.clone();
+            let counted = blocking(move || {
+                let mut counts: HashMap<Outcome, u64> = HashMap::new();
+                journal.newest_first(&name, |stored| {
+                    if stored.record.report.get("recovery").is_some()
+                        && let Ok(summary) = DrillSummary::from_record(stored.record.report.clone())
+                    {
+                        *counts.entry(summary.outcome).or_default() += 1;
+                    }
+                    true
+                })?;
+                Ok(counts)
+            })
+            .await;
+            match counted {
+                Ok(counts) => {
+                    for (outcome, total) in counts {
+                        metrics.restores_recorded(job, outcome, total);
+                    }
+                    seen.insert(job.clone(), stamp);
+                }
+                Err(e) => {
+                    tracing::warn!(job = %job, error = %e, "could not count the job's restores")
+                }
             }
         }
     }

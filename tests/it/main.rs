@@ -18,6 +18,7 @@ mod restore;
 mod runbook;
 mod s3;
 mod scheduler;
+mod selftest;
 mod serve;
 mod shipped_files;
 mod time_travel;

@@ -1,0 +1,392 @@
+//! `selftest`: who checks the checks. A drill of the job; if it passes, copies of what it
+//! restored are damaged one way each, inside the sandbox, and each damaged copy is drilled as
+//! a backup would be — restored, structure, suite, fingerprint, comparison with the source,
+//! RPO — to learn which damages the job's drills catch, by which checks, and which they miss.
+//!
+//! A damaged copy is presented to the drill as a backup of its own (a `delta_copy` snapshot
+//! under the self-test's run folder), so the drill that judges it is the job's own, unchanged.
+//! An undamaged copy goes first: it must pass, or the self-test cannot judge the job.
+
+pub mod damage;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::config::Job;
+use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome};
+use crate::kinds::pattern::SnapshotPattern;
+use crate::kinds::{SnapshotSource, delta::table};
+use crate::primitives::run_id::RunId;
+use crate::storage::{Location, ReadOnlyDir, SandboxRoot};
+use crate::verify::CheckOutcome;
+use crate::verify::suite::Severity;
+pub use damage::Damage;
+use damage::{Applied, Copy};
+
+/// The self-test of one job.
+#[derive(Debug, Clone, Serialize)]
+pub struct SelfTestReport {
+    pub job: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// The seed every random choice of the damages came from: the same seed on the same
+    /// restored table inflicts the same damages (`--seed`).
+    pub seed: u64,
+    /// The drill the damaged copies come from.
+    pub drill_run_id: String,
+    pub drill_outcome: Outcome,
+    /// `judged`; `drill_not_passed` (nothing was damaged); `cannot_judge` (`reason` says why).
+    pub status: Status,
+    pub reason: Option<String>,
+    pub damages: Vec<DamageResult>,
+    /// Damages caught, and damages that applied to the table.
+    pub caught: usize,
+    pub applicable: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Judged,
+    DrillNotPassed,
+    CannotJudge,
+}
+
+/// What one damage did and whether the drill noticed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DamageResult {
+    pub damage: Damage,
+    pub description: &'static str,
+    /// `caught`, `missed` or `n/a`.
+    pub outcome: &'static str,
+    /// What was damaged (file, column, rows), or why the damage cannot apply.
+    pub detail: String,
+    /// The checks that failed (and the error, when the drill could not be carried out).
+    pub caught_by: Vec<String>,
+    /// For a miss: the check that would catch it.
+    pub suggestion: Option<&'static str>,
+}
+
+impl SelfTestReport {
+    /// The share of applicable damages caught, 0 to 1; `None` when none applied.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.applicable > 0).then(|| self.caught as f64 / self.applicable as f64)
+    }
+}
+
+/// Runs the self-test of `job`. The random choices come from `seed`.
+pub async fn run(job: &Job, seed: u64, clock: &dyn Clock) -> SelfTestReport {
+    let started_at = clock.now();
+    let mut report = SelfTestReport {
+        job: job.name.clone(),
+        started_at,
+        finished_at: started_at,
+        seed,
+        drill_run_id: String::new(),
+        drill_outcome: Outcome::Error,
+        status: Status::CannotJudge,
+        reason: None,
+        damages: Vec::new(),
+        caught: 0,
+        applicable: 0,
+    };
+    if let Err(reason) = supported(job) {
+        report.reason = Some(reason);
+        report.finished_at = clock.now();
+        return report;
+    }
+    let options = DrillOptions {
+        keep_sandbox: true,
+        ..Default::default()
+    };
+    let drilled = drill::run_drill(job, &options, clock, &NoProgress).await;
+    report.drill_run_id = drilled.run_id.clone();
+    report.drill_outcome = drilled.outcome;
+    let sandbox = SandboxRoot::new(&job.sandbox);
+    if drilled.outcome != Outcome::Passed {
+        report.status = Status::DrillNotPassed;
+        report.reason = Some(format!(
+            "the drill {} ended {}; nothing was damaged (a self-test judges the checks of a job whose backups pass)",
+            drilled.run_id,
+            drilled.outcome.as_str()
+        ));
+        // The drill's sandbox stays as a drill leaves it: kept after a failure.
+        if drilled.outcome != Outcome::Failed {
+            discard(&sandbox, job, &drilled.run_id).await;
+        }
+        report.finished_at = clock.now();
+        return report;
+    }
+    match judge(job, &drilled, seed, clock, &mut report).await {
+        Ok(()) => report.status = Status::Judged,
+        Err(reason) => {
+            report.reason = Some(reason);
+            report.damages.clear();
+        }
+    }
+    discard(&sandbox, job, &drilled.run_id).await;
+    report.caught = report
+        .damages
+        .iter()
+        .filter(|d| d.outcome == "caught")
+        .count();
+    report.applicable = report.damages.iter().filter(|d| d.outcome != "n/a").count();
+    report.finished_at = clock.now();
+    report
+}
+
+/// Why the self-test cannot judge this job in this version, if it cannot.
+fn supported(job: &Job) -> Result<(), String> {
+    match &job.snapshots {
+        SnapshotSource::DeltaCopy { .. } | SnapshotSource::S3Versions { .. } => {}
+        other => {
+            return Err(format!(
+                "a self-test of a `{}` job is not in this version (`delta_copy` and `s3_versions` jobs are)",
+                other.kind()
+            ));
+        }
+    }
+    if job.sandbox.local_path().is_none() {
+        return Err(format!(
+            "the self-test damages copies on local disk; the sandbox {} is on S3 (not in this version)",
+            job.sandbox
+        ));
+    }
+    Ok(())
+}
+
+/// The damaged copies and their drills, in a run folder of the job's sandbox.
+async fn judge(
+    job: &Job,
+    drilled: &DrillReport,
+    seed: u64,
+    clock: &dyn Clock,
+    report: &mut SelfTestReport,
+) -> Result<(), String> {
+    let restored = drilled
+        .restore
+        .as_ref()
+        .map(|r| PathBuf::from(&r.sandbox))
+        .ok_or("the drill restored nothing")?;
+    let base = Location::from_path(&restored);
+    let info = table::describe(
+        &table::open_dir(&ReadOnlyDir::new(&base), None)
+            .await
+            .map_err(|e| format!("the restored table cannot be read: {e}"))?,
+    )
+    .await
+    .map_err(|e| format!("the restored table cannot be read: {e}"))?;
+    let lab_id = RunId::new(clock.now()).into_string();
+    let sandbox = SandboxRoot::new(&job.sandbox);
+    let lab = sandbox
+        .create_run(&job.name, &lab_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let lab_dir = lab
+        .local_path()
+        .ok_or("the self-test's folder is not on local disk")?
+        .to_path_buf();
+    let judged = async {
+        let control = drill_copy(job, &restored, &lab_dir, "control", None, seed, &info, clock)
+            .await?;
+        if control.0.outcome != Outcome::Passed {
+            return Err(format!(
+                "an undamaged copy of the restored table does not pass the job's drill ({}: {}), so the drill's verdicts on damaged copies would mean nothing",
+                control.0.outcome.as_str(),
+                caught_by(&control.0).join("; ")
+            ));
+        }
+        for damage in Damage::ALL {
+            let (drill, applied) = drill_copy(
+                job,
+                &restored,
+                &lab_dir,
+                damage.as_str(),
+                Some(damage),
+                seed,
+                &info,
+                clock,
+            )
+            .await?;
+            report.damages.push(result(damage, &drill, applied));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = lab.remove().await {
+        tracing::warn!(job = %job.name, error = %e, "could not remove the self-test's folder");
+    }
+    judged
+}
+
+/// Copies the restored table into `<lab>/<name>/`, inflicts `damage` (none for the control),
+/// and drills the copy as the job's backup. Returns the drill's report and what the damage did.
+#[allow(clippy::too_many_arguments)]
+async fn drill_copy(
+    job: &Job,
+    restored: &Path,
+    lab: &Path,
+    name: &str,
+    damage: Option<Damage>,
+    seed: u64,
+    info: &crate::kinds::TableInfo,
+    clock: &dyn Clock,
+) -> Result<(DrillReport, Applied), String> {
+    let backups = lab.join(name);
+    let at = clock.now();
+    let folder = backups.join(format!("selftest_{}", at.format("%Y-%m-%dT%H%M%SZ")));
+    copy_dir(restored, &folder).map_err(|e| format!("copying the restored table: {e}"))?;
+    let applied = match damage {
+        Some(damage) => {
+            let copy = Copy {
+                dir: &folder,
+                info,
+                rpo: job.objectives.rpo,
+            };
+            let applied = copy.apply(damage, seed).unwrap_or_else(|e| {
+                Applied::NotApplicable(format!("could not be inflicted on this table: {e}"))
+            });
+            if let Applied::NotApplicable(_) = applied {
+                return Ok((DrillReport::new(job, String::new(), at), applied));
+            }
+            applied
+        }
+        None => Applied::Done("none".into()),
+    };
+    let source = match &job.snapshots {
+        SnapshotSource::DeltaCopy { source, .. } | SnapshotSource::S3Versions { source, .. } => {
+            source.clone()
+        }
+        _ => return Err("the self-test covers delta_copy and s3_versions jobs".into()),
+    };
+    let mut copy_job = job.clone();
+    copy_job.snapshots = SnapshotSource::DeltaCopy {
+        location: Location::from_path(&backups),
+        pattern: SnapshotPattern::parse("selftest_{datetime}")?,
+        source,
+    };
+    let options = DrillOptions {
+        keep_sandbox: true,
+        ..Default::default()
+    };
+    let drill = drill::run_drill(&copy_job, &options, clock, &NoProgress).await;
+    discard(&SandboxRoot::new(&job.sandbox), job, &drill.run_id).await;
+    Ok((drill, applied))
+}
+
+/// The matrix's line of one damage.
+fn result(damage: Damage, drill: &DrillReport, applied: Applied) -> DamageResult {
+    let (outcome, detail, caught_by) = match applied {
+        Applied::NotApplicable(reason) => ("n/a", reason, Vec::new()),
+        Applied::Done(what) => {
+            if drill.outcome == Outcome::Passed {
+                ("missed", what, Vec::new())
+            } else {
+                ("caught", what, caught_by(drill))
+            }
+        }
+    };
+    DamageResult {
+        damage,
+        description: damage.describe(),
+        outcome,
+        detail,
+        caught_by,
+        suggestion: (outcome == "missed").then(|| damage.suggestion()),
+    }
+}
+
+/// The checks of a drill that did not hold (with severity `fail`), and its error.
+fn caught_by(drill: &DrillReport) -> Vec<String> {
+    let mut out: Vec<String> = drill
+        .checks
+        .iter()
+        .filter(|c| c.outcome == CheckOutcome::Failed && c.severity == Severity::Fail)
+        .map(|c| c.id.clone())
+        .collect();
+    for finding in &drill.findings {
+        if finding.severity == Severity::Fail && !out.contains(&finding.check) {
+            out.push(finding.check.clone());
+        }
+    }
+    if let Some(error) = &drill.error {
+        let first = error.lines().next().unwrap_or_default();
+        let short: String = first.chars().take(160).collect();
+        out.push(format!("error: {short}"));
+    }
+    out
+}
+
+/// Removes a run folder the self-test kept.
+async fn discard(sandbox: &SandboxRoot, job: &Job, run_id: &str) {
+    if let Err(e) = sandbox.discard_run(&job.name, run_id).await {
+        tracing::warn!(job = %job.name, run_id, error = %e, "could not remove the drill's folder");
+    }
+}
+
+/// Copies a folder recursively.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The matrix in words, as `selftest` prints it.
+pub fn render(report: &SelfTestReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "self-test  {}  drill {} ({}), seed {}",
+        report.job,
+        report.drill_run_id,
+        report.drill_outcome.as_str(),
+        report.seed
+    );
+    if let Some(reason) = &report.reason {
+        let _ = writeln!(out, "           {reason}");
+    }
+    if report.damages.is_empty() {
+        return out;
+    }
+    let width = report
+        .damages
+        .iter()
+        .map(|d| d.description.len())
+        .max()
+        .unwrap_or(0);
+    for d in &report.damages {
+        let by = match d.outcome {
+            "caught" => format!("by {}", d.caught_by.join(", ")),
+            "missed" => format!("— {}", d.suggestion.unwrap_or_default()),
+            _ => format!("({})", d.detail),
+        };
+        let mark = match d.outcome {
+            "caught" => "caught",
+            "missed" => "MISSED",
+            _ => "n/a   ",
+        };
+        let _ = writeln!(out, "  {mark}  {:<width$}  {by}", d.description);
+    }
+    let _ = writeln!(
+        out,
+        "caught     {} of {} damages that apply{}",
+        report.caught,
+        report.applicable,
+        report
+            .ratio()
+            .map_or(String::new(), |r| format!(" ({:.0}%)", r * 100.0))
+    );
+    out
+}
