@@ -292,29 +292,12 @@ async fn a_snapshot_of_a_different_table_says_so() {
     );
 }
 
-/// Removes the source's commits up to and including `version`, keeping a checkpoint of the
-/// newest version, as log cleanup does: older versions can no longer be read.
-async fn clean_up_log(lake: &Lake, version: u64) {
-    let table = restore_drill::kinds::delta::table::open(
-        &restore_drill::storage::directory_url(&lake.source()),
-        None,
-    )
-    .await
-    .unwrap();
-    deltalake::checkpoints::create_checkpoint(&table, None)
-        .await
-        .unwrap();
-    for v in 0..=version {
-        std::fs::remove_file(lake.source().join(format!("_delta_log/{v:020}.json"))).unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_source_version_is_a_warning_and_append_only_is_the_fallback() {
     let mut lake = Lake::new(2, 1_000).await;
     lake.snapshot(DATE);
     lake.append(500).await;
-    clean_up_log(&lake, 1).await;
+    crate::helpers::clean_up_log(&lake.source(), Some(1)).await;
 
     let config = config_with_compare(&lake, APPEND_ONLY_FULL_SAMPLE);
     let report = lake.drill(&config, None).await;
@@ -371,7 +354,7 @@ async fn the_append_only_fallback_still_catches_a_changed_row() {
         replace_column(batch, 0, Arc::new(Int64Array::from(values)))
     });
     lake.append(500).await;
-    clean_up_log(&lake, 1).await;
+    crate::helpers::clean_up_log(&lake.source(), Some(1)).await;
     let config = config_with_compare(&lake, APPEND_ONLY_FULL_SAMPLE);
     let report = lake.drill(&config, None).await;
     assert_eq!(report.outcome, Outcome::Failed, "{}", findings(&report));

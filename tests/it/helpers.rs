@@ -203,6 +203,25 @@ pub fn data_files(table: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Checkpoints the table at `source` at its newest version and removes its commit files up to
+/// `through` (all before the newest when `None`), as log retention does: those versions can no
+/// longer be read.
+pub async fn clean_up_log(source: &Path, through: Option<u64>) {
+    let table = restore_drill::kinds::delta::table::open(
+        &restore_drill::storage::directory_url(source),
+        None,
+    )
+    .await
+    .unwrap();
+    deltalake::checkpoints::create_checkpoint(&table, None)
+        .await
+        .unwrap();
+    let newest = table.version().unwrap();
+    for v in 0..=through.unwrap_or(newest.saturating_sub(1)) {
+        std::fs::remove_file(source.join(format!("_delta_log/{v:020}.json"))).unwrap();
+    }
+}
+
 /// Where the binary keeps its journal in tests whose configuration names none.
 pub fn state_dir() -> PathBuf {
     std::env::temp_dir().join("restore-drill-tests-state")

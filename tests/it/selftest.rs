@@ -86,19 +86,7 @@ async fn a_weak_suite_shows_its_misses_with_the_checks_that_would_catch_them() {
     // compare with, so only the suite and the structure check judge the backup.
     lake.append(100).await;
     lake.append(100).await;
-    let source = lake.source();
-    let table = restore_drill::kinds::delta::table::open(
-        &restore_drill::storage::directory_url(&source),
-        None,
-    )
-    .await
-    .unwrap();
-    deltalake::checkpoints::create_checkpoint(&table, None)
-        .await
-        .unwrap();
-    for v in 0..table.version().unwrap() {
-        std::fs::remove_file(source.join(format!("_delta_log/{v:020}.json"))).unwrap();
-    }
+    crate::helpers::clean_up_log(&lake.source(), None).await;
     let config = lake.config(
         "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1\n",
         "1000d",

@@ -125,24 +125,10 @@ async fn the_version_at_a_point_in_time_is_rewritten_and_verified() {
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
 }
 
-/// Checkpoints at the newest version and removes the older commit files, as log retention
-/// does.
-async fn clean_up_log(source: &Path) {
-    let table = restore_drill::kinds::delta::table::open(&directory_url(source), None)
-        .await
-        .unwrap();
-    deltalake::checkpoints::create_checkpoint(&table, None)
-        .await
-        .unwrap();
-    for v in 0..table.version().unwrap() {
-        std::fs::remove_file(source.join(format!("_delta_log/{v:020}.json"))).unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_point_older_than_the_log_keeps_fails_naming_the_window() {
     let (lake, between) = three_versions().await;
-    clean_up_log(&lake.source()).await;
+    crate::helpers::clean_up_log(&lake.source(), None).await;
     let at = config(
         &lake,
         &format!(r#"{{ kind = "delta_time_travel", timestamp = "{between}" }}"#),
