@@ -102,7 +102,13 @@ pub(super) async fn finish(
     } else {
         print!("{}", drill::summary::render(report));
     }
-    record(config, job, report).await?;
+    let what = if report.recovery.is_some() {
+        "restore"
+    } else {
+        "drill"
+    };
+    let value = serde_json::to_value(report)?;
+    record(config, job, &report.run_id, value, what).await?;
     if report.outcome == Outcome::Aborted {
         return Ok(INTERRUPTED);
     }
@@ -112,20 +118,20 @@ pub(super) async fn finish(
 /// Records the report in the journal, then sends it on to PostgreSQL when configured (a
 /// record that cannot be sent waits in the journal). Evidence: a drill that is not recorded
 /// did not happen, as far as an audit knows.
-async fn record(
+pub(super) async fn record(
     config: &crate::config::Config,
     job: &crate::config::Job,
-    report: &DrillReport,
+    run_id: &str,
+    report: serde_json::Value,
+    what: &str,
 ) -> Result<(), CommandError> {
     let history = std::sync::Arc::new(History::new(&config.history));
-    if let Err(e) = history.record(job, report, &SystemClock).await {
+    if let Err(e) = history
+        .record_report(job, run_id, report, &SystemClock)
+        .await
+    {
         return Err(CommandError::error(format!(
-            "the {} could not be recorded: {e}",
-            if report.recovery.is_some() {
-                "restore"
-            } else {
-                "drill"
-            }
+            "the {what} could not be recorded: {e}"
         )));
     }
     match history.sync().await {

@@ -36,23 +36,61 @@ pub(super) async fn history(
         return Ok(0);
     }
     let restores = recent.restores().len();
-    let drills = recent.entries.len() - restores;
-    let restores = match restores {
-        0 => String::new(),
-        1 => " and 1 restore".into(),
-        n => format!(" and {n} restores"),
+    let selftests = recent.selftests().len();
+    let drills = recent.entries.len() - restores - selftests;
+    let mut counted = vec![format!(
+        "{drills} drill{}",
+        if drills == 1 { "" } else { "s" }
+    )];
+    for (n, what) in [(restores, "restore"), (selftests, "self-test")] {
+        if n > 0 {
+            counted.push(format!("{n} {what}{}", if n == 1 { "" } else { "s" }));
+        }
+    }
+    let last = counted.pop().unwrap_or_default();
+    let counted = match counted.is_empty() {
+        true => last,
+        false => format!("{} and {last}", counted.join(", ")),
     };
-    eprintln!(
-        "{drills} drill{}{restores} from {}",
-        if drills == 1 { "" } else { "s" },
-        recent.source
-    );
+    eprintln!("{counted} from {}", recent.source);
     println!(
         "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  RUN",
         "STARTED (UTC)", "JOB", "OUTCOME", "RPO", "RTO", "FINDINGS"
     );
     let seconds = |v: Option<f64>| v.map_or("-".to_string(), |s| seconds(s.max(0.0)));
     for entry in &recent.entries {
+        if let Some(s) = &entry.selftest {
+            let missed: Vec<&str> = s
+                .damages
+                .iter()
+                .filter(|d| d.outcome == "missed")
+                .map(|d| d.damage.as_str())
+                .collect();
+            println!(
+                "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  {}",
+                s.started_at.format("%Y-%m-%d %H:%M:%S"),
+                s.job,
+                s.outcome(),
+                "-",
+                "-",
+                missed.len(),
+                s.run_id,
+            );
+            println!(
+                "  self-test: caught {} of {} damages{}",
+                s.caught,
+                s.applicable,
+                if missed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; missed {}", missed.join(", "))
+                }
+            );
+            if let Some(problem) = &entry.problem {
+                println!("  ! {problem}");
+            }
+            continue;
+        }
         match &entry.drill {
             Some(r) => println!(
                 "{:<20} {:<24} {:<8} {:>10} {:>10} {:>8}  {}",
@@ -119,7 +157,11 @@ pub(super) async fn report(
     }
     let history = History::new(&config.history);
     let recent = history.recent(job.as_deref(), None, usize::MAX).await?;
-    let unreadable = recent.entries.iter().filter(|e| e.drill.is_none()).count();
+    let unreadable = recent
+        .entries
+        .iter()
+        .filter(|e| e.drill.is_none() && e.selftest.is_none())
+        .count();
     if unreadable > 0 {
         eprintln!(
             "warning: {unreadable} record{} of the history could not be read as drill reports and are not counted; `restore-drill history` lists them",
@@ -138,6 +180,7 @@ pub(super) async fn report(
         to,
         crate::report::Evidence {
             reports: &reports,
+            selftests: &recent.selftests(),
             chains: &recent.chains,
             source: recent.source,
         },

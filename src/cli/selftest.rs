@@ -20,6 +20,8 @@ pub(super) async fn selftest(config: &Path, job: &str, seed: Option<u64>, json: 
     } else {
         print!("{}", selftest::render(&report));
     }
+    let value = serde_json::to_value(&report)?;
+    super::drill::record(&config, job, &report.run_id, value, "self-test").await?;
     Ok(match report.status {
         Status::Judged if report.caught == report.applicable => 0,
         Status::Judged => 1,

@@ -185,6 +185,19 @@ pub async fn run(
     history.record(job, &damaged, &SystemClock).await?;
     print!("{}", drill::summary::render(&damaged));
 
+    println!(
+        "\n== Who checks the checks: a self-test of the job — copies of what drill 1 restored, damaged eleven ways, each drilled\n"
+    );
+    let selftest = crate::selftest::run(job, 1, &SystemClock).await;
+    print!("{}", crate::selftest::render(&selftest));
+    let recorded = serde_json::to_value(&selftest)?;
+    if let Some(Ok(summary)) = crate::history::SelfTestSummary::from_record(&recorded) {
+        summary.show(&metrics);
+    }
+    history
+        .record_report(job, &selftest.run_id, recorded, &SystemClock)
+        .await?;
+
     let mut pg_outcomes = None;
     if let Some(pg) = &files.pg {
         let job = config.job("app_db").map_err(anyhow::Error::msg)?;
@@ -258,6 +271,15 @@ pub async fn run(
     println!("      {exe} history --config {}", files.config.display());
     println!(
         "      {exe} runbook --config {} financial_transactions      (the recovery runbook, from the drills above)",
+        files.config.display()
+    );
+    println!(
+        "      {exe} restore --config {} financial_transactions --to {}/restored --reason 'trying it'      (a restore for real, of the verified snapshot)",
+        files.config.display(),
+        root.display()
+    );
+    println!(
+        "      {exe} selftest --config {} financial_transactions      (the self-test again, with another seed)",
         files.config.display()
     );
     if let Some(mut pg) = files.pg {

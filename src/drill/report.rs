@@ -335,6 +335,12 @@ impl DrillSummary {
 
     /// The summary of a recorded report.
     pub(crate) fn from_record(report: serde_json::Value) -> Result<Self, serde_json::Error> {
+        // Records of another kind (a self-test's) say so.
+        if let Some(kind) = report.get("record").and_then(|k| k.as_str()) {
+            return Err(serde::de::Error::custom(format!(
+                "a `{kind}` record, not a drill's"
+            )));
+        }
         serde_json::from_value(report)
     }
 }

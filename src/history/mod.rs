@@ -80,22 +80,106 @@ pub struct Synced {
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub report: Value,
-    /// `None` when the record is not a drill report this version can read (`problem` says why).
+    /// `None` when the record is not a drill report this version can read (`problem` says why),
+    /// or is a self-test's.
     pub drill: Option<DrillSummary>,
+    /// The record of a self-test (`restore-drill selftest`).
+    pub selftest: Option<SelfTestSummary>,
     pub problem: Option<String>,
+}
+
+/// A self-test as its record holds it: when, what it judged, and per damage whether the job's
+/// drill caught it (`caught`, `missed`, `n/a`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SelfTestSummary {
+    pub job: String,
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub seed: u64,
+    pub drill_run_id: String,
+    /// `judged`, `drill_not_passed` or `cannot_judge`.
+    pub status: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub caught: usize,
+    pub applicable: usize,
+    #[serde(default)]
+    pub damages: Vec<DamageSummary>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DamageSummary {
+    pub damage: String,
+    pub outcome: String,
+    #[serde(default)]
+    pub caught_by: Vec<String>,
+    #[serde(default)]
+    pub suggestion: Option<String>,
+}
+
+/// The value of a self-test record's `record` field.
+pub const SELFTEST_RECORD: &str = "selftest";
+
+impl SelfTestSummary {
+    /// The summary of a recorded report, when it is a self-test's.
+    pub(crate) fn from_record(report: &Value) -> Option<Result<Self, serde_json::Error>> {
+        (report["record"] == SELFTEST_RECORD).then(|| serde_json::from_value(report.clone()))
+    }
+
+    /// Sets the self-test metrics of its job to what this self-test found.
+    pub(crate) fn show(&self, metrics: &DrillMetrics) {
+        let damages: Vec<(String, bool)> = self
+            .damages
+            .iter()
+            .filter(|d| d.outcome != "n/a")
+            .map(|d| (d.damage.clone(), d.outcome == "caught"))
+            .collect();
+        let ratio = (self.status == "judged" && self.applicable > 0)
+            .then(|| self.caught as f64 / self.applicable as f64);
+        metrics.selftest_recorded(&self.job, &damages, ratio);
+    }
+
+    /// The outcome a self-test's record stores: `passed` when every damage that applies was
+    /// caught, `failed` when one was missed (or the drill failed), `error` otherwise.
+    pub fn outcome(&self) -> &'static str {
+        match self.status.as_str() {
+            "judged" if self.caught == self.applicable => "passed",
+            "judged" => "failed",
+            "drill_not_passed" => "failed",
+            _ => "error",
+        }
+    }
 }
 
 impl Entry {
     fn new(report: Value, problem: Option<String>) -> Self {
+        if let Some(read) = SelfTestSummary::from_record(&report) {
+            let (selftest, unreadable) = match read {
+                Ok(s) => (Some(s), None),
+                Err(e) => (
+                    None,
+                    Some(format!("not a self-test record this version reads: {e}")),
+                ),
+            };
+            return Entry {
+                report,
+                drill: None,
+                selftest,
+                problem: problem.or(unreadable),
+            };
+        }
         match DrillSummary::from_record(report.clone()) {
             Ok(drill) => Entry {
                 report,
                 drill: Some(drill),
+                selftest: None,
                 problem,
             },
             Err(e) => Entry {
                 report,
                 drill: None,
+                selftest: None,
                 problem: Some(
                     problem
                         .unwrap_or_else(|| format!("not a drill report this version reads: {e}")),
@@ -107,14 +191,19 @@ impl Entry {
     /// The job the record belongs to; for a record that is not a readable report, the job it
     /// names, so that a job's history still shows it.
     fn job(&self) -> Option<&str> {
-        match &self.drill {
-            Some(d) => Some(d.job.as_str()),
-            None => self.report["job"].as_str(),
+        match (&self.drill, &self.selftest) {
+            (Some(d), _) => Some(d.job.as_str()),
+            (_, Some(s)) => Some(s.job.as_str()),
+            _ => self.report["job"].as_str(),
         }
     }
 
     fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.drill.as_ref().map(|d| d.started_at)
+        match (&self.drill, &self.selftest) {
+            (Some(d), _) => Some(d.started_at),
+            (_, Some(s)) => Some(s.started_at),
+            _ => None,
+        }
     }
 }
 
@@ -197,6 +286,14 @@ impl Recent {
             .collect()
     }
 
+    /// The self-tests, newest first.
+    pub fn selftests(&self) -> Vec<SelfTestSummary> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.selftest.clone())
+            .collect()
+    }
+
     /// The restores for real, newest first.
     pub fn restores(&self) -> Vec<DrillSummary> {
         self.entries
@@ -230,16 +327,29 @@ impl History {
         report: &DrillReport,
         clock: &dyn Clock,
     ) -> Result<Stored, HistoryError> {
+        let value = serde_json::to_value(report).expect("reports serialize");
+        self.record_report(job, &report.run_id, value, clock).await
+    }
+
+    /// Appends a record of `job` holding `report` (a drill's, a restore's or a self-test's),
+    /// under `run_id`; returns once it is on disk.
+    pub async fn record_report(
+        self: &Arc<Self>,
+        job: &Job,
+        run_id: &str,
+        report: Value,
+        clock: &dyn Clock,
+    ) -> Result<Stored, HistoryError> {
         let record = Record {
             seq: 0,
             prev: None,
             job: job.name.clone(),
-            run_id: report.run_id.clone(),
+            run_id: run_id.to_string(),
             recorded_at: clock.now(),
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             config_sha256: job.config_sha256.clone(),
             suite_sha256: job.suite_sha256.clone(),
-            report: serde_json::to_value(report).expect("reports serialize"),
+            report,
         };
         let journal = self.journal.clone();
         let stored = blocking(move || journal.append(record)).await?;
@@ -320,9 +430,9 @@ impl History {
         }
     }
 
-    /// Until `stop`: keeps `restore_drill_restores_total` equal to the restores for real the
-    /// journal holds for each job `jobs()` names, re-counting a job's journal when it changed
-    /// (restores are written by `restore`, another process), every 30 seconds. `seen` is what
+    /// Until `stop`: keeps the metrics of the records other commands write — restores for real
+    /// and self-tests — equal to what the journal holds for each job `jobs()` names, reading a
+    /// job's journal again when it changed, every 30 seconds. `seen` is what
     /// [`History::count_restores`] already counted.
     pub(crate) async fn count_restores_loop(
         self: Arc<Self>,
@@ -340,8 +450,9 @@ impl History {
         }
     }
 
-    /// Counts the restores for real in the journal of each of `jobs` whose file changed since
-    /// `seen` says, into `restore_drill_restores_total`.
+    /// Reads the journal of each of `jobs` whose file changed since `seen` says: its restores
+    /// for real into `restore_drill_restores_total`, its newest self-test into
+    /// `restore_drill_selftest_caught` and `restore_drill_selftest_caught_ratio`.
     pub(crate) async fn count_restores(
         &self,
         jobs: &[String],
@@ -359,21 +470,31 @@ impl History {
             let name = job.clone();
             let counted = blocking(move || {
                 let mut counts: HashMap<Outcome, u64> = HashMap::new();
+                let mut selftest: Option<SelfTestSummary> = None;
                 journal.newest_first(&name, |stored| {
-                    if stored.record.report.get("recovery").is_some()
-                        && let Ok(summary) = DrillSummary::from_record(stored.record.report.clone())
+                    let report = &stored.record.report;
+                    if report.get("recovery").is_some()
+                        && let Ok(summary) = DrillSummary::from_record(report.clone())
                     {
                         *counts.entry(summary.outcome).or_default() += 1;
                     }
+                    if selftest.is_none()
+                        && let Some(Ok(summary)) = SelfTestSummary::from_record(report)
+                    {
+                        selftest = Some(summary);
+                    }
                     true
                 })?;
-                Ok(counts)
+                Ok((counts, selftest))
             })
             .await;
             match counted {
-                Ok(counts) => {
+                Ok((counts, selftest)) => {
                     for (outcome, total) in counts {
                         metrics.restores_recorded(job, outcome, total);
+                    }
+                    if let Some(s) = selftest {
+                        s.show(metrics);
                     }
                     seen.insert(job.clone(), stamp);
                 }

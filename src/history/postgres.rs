@@ -301,11 +301,31 @@ impl PostgresStore {
         let r = &stored.record;
         let report = &r.report;
         // A record this version cannot read as a report is still stored, with its columns empty.
-        let drill = DrillSummary::from_record(report.clone()).ok();
+        let selftest = super::SelfTestSummary::from_record(report).and_then(Result::ok);
+        let drill = match selftest {
+            Some(_) => None,
+            None => DrillSummary::from_record(report.clone()).ok(),
+        };
         let d = drill.as_ref();
         let findings = d.map_or(0, |d| d.findings.len()) as i32;
-        let started = d.map_or(r.recorded_at, |d| d.started_at);
-        let finished = d.map_or(r.recorded_at, |d| d.finished_at);
+        let started = d
+            .map(|d| d.started_at)
+            .or(selftest.as_ref().map(|s| s.started_at))
+            .unwrap_or(r.recorded_at);
+        let finished = d
+            .map(|d| d.finished_at)
+            .or(selftest.as_ref().map(|s| s.finished_at))
+            .unwrap_or(r.recorded_at);
+        let outcome = match (d, &selftest) {
+            (Some(d), _) => d.outcome.as_str(),
+            (None, Some(s)) => s.outcome(),
+            (None, None) => "",
+        };
+        let record_kind = match (d, &selftest) {
+            (_, Some(_)) => "selftest",
+            (Some(d), _) if d.is_restore() => "restore",
+            _ => "drill",
+        };
         let snapshot = d.and_then(|d| d.snapshot.as_ref());
         let restore = d.and_then(|d| d.restore.as_ref());
         let verify = d.and_then(|d| d.verify.as_ref());
@@ -337,7 +357,7 @@ impl PostgresStore {
                         &r.recorded_at,
                         &started,
                         &finished,
-                        &d.map_or("", |d| d.outcome.as_str()),
+                        &outcome,
                         &d.and_then(|d| d.error.as_deref()),
                         &snapshot.map(|s| s.id.as_str()),
                         &snapshot.and_then(|s| s.version).map(|v| v as i64),
@@ -356,11 +376,7 @@ impl PostgresStore {
                         &r.config_sha256,
                         &r.suite_sha256,
                         report,
-                        &if d.is_some_and(DrillSummary::is_restore) {
-                            "restore"
-                        } else {
-                            "drill"
-                        },
+                        &record_kind,
                     ],
                 )
                 .await?;

@@ -43,6 +43,8 @@ pub struct DrillMetrics {
     job_info: IntGaugeVec,
     skipped_runs: IntCounterVec,
     restores: IntCounterVec,
+    selftest_caught: IntGaugeVec,
+    selftest_caught_ratio: GaugeVec,
     last_run_outcome: IntGaugeVec,
     consecutive_errors: IntGaugeVec,
     schedule_interval: GaugeVec,
@@ -216,6 +218,16 @@ impl DrillMetrics {
                     &["job", "outcome"],
                 ),
             ),
+            selftest_caught: int_gauge(
+                "selftest_caught",
+                "1 if the job's newest self-test found its drill catching the damage, 0 if it missed it (damages that do not apply have no series)",
+                &["job", "damage"],
+            ),
+            selftest_caught_ratio: gauge(
+                "selftest_caught_ratio",
+                "The share of damages that apply which the job's newest self-test found its drill catching, 0 to 1",
+                job,
+            ),
             last_run_outcome: int_gauge(
                 "last_run_outcome",
                 "1 for the outcome of the job's last drill (passed, failed, error, aborted), 0 for the others",
@@ -371,6 +383,30 @@ impl DrillMetrics {
         let now = counter.get();
         if total > now {
             counter.inc_by(total - now);
+        }
+    }
+
+    /// Shows a job's newest self-test: each damage that applied, caught (true) or missed, and
+    /// the share caught; series of an earlier self-test go.
+    pub(crate) fn selftest_recorded(
+        &self,
+        job: &str,
+        damages: &[(String, bool)],
+        ratio: Option<f64>,
+    ) {
+        remove_series(&self.selftest_caught, |labels| {
+            labels.get("job").map(String::as_str) == Some(job)
+        });
+        for (damage, caught) in damages {
+            self.selftest_caught
+                .with_label_values(&[job, damage.as_str()])
+                .set(i64::from(*caught));
+        }
+        match ratio {
+            Some(r) => self.selftest_caught_ratio.with_label_values(&[job]).set(r),
+            None => {
+                let _ = self.selftest_caught_ratio.remove_label_values(&[job]);
+            }
         }
     }
 
@@ -555,6 +591,7 @@ impl DrillMetrics {
             &self.compare_mismatched_rows,
             &self.schedule_interval,
             &self.timeout,
+            &self.selftest_caught_ratio,
         ] {
             remove_series(gauge, of_job);
         }
@@ -565,6 +602,7 @@ impl DrillMetrics {
             &self.consecutive_errors,
             &self.history_divergence,
             &self.job_info,
+            &self.selftest_caught,
         ] {
             remove_series(gauge, of_job);
         }

@@ -51,6 +51,50 @@ pub struct JobReport {
     pub chain: ChainCheck,
     /// Restores for real of the period (`restore`), oldest first.
     pub restores: Vec<RestoreLine>,
+    /// How strong the job's drills are: its newest self-test up to the end of the period.
+    pub drill_strength: Option<Strength>,
+}
+
+/// A self-test's verdict on a job's drills.
+#[derive(Debug, Clone, Serialize)]
+pub struct Strength {
+    pub run_id: String,
+    pub at: DateTime<Utc>,
+    /// `judged`, `drill_not_passed` or `cannot_judge`.
+    pub status: String,
+    pub caught: usize,
+    pub applicable: usize,
+    /// The damages the drills missed, each with the check that would catch it.
+    pub missed: Vec<(String, String)>,
+    pub reason: Option<String>,
+}
+
+impl Strength {
+    /// The verdict in one sentence.
+    pub fn sentence(&self) -> String {
+        let head = match self.status.as_str() {
+            "judged" => format!("{} of {} damages caught", self.caught, self.applicable),
+            _ => format!(
+                "not judged: {}",
+                self.reason.as_deref().unwrap_or(&self.status)
+            ),
+        };
+        let missed: Vec<String> = self
+            .missed
+            .iter()
+            .map(|(damage, suggestion)| format!("{damage} missed ({suggestion})"))
+            .collect();
+        format!(
+            "{head} by self-test {} on {}{}",
+            self.run_id,
+            self.at.format("%Y-%m-%d %H:%M UTC"),
+            if missed.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", missed.join("; "))
+            }
+        )
+    }
 }
 
 /// One restore for real: who ran it and why, what it restored where, and how it ended.
@@ -125,6 +169,8 @@ pub struct VerifiedSnapshot {
 pub struct Evidence<'a> {
     /// Drills and restores for real alike; each is counted as what it is.
     pub reports: &'a [DrillSummary],
+    /// Self-tests (any order, any jobs).
+    pub selftests: &'a [crate::history::SelfTestSummary],
     pub chains: &'a [ChainCheck],
     pub source: String,
 }
@@ -140,6 +186,7 @@ pub fn build(
 ) -> AuditReport {
     let Evidence {
         reports,
+        selftests,
         chains,
         source,
     } = evidence;
@@ -260,6 +307,24 @@ pub fn build(
             newest_verified_snapshot,
             chain,
             restores,
+            drill_strength: selftests
+                .iter()
+                .filter(|s| s.job == job.name && s.started_at.date_naive() <= to)
+                .max_by_key(|s| s.started_at)
+                .map(|s| Strength {
+                    run_id: s.run_id.clone(),
+                    at: s.started_at,
+                    status: s.status.clone(),
+                    caught: s.caught,
+                    applicable: s.applicable,
+                    missed: s
+                        .damages
+                        .iter()
+                        .filter(|d| d.outcome == "missed")
+                        .map(|d| (d.damage.clone(), d.suggestion.clone().unwrap_or_default()))
+                        .collect(),
+                    reason: s.reason.clone(),
+                }),
         });
     }
     AuditReport {

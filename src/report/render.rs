@@ -90,6 +90,14 @@ pub fn markdown(report: &AuditReport) -> String {
                 let _ = writeln!(out, "- **Newest verified snapshot:** none");
             }
         }
+        let _ = writeln!(
+            out,
+            "- **Drill strength:** {}",
+            job.drill_strength.as_ref().map_or(
+                "no self-test on record (`restore-drill selftest`)".into(),
+                |s| s.sentence()
+            )
+        );
         let _ = writeln!(out, "- **Journal chain:** {}\n", chain_text(job));
         let _ = writeln!(
             out,
@@ -212,6 +220,14 @@ pub fn html(report: &AuditReport) -> String {
             None => "<span class=\"bad\">none</span>".into(),
         };
         let _ = writeln!(out, "<p>Newest verified snapshot: {snapshot}</p>");
+        let _ = writeln!(
+            out,
+            "<p>Drill strength: {}</p>",
+            escape(&job.drill_strength.as_ref().map_or(
+                "no self-test on record (restore-drill selftest)".into(),
+                |s| s.sentence()
+            ))
+        );
         let chain_class = if job.chain.intact() { "ok" } else { "bad" };
         let _ = writeln!(
             out,

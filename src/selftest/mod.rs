@@ -29,7 +29,12 @@ use damage::{Applied, Copy};
 /// The self-test of one job.
 #[derive(Debug, Clone, Serialize)]
 pub struct SelfTestReport {
+    /// Always `selftest`: what tells this record from a drill's in the journal.
+    pub record: &'static str,
     pub job: String,
+    /// The self-test's own id (its run folder's name), under which it is recorded.
+    pub run_id: String,
+    pub tool_version: &'static str,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     /// The seed every random choice of the damages came from: the same seed on the same
@@ -81,7 +86,10 @@ impl SelfTestReport {
 pub async fn run(job: &Job, seed: u64, clock: &dyn Clock) -> SelfTestReport {
     let started_at = clock.now();
     let mut report = SelfTestReport {
+        record: crate::history::SELFTEST_RECORD,
         job: job.name.clone(),
+        run_id: RunId::new(started_at).into_string(),
+        tool_version: env!("CARGO_PKG_VERSION"),
         started_at,
         finished_at: started_at,
         seed,
@@ -179,10 +187,9 @@ async fn judge(
     )
     .await
     .map_err(|e| format!("the restored table cannot be read: {e}"))?;
-    let lab_id = RunId::new(clock.now()).into_string();
     let sandbox = SandboxRoot::new(&job.sandbox);
     let lab = sandbox
-        .create_run(&job.name, &lab_id)
+        .create_run(&job.name, &report.run_id)
         .await
         .map_err(|e| e.to_string())?;
     let lab_dir = lab

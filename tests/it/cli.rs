@@ -191,6 +191,17 @@ fn the_demo_drills_a_healthy_and_a_damaged_snapshot_and_prints_the_metrics() {
         text.contains("restore_drill_phase_seconds{job=\"app_db\",phase=\"fetch\"}"),
         "{text}"
     );
+    // The self-test of its job: every damage caught, in the matrix and the metrics.
+    assert!(
+        text.contains("caught     11 of 11 damages that apply (100%)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "restore_drill_selftest_caught{damage=\"rows_lost\",job=\"financial_transactions\"} 1"
+        ),
+        "{text}"
+    );
     assert!(dir.path().join("config.toml").is_file());
     assert!(
         dir.path()

@@ -731,6 +731,22 @@ async fn a_real_prometheus_evaluates_every_rule_and_dashboard_expression_against
         "compare = { key = [\"transaction_id\"], sample_fraction = 0.5 }\nobjectives =",
     );
     std::fs::write(&config, text).unwrap();
+    // A self-test of the passing job, recorded before the service starts: its metrics come
+    // from the journal.
+    let out = crate::helpers::cli(&[
+        "selftest",
+        "--config",
+        config.to_str().unwrap(),
+        JOB,
+        "--seed",
+        "3",
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}{}",
+        crate::helpers::stdout(&out),
+        crate::helpers::stderr(&out)
+    );
     let service = Service::start(&config);
     let prometheus = Prometheus::start(&lake.root, service.address);
 
@@ -771,7 +787,8 @@ async fn a_real_prometheus_evaluates_every_rule_and_dashboard_expression_against
                 "restore_drill_compare_mismatched_rows" => {
                     [JOB, "impossible"].map(String::from).into()
                 }
-                "restore_drill_last_success_timestamp_seconds" => [JOB].map(String::from).into(),
+                "restore_drill_last_success_timestamp_seconds"
+                | "restore_drill_selftest_caught_ratio" => [JOB].map(String::from).into(),
                 // The service's own series carry the scrape job's name.
                 "restore_drill_start_time_seconds"
                 | "restore_drill_config_last_reload_successful"

@@ -91,6 +91,16 @@ async fn a_weak_suite_shows_its_misses_with_the_checks_that_would_catch_them() {
         "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1\n",
         "1000d",
     );
+    let db = crate::history::Database::new().await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[history]\njournal = \"journal\"\npostgres = \"{}\"\n\n{text}",
+            db.url()
+        ),
+    )
+    .unwrap();
     let (code, report) = selftest(&config, "7");
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["status"], "judged");
@@ -127,6 +137,69 @@ async fn a_weak_suite_shows_its_misses_with_the_checks_that_would_catch_them() {
         "{text}"
     );
     lake.assert_no_run_left();
+
+    // Recorded, as self-tests of their own kind: `history`, the audit report, and `serve`'s
+    // metrics of the newest.
+    let config_arg = config.to_str().unwrap();
+    let out = cli(&["history", "--config", config_arg]);
+    assert!(
+        stderr(&out).contains("0 drills and 2 self-tests from PostgreSQL"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("  self-test: caught "),
+        "{}",
+        stdout(&out)
+    );
+    let today = chrono::Utc::now().date_naive().to_string();
+    let out = cli(&[
+        "report", "--config", config_arg, "--from", &today, "--to", &today,
+    ]);
+    let audit = stdout(&out);
+    assert!(
+        audit.contains(&format!(
+            "- **Drill strength:** {} of {} damages caught by self-test",
+            report["caught"], report["applicable"]
+        )) && audit.contains("rows_lost missed (add `row_count`"),
+        "{audit}"
+    );
+    let rows: Vec<(String, String)> = db
+        .client()
+        .await
+        .query(
+            "SELECT record_kind, outcome FROM restore_drill_runs ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let failed = ("selftest".to_string(), "failed".to_string());
+    assert_eq!(rows, vec![failed.clone(), failed]);
+    let service = crate::serve::Service::start(&config);
+    let (_, metrics) = service.get("/metrics");
+    let value = |series: &str| {
+        crate::serve::sample(&metrics, series)
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    assert_eq!(
+        value(&format!(
+            "restore_drill_selftest_caught{{damage=\"rows_lost\",job=\"{JOB}\"}}"
+        )),
+        0.0
+    );
+    assert_eq!(
+        value(&format!(
+            "restore_drill_selftest_caught{{damage=\"missing_file\",job=\"{JOB}\"}}"
+        )),
+        1.0
+    );
+    let ratio = value(&format!(
+        "restore_drill_selftest_caught_ratio{{job=\"{JOB}\"}}"
+    ));
+    assert!(ratio > 0.0 && ratio < 1.0, "{ratio}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

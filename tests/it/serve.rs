@@ -74,7 +74,7 @@ impl Service {
         }
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         http(self.address, "GET", path)
     }
 
@@ -150,7 +150,7 @@ fn http_with(address: SocketAddr, method: &str, path: &str, headers: &str) -> (u
 }
 
 /// The value of one sample in a Prometheus text exposition.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
