@@ -40,6 +40,21 @@ impl Database {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 
+    /// Each stored record's kind (`drill`, `restore`, `selftest`) and outcome, in journal order.
+    pub(crate) async fn kinds_and_outcomes(&self) -> Vec<(String, String)> {
+        self.client()
+            .await
+            .query(
+                "SELECT record_kind, outcome FROM restore_drill_runs ORDER BY seq",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
     pub(crate) async fn client(&self) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(&self.url(), NoTls).await.unwrap();
         tokio::spawn(connection);

@@ -164,18 +164,7 @@ async fn a_weak_suite_shows_its_misses_with_the_checks_that_would_catch_them() {
         )) && audit.contains("rows_lost missed (add `row_count`"),
         "{audit}"
     );
-    let rows: Vec<(String, String)> = db
-        .client()
-        .await
-        .query(
-            "SELECT record_kind, outcome FROM restore_drill_runs ORDER BY seq",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let rows = db.kinds_and_outcomes().await;
     let failed = ("selftest".to_string(), "failed".to_string());
     assert_eq!(rows, vec![failed.clone(), failed]);
     let service = crate::serve::Service::start(&config);

@@ -780,18 +780,7 @@ async fn a_restarted_serve_reports_the_last_drill_from_the_journal_or_postgres()
         "{}",
         crate::helpers::stderr(&restored)
     );
-    let kinds: Vec<(String, String)> = db
-        .client()
-        .await
-        .query(
-            "SELECT record_kind, outcome FROM restore_drill_runs ORDER BY seq",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let kinds = db.kinds_and_outcomes().await;
     let pair = |kind: &str, outcome: &str| (kind.to_string(), outcome.to_string());
     assert_eq!(
         kinds,
