@@ -142,7 +142,7 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
                 .filter(|d| !d.fingerprints.is_empty())
                 .map(|d| (d.run_id.clone(), d.fingerprints.clone())),
         }),
-        keep_sandbox: false,
+        ..Default::default()
     };
     let restored = tokio::time::timeout(
         job.timeout,

@@ -75,6 +75,9 @@ pub struct DrillOptions {
     /// Keep the run's folder (without its lock) whatever the outcome: a self-test damages
     /// copies of what a passed drill restored, then removes it.
     pub keep_sandbox: bool,
+    /// Restore by copying this folder instead of by the snapshot's own method: a self-test's
+    /// damaged copy of a restored table, judged as the snapshot's restore.
+    pub restore_from: Option<crate::storage::Location>,
 }
 
 /// Where a restore for real writes, and what it must match.
@@ -290,9 +293,21 @@ impl<'a> Drill<'a> {
             }
         };
         self.sandbox = Some(run.clone());
+        let copied;
+        let restoring = match &self.options.restore_from {
+            Some(from) => {
+                copied = Snapshot {
+                    location: from.clone(),
+                    method: RestoreMethod::CopyAll,
+                    ..snapshot.clone()
+                };
+                &copied
+            }
+            None => snapshot,
+        };
         let restored = match self
             .kind
-            .restore(snapshot, &run, job.copy_concurrency, self.progress)
+            .restore(restoring, &run, job.copy_concurrency, self.progress)
             .await
         {
             Ok(r) => r,

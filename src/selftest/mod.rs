@@ -4,12 +4,15 @@
 //! RPO — to learn which damages the job's drills catch, by which checks, and which they miss.
 //!
 //! A damaged copy is presented to the drill as a backup of its own (a `delta_copy` snapshot
-//! under the self-test's run folder), so the drill that judges it is the job's own, unchanged.
-//! An undamaged copy goes first: it must pass, or the self-test cannot judge the job.
+//! under the self-test's run folder, discovered and described as any backup), so the drill that
+//! judges it is the job's own, unchanged. A time-travel job's backup is the source's own
+//! history, which the self-test never touches: there the damaged copy stands in for the
+//! restore of the same snapshot (`DrillOptions::restore_from`). An undamaged copy goes first:
+//! it must pass, or the self-test cannot judge the job.
 
 pub mod damage;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,7 +23,7 @@ use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome};
 use crate::kinds::pattern::SnapshotPattern;
 use crate::kinds::{SnapshotSource, delta::table};
 use crate::primitives::run_id::RunId;
-use crate::storage::{Location, ReadOnlyDir, SandboxRoot};
+use crate::storage::{Location, ReadOnlyDir, RunSandbox, SandboxRoot};
 use crate::verify::CheckOutcome;
 use crate::verify::suite::Severity;
 pub use damage::Damage;
@@ -149,19 +152,15 @@ pub async fn run(job: &Job, seed: u64, clock: &dyn Clock) -> SelfTestReport {
 /// Why the self-test cannot judge this job in this version, if it cannot.
 fn supported(job: &Job) -> Result<(), String> {
     match &job.snapshots {
-        SnapshotSource::DeltaCopy { .. } | SnapshotSource::S3Versions { .. } => {}
+        SnapshotSource::DeltaCopy { .. }
+        | SnapshotSource::S3Versions { .. }
+        | SnapshotSource::DeltaTimeTravel { .. } => {}
         other => {
             return Err(format!(
-                "a self-test of a `{}` job is not in this version (`delta_copy` and `s3_versions` jobs are)",
+                "a self-test of a `{}` job is not in this version (Delta jobs are)",
                 other.kind()
             ));
         }
-    }
-    if job.sandbox.local_path().is_none() {
-        return Err(format!(
-            "the self-test damages copies on local disk; the sandbox {} is on S3 (not in this version)",
-            job.sandbox
-        ));
     }
     Ok(())
 }
@@ -174,12 +173,23 @@ async fn judge(
     clock: &dyn Clock,
     report: &mut SelfTestReport,
 ) -> Result<(), String> {
-    let restored = drilled
+    let sandbox_text = drilled
         .restore
         .as_ref()
-        .map(|r| PathBuf::from(&r.sandbox))
+        .map(|r| r.sandbox.clone())
         .ok_or("the drill restored nothing")?;
-    let base = Location::from_path(&restored);
+    let base = Location::parse(&sandbox_text, Path::new("/"))?.with_profile_of(&job.sandbox);
+    // Damages are inflicted on local files: a restore on S3 is fetched into a local stage first,
+    // and each damaged copy goes back into the self-test's run folder on S3.
+    let stage = tempfile::tempdir().map_err(|e| format!("a local folder for the copies: {e}"))?;
+    let restored = match base.local_path() {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let local = stage.path().join("restored");
+            fetch(&base, &local).await?;
+            local
+        }
+    };
     let info = table::describe(
         &table::open_dir(&ReadOnlyDir::new(&base), None)
             .await
@@ -192,13 +202,28 @@ async fn judge(
         .create_run(&job.name, &report.run_id)
         .await
         .map_err(|e| e.to_string())?;
-    let lab_dir = lab
-        .local_path()
-        .ok_or("the self-test's folder is not on local disk")?
-        .to_path_buf();
+    let (lab_dir, publish) = match lab.local_path() {
+        Some(path) => (path.to_path_buf(), None),
+        None => (stage.path().join("copies"), Some(lab.location().clone())),
+    };
     let judged = async {
-        let control = drill_copy(job, &restored, &lab_dir, "control", None, seed, &info, clock)
-            .await?;
+        let snapshot = drilled
+            .snapshot
+            .as_ref()
+            .map(|s| s.id.clone())
+            .ok_or("the drill names no snapshot")?;
+        let copy = |name: &'static str, damage: Option<Damage>| Lab {
+            job,
+            restored: &restored,
+            lab: &lab_dir,
+            publish: publish.as_ref(),
+            snapshot: &snapshot,
+            name,
+            damage,
+            seed,
+            info: &info,
+        };
+        let control = copy("control", None).drill(clock).await?;
         if control.0.outcome != Outcome::Passed {
             return Err(format!(
                 "an undamaged copy of the restored table does not pass the job's drill ({}: {}), so the drill's verdicts on damaged copies would mean nothing",
@@ -207,17 +232,7 @@ async fn judge(
             ));
         }
         for damage in Damage::ALL {
-            let (drill, applied) = drill_copy(
-                job,
-                &restored,
-                &lab_dir,
-                damage.as_str(),
-                Some(damage),
-                seed,
-                &info,
-                clock,
-            )
-            .await?;
+            let (drill, applied) = copy(damage.as_str(), Some(damage)).drill(clock).await?;
             report.damages.push(result(damage, &drill, applied));
         }
         Ok(())
@@ -229,59 +244,100 @@ async fn judge(
     judged
 }
 
-/// Copies the restored table into `<lab>/<name>/`, inflicts `damage` (none for the control),
-/// and drills the copy as the job's backup. Returns the drill's report and what the damage did.
-#[allow(clippy::too_many_arguments)]
-async fn drill_copy(
-    job: &Job,
-    restored: &Path,
-    lab: &Path,
-    name: &str,
+/// One damaged (or, for the control, undamaged) copy of the restored table and how to drill it.
+struct Lab<'a> {
+    job: &'a Job,
+    /// The table the passed drill restored.
+    restored: &'a Path,
+    /// Where the copies are made: the self-test's run folder, or a local stage for one on S3.
+    lab: &'a Path,
+    /// The self-test's run folder on S3, where each copy goes once damaged.
+    publish: Option<&'a Location>,
+    /// The snapshot the passed drill restored.
+    snapshot: &'a str,
+    /// The copy's folder under `lab`.
+    name: &'static str,
     damage: Option<Damage>,
     seed: u64,
-    info: &crate::kinds::TableInfo,
-    clock: &dyn Clock,
-) -> Result<(DrillReport, Applied), String> {
-    let backups = lab.join(name);
-    let at = clock.now();
-    let folder = backups.join(format!("selftest_{}", at.format("%Y-%m-%dT%H%M%SZ")));
-    copy_dir(restored, &folder).map_err(|e| format!("copying the restored table: {e}"))?;
-    let applied = match damage {
-        Some(damage) => {
-            let copy = Copy {
-                dir: &folder,
-                info,
-                rpo: job.objectives.rpo,
-            };
-            let applied = copy.apply(damage, seed).unwrap_or_else(|e| {
-                Applied::NotApplicable(format!("could not be inflicted on this table: {e}"))
-            });
-            if let Applied::NotApplicable(_) = applied {
-                return Ok((DrillReport::new(job, String::new(), at), applied));
+    info: &'a crate::kinds::TableInfo,
+}
+
+impl Lab<'_> {
+    /// Copies the restored table into `<lab>/<name>/`, inflicts the damage, and drills the copy
+    /// as the job's backup. Returns the drill's report and what the damage did.
+    async fn drill(&self, clock: &dyn Clock) -> Result<(DrillReport, Applied), String> {
+        let job = self.job;
+        let backups = self.lab.join(self.name);
+        let at = clock.now();
+        let folder = backups.join(format!("selftest_{}", at.format("%Y-%m-%dT%H%M%SZ")));
+        copy_dir(self.restored, &folder).map_err(|e| format!("copying the restored table: {e}"))?;
+        let applied = match self.damage {
+            Some(damage) => {
+                let applied = match not_applicable(&job.snapshots, damage) {
+                    Some(reason) => Applied::NotApplicable(reason.into()),
+                    None => Copy {
+                        dir: &folder,
+                        info: self.info,
+                        rpo: job.objectives.rpo,
+                    }
+                    .apply(damage, self.seed)
+                    .unwrap_or_else(|e| {
+                        Applied::NotApplicable(format!("could not be inflicted on this table: {e}"))
+                    }),
+                };
+                if let Applied::NotApplicable(_) = applied {
+                    return Ok((DrillReport::new(job, String::new(), at), applied));
+                }
+                applied
             }
-            applied
+            None => Applied::Done("none".into()),
+        };
+        let (backups, folder) = match self.publish {
+            None => (Location::from_path(&backups), Location::from_path(&folder)),
+            Some(remote) => {
+                let name = folder
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let remote_backups = remote.child(self.name);
+                let remote_folder = remote_backups.child(&name);
+                publish(&folder, &remote_folder).await?;
+                (remote_backups, remote_folder)
+            }
+        };
+        let mut options = DrillOptions {
+            keep_sandbox: true,
+            ..Default::default()
+        };
+        let mut copy_job = job.clone();
+        match &job.snapshots {
+            SnapshotSource::DeltaCopy { source, .. }
+            | SnapshotSource::S3Versions { source, .. } => {
+                copy_job.snapshots = SnapshotSource::DeltaCopy {
+                    location: backups,
+                    pattern: SnapshotPattern::parse("selftest_{datetime}")?,
+                    source: source.clone(),
+                };
+            }
+            _ => {
+                options.snapshot = Some(self.snapshot.to_string());
+                options.restore_from = Some(folder);
+            }
         }
-        None => Applied::Done("none".into()),
-    };
-    let source = match &job.snapshots {
-        SnapshotSource::DeltaCopy { source, .. } | SnapshotSource::S3Versions { source, .. } => {
-            source.clone()
-        }
-        _ => return Err("the self-test covers delta_copy and s3_versions jobs".into()),
-    };
-    let mut copy_job = job.clone();
-    copy_job.snapshots = SnapshotSource::DeltaCopy {
-        location: Location::from_path(&backups),
-        pattern: SnapshotPattern::parse("selftest_{datetime}")?,
-        source,
-    };
-    let options = DrillOptions {
-        keep_sandbox: true,
-        ..Default::default()
-    };
-    let drill = drill::run_drill(&copy_job, &options, clock, &NoProgress).await;
-    discard(&SandboxRoot::new(&job.sandbox), job, &drill.run_id).await;
-    Ok((drill, applied))
+        let drill = drill::run_drill(&copy_job, &options, clock, &NoProgress).await;
+        discard(&SandboxRoot::new(&job.sandbox), job, &drill.run_id).await;
+        Ok((drill, applied))
+    }
+}
+
+/// Why `damage` means nothing for a job of this kind, if it does not.
+fn not_applicable(snapshots: &SnapshotSource, damage: Damage) -> Option<&'static str> {
+    match (snapshots, damage) {
+        (SnapshotSource::DeltaTimeTravel { .. }, Damage::OldSnapshot) => Some(
+            "a time-travel snapshot's time comes from the source's own history, which the self-test never changes",
+        ),
+        _ => None,
+    }
 }
 
 /// The matrix's line of one damage.
@@ -332,6 +388,31 @@ async fn discard(sandbox: &SandboxRoot, job: &Job, run_id: &str) {
     if let Err(e) = sandbox.discard_run(&job.name, run_id).await {
         tracing::warn!(job = %job.name, run_id, error = %e, "could not remove the drill's folder");
     }
+}
+
+/// Fetches every file of the folder `from` (on S3) into the local folder `to`.
+async fn fetch(from: &Location, to: &Path) -> Result<(), String> {
+    let dir = ReadOnlyDir::new(from);
+    for file in dir.list_files().await.map_err(|e| e.to_string())? {
+        let target = to.join(&file.relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        dir.copy_file_to(&file, &target)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Uploads every file of the local folder `from` into the folder `to` (on S3).
+async fn publish(from: &Path, to: &Location) -> Result<(), String> {
+    let local = ReadOnlyDir::new(&Location::from_path(from));
+    let files = local.list_files().await.map_err(|e| e.to_string())?;
+    RunSandbox::target(to)
+        .copy_in(&local, &files, 8, &|_| {})
+        .await
+        .map_err(|e| format!("uploading a damaged copy to {to}: {e}"))
 }
 
 /// Copies a folder recursively.

@@ -255,3 +255,32 @@ async fn a_restore_for_real_makes_the_drilled_version_the_tables_newest_and_keep
     assert_eq!(table.version(), Some(4));
     assert!(source.join("_delta_log/00000000000000000003.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_test_judges_damaged_copies_of_a_rewritten_version() {
+    let (lake, _) = three_versions().await;
+    let config = config(&lake, r#"{ kind = "delta_time_travel", lag = "0s" }"#);
+    let out = cli(&[
+        "selftest",
+        "--config",
+        config.to_str().unwrap(),
+        JOB,
+        "--seed",
+        "5",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["status"], "judged");
+    assert_eq!(report["caught"], report["applicable"], "{report:#}");
+    assert_eq!(report["applicable"], 10, "{report:#}");
+    let old = report["damages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["damage"] == "old_snapshot")
+        .unwrap();
+    assert_eq!(old["outcome"], "n/a");
+    lake.assert_no_run_left();
+}

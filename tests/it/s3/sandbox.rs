@@ -236,3 +236,42 @@ async fn the_sandbox_is_written_with_its_own_profile() {
         "{report:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_self_test_with_its_sandbox_on_s3_catches_every_damage_and_leaves_nothing() {
+    let moto = Moto::start();
+    let (_lake, config) = lake_on_s3(&moto, SANDBOX).await;
+    let out = super::cli_s3(
+        &[
+            "selftest",
+            "--config",
+            config.to_str().unwrap(),
+            JOB,
+            "--seed",
+            "11",
+            "--json",
+        ],
+        true,
+    );
+    let report: serde_json::Value = serde_json::from_str(&crate::helpers::stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {}", crate::helpers::stderr(&out)));
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{report:#}");
+    assert_eq!(report["status"], "judged");
+    assert_eq!(report["applicable"], 11, "{report:#}");
+    // Every damage is caught, except that a backup missing its newest commit looks like an
+    // older, complete one: only an RPO objective tighter than the gap between the two commits
+    // (this job's is 1000 days) would notice.
+    for damage in report["damages"].as_array().unwrap() {
+        let expected =
+            if damage["damage"] == "missing_commit" && damage["detail"] == "commit 1 removed" {
+                "missed"
+            } else {
+                "caught"
+            };
+        assert_eq!(damage["outcome"], expected, "{damage:#}");
+    }
+    assert_eq!(
+        moto.keys("lake", "restore-drill/").await,
+        Vec::<String>::new()
+    );
+}
