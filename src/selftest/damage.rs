@@ -74,8 +74,8 @@ impl Damage {
             Damage::TruncatedFile => "a data file truncated",
             Damage::FlippedBytes => "bytes flipped inside a data page",
             Damage::MissingCommit => "a commit missing from the log",
-            Damage::RowsLost => "rows lost, the log rewritten to match",
-            Damage::RowsDuplicated => "rows duplicated by a second add of a file",
+            Damage::RowsLost => "rows lost, the backup consistent without them",
+            Damage::RowsDuplicated => "rows duplicated, the backup consistent with them",
             Damage::ValuesNulled => "one column's values nulled in some rows",
             Damage::ValuesDrifted => "one numeric column's values shifted slightly in some rows",
             Damage::StringChanged => "one string value changed",
@@ -138,24 +138,8 @@ impl Copy<'_> {
                 std::fs::remove_file(path).map_err(|e| e.to_string())?;
                 Ok("removed".into())
             }),
-            Damage::TruncatedFile => self.on_a_file(&mut rng, |path, size| {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| e.to_string())?;
-                file.set_len(size / 2).map_err(|e| e.to_string())?;
-                Ok(format!("cut from {size} to {} bytes", size / 2))
-            }),
-            Damage::FlippedBytes => self.on_a_file(&mut rng, |path, size| {
-                let mut bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-                let start = (size as usize / 2).min(bytes.len().saturating_sub(16));
-                let end = (start + 16).min(bytes.len());
-                for b in &mut bytes[start..end] {
-                    *b ^= 0xa5;
-                }
-                std::fs::write(path, bytes).map_err(|e| e.to_string())?;
-                Ok(format!("{} bytes flipped at offset {start}", end - start))
-            }),
+            Damage::TruncatedFile => self.on_a_file(&mut rng, truncate),
+            Damage::FlippedBytes => self.on_a_file(&mut rng, flip),
             Damage::MissingCommit => {
                 let commits = self.editable_commits()?;
                 if commits.is_empty() {
@@ -407,6 +391,28 @@ impl Copy<'_> {
             ))
         )))
     }
+}
+
+/// Cuts the file at `path` (of `size` bytes) to half its size.
+pub(super) fn truncate(path: &Path, size: u64) -> Result<String, String> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    file.set_len(size / 2).map_err(|e| e.to_string())?;
+    Ok(format!("cut from {size} to {} bytes", size / 2))
+}
+
+/// Flips 16 bytes in the middle of the file at `path` (of `size` bytes); its size stays.
+pub(super) fn flip(path: &Path, size: u64) -> Result<String, String> {
+    let mut bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let start = (size as usize / 2).min(bytes.len().saturating_sub(16));
+    let end = (start + 16).min(bytes.len());
+    for b in &mut bytes[start..end] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(path, bytes).map_err(|e| e.to_string())?;
+    Ok(format!("{} bytes flipped at offset {start}", end - start))
 }
 
 fn na(reason: &str) -> Applied {

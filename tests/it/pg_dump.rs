@@ -1254,3 +1254,62 @@ equals_source = true
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_self_test_damages_dumps_of_the_restored_database_and_drills_each() {
+    let db = source().await;
+    let job = DumpJob::new(&db, DUMP_SUITE);
+    job.dump_of(&db, &[]);
+    let out = crate::helpers::cli(&[
+        "selftest",
+        "--config",
+        &job.config(),
+        "app",
+        "--seed",
+        "9",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&crate::helpers::stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {}", crate::helpers::stderr(&out)));
+    assert_eq!(report["status"], "judged", "{report:#}");
+    let line = |damage: &str| {
+        report["damages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["damage"] == damage)
+            .unwrap()
+            .clone()
+    };
+    // A dump has no commit log and its time is pg_dump's; the orders' primary key refuses
+    // duplicate rows, so no dump can hold them.
+    for damage in ["missing_commit", "old_snapshot", "rows_duplicated"] {
+        assert_eq!(line(damage)["outcome"], "n/a", "{report:#}");
+    }
+    // This suite compares no value of the orders with the source: a changed value passes.
+    let drifted = line("values_drifted");
+    assert_eq!(drifted["outcome"], "missed", "{drifted:#}");
+    assert!(
+        drifted["suggestion"]
+            .as_str()
+            .unwrap()
+            .contains("`sum` with `equals_source = true`")
+    );
+    for (damage, by) in [
+        ("truncated_file", "structure"),
+        ("column_dropped", "source"),
+    ] {
+        let l = line(damage);
+        assert_eq!(l["outcome"], "caught", "{l:#}");
+        assert!(
+            l["caught_by"].as_array().unwrap().iter().any(|c| c == by),
+            "{l:#}"
+        );
+    }
+    // Cleaned like a drill: every run folder and its server gone.
+    let runs: Vec<_> = std::fs::read_dir(job.dir.path().join("sandbox/app"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(runs.is_empty(), "{runs:?}");
+}

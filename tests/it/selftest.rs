@@ -132,7 +132,7 @@ async fn a_weak_suite_shows_its_misses_with_the_checks_that_would_catch_them() {
     ]);
     let text = stdout(&out);
     assert!(
-        text.contains("MISSED  rows lost, the log rewritten to match")
+        text.contains("MISSED  rows lost, the backup consistent without them")
             && text.contains("add `row_count` with `equals_source = true`"),
         "{text}"
     );

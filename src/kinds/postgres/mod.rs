@@ -7,6 +7,7 @@ pub mod amcheck;
 pub mod archive;
 pub mod catalog;
 pub mod copy;
+pub mod lab;
 pub mod restore;
 pub mod sequences;
 pub mod server;
