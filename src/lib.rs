@@ -17,6 +17,7 @@
 //!   (`pg_dump` dumps): snapshot discovery, the restore, structure verification, and reading
 //!   the restored data and the source.
 //! - [`verify`]: suites, the one-scan compiler, evaluation against thresholds and the source.
+//! - [`smoke`]: the team's own programs run against the restored data (`[[job.smoke]]`).
 //! - [`drill`]: one run, phase by phase through the job's kind, and its report.
 //! - [`history`]: the journal of every drill, and PostgreSQL fed from it.
 //! - [`report`]: audit reports of a period, in Markdown, HTML, JSON and JUnit XML.
@@ -48,5 +49,6 @@ pub mod scheduler;
 pub mod selftest;
 pub mod serve;
 pub mod server;
+pub mod smoke;
 pub mod storage;
 pub mod verify;

@@ -15,6 +15,17 @@ pub(super) async fn validate(config_file: &Path, offline: bool) -> Exit {
     {
         problems.push(e.to_string());
     }
+    // Smoke tests run on this machine: each command must be there, and executable.
+    for job in &config.jobs {
+        for test in &job.smoke {
+            if let Err(reason) = test.check() {
+                problems.push(format!(
+                    "job `{}`: smoke test `{}`: {reason}",
+                    job.name, test.name
+                ));
+            }
+        }
+    }
     // The suites against the sources' schemas: the logs are read, no data.
     for job in config.jobs.iter().filter(|_| !offline) {
         let kind = kinds::of(&job.snapshots);

@@ -198,6 +198,12 @@ pub struct Job {
     /// `restore` restores only a snapshot that passed a drill with the same configuration and
     /// suite within this long (unless forced).
     pub restore_requires_drill_within: Duration,
+    /// The team's programs run against the restored data after the suite passed.
+    pub smoke: Vec<crate::smoke::SmokeTest>,
+    /// Whether smoke tests see the sandbox profile's keys (or the sandbox server's password).
+    pub smoke_credentials: bool,
+    /// Whether the RTO measured includes the smoke tests' time.
+    pub rto_includes_smoke: bool,
     /// SHA-256 of the configuration file's text and of the suite file's text, for the record.
     pub config_sha256: String,
     pub suite_sha256: String,
@@ -490,6 +496,9 @@ fn read_job(
     let restore_requires_drill_within = f
         .duration("restore_requires_drill_within", p)
         .map(|d| d.map_or(DEFAULT_RESTORE_REQUIRES_DRILL_WITHIN, |d| d.value));
+    let smoke = crate::smoke::read(&mut f, base, p);
+    let smoke_credentials = f.boolean("smoke_credentials", p).is_some_and(|b| b.value);
+    let rto_includes_smoke = f.boolean("rto_includes_smoke", p).is_some_and(|b| b.value);
 
     if let Some(sandbox) = &sandbox {
         for (role, other) in [
@@ -605,6 +614,9 @@ fn read_job(
             jitter: jitter?,
             keep_failed_sandbox: keep_failed_sandbox?,
             restore_requires_drill_within: restore_requires_drill_within?,
+            smoke: smoke?,
+            smoke_credentials,
+            rto_includes_smoke,
             config_sha256: String::new(),
             suite_sha256,
         },

@@ -21,6 +21,20 @@ use crate::metrics::DrillMetrics;
 pub const SUITE: &str = include_str!("../../checks/financial_transactions.toml");
 
 /// The demo's configuration; `{root}` is replaced by the demo folder.
+/// The demo's smoke test: what the nightly ledger export needs of the restored table.
+const SMOKE: &str = r#"#!/bin/sh
+# What the nightly ledger export needs of a restored financial_transactions table: its log
+# replays from the start, and there are data files to read. restore-drill runs this after the
+# table passed its checks, with the table's folder in RESTORE_DRILL_RESTORED_PATH.
+set -eu
+table="$RESTORE_DRILL_RESTORED_PATH"
+test -f "$table/_delta_log/00000000000000000000.json"
+commits=$(find "$table/_delta_log" -name '*.json' | wc -l)
+files=$(find "$table" -name '*.parquet' -not -path '*/_delta_log/*' | wc -l)
+echo "ledger export input: $commits commits, $files data files in $table"
+test "$files" -ge 1
+"#;
+
 fn config_text(root: &Path) -> String {
     format!(
         r##"# A drill of the demo's financial_transactions table.
@@ -47,6 +61,11 @@ objectives = {{ rpo = "26h", rto = "15m" }}
 compare = {{ key = ["transaction_id"], sample_fraction = 0.01 }}
 redact = ["account_id"]
 schedule = "0 */5 * * * *"          # `serve` drills it every five minutes
+
+[[job.smoke]]                       # the team's own check, run against the restored table
+name = "ledger-export"
+command = ["sh", "checks/ledger_export_smoke.sh"]
+timeout = "1m"
 "##,
         root = root.display()
     )
@@ -116,6 +135,7 @@ pub(crate) async fn prepare(root: &Path, rows: usize) -> anyhow::Result<DemoFile
         .to_string();
 
     std::fs::write(root.join("checks/financial_transactions.toml"), SUITE)?;
+    std::fs::write(root.join("checks/ledger_export_smoke.sh"), SMOKE)?;
     let pg = postgres::prepare(root, rows).await?;
     let config = root.join("config.toml");
     let mut text = config_text(root);

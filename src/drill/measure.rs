@@ -39,8 +39,14 @@ impl Drill<'_> {
             Some(span) => Some(span),
             None => self.commit_span(snapshot).await,
         };
+        let smoke_seconds = if job.rto_includes_smoke {
+            self.smoke_seconds
+        } else {
+            0.0
+        };
         let report = &mut self.report;
-        let rto_seconds = ((restore_seconds + verify_seconds) * 1000.0).round() / 1000.0;
+        let rto_seconds =
+            ((restore_seconds + verify_seconds + smoke_seconds) * 1000.0).round() / 1000.0;
         let mut rpo = CheckResult::new("rpo", "rpo", Severity::Fail);
         rpo.expected = json!({ "max_seconds": objectives.rpo.as_secs_f64() });
         match span {
@@ -82,6 +88,9 @@ impl Drill<'_> {
         let mut rto = CheckResult::new("rto", "rto", Severity::Fail);
         rto.expected = json!({ "max_seconds": objectives.rto.as_secs_f64() });
         rto.observed = json!({ "seconds": rto_seconds, "restore_seconds": restore_seconds, "verify_seconds": verify_seconds });
+        if job.rto_includes_smoke && !job.smoke.is_empty() {
+            rto.observed["smoke_seconds"] = json!(smoke_seconds);
+        }
         report.rto_seconds = Some(rto_seconds);
         if rto_seconds > objectives.rto.as_secs_f64() {
             rto.fail(format!(

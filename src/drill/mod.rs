@@ -9,6 +9,7 @@ pub mod plan;
 mod report;
 mod restored;
 pub mod runtime;
+mod smoke;
 pub mod summary;
 
 pub use report::{
@@ -157,6 +158,7 @@ pub async fn run_drill(
         report: DrillReport::new(job, run_id, started_at),
         sandbox: None,
         queries: Vec::new(),
+        smoke_seconds: 0.0,
     };
     let result = drill.phases().await;
     drill.record(result).await
@@ -175,6 +177,8 @@ struct Drill<'a> {
     sandbox: Option<RunSandbox>,
     /// Every statement the verification ran, in order, for the report.
     queries: Vec<Query>,
+    /// Seconds the smoke tests took (part of the RTO when the job says so).
+    smoke_seconds: f64,
 }
 
 /// The restored table as its one scan read it, and the session it is registered in (for the
@@ -226,6 +230,7 @@ impl<'a> Drill<'a> {
                 Some(column) => self.kind.restored_newest_value(column).await.ok().flatten(),
                 None => None,
             };
+            self.smoke_seconds = self.smoke(&snapshot).await;
             self.measure(&snapshot, restored.seconds, verify_seconds, restored_newest)
                 .await;
             return Ok(());
@@ -251,6 +256,7 @@ impl<'a> Drill<'a> {
             let seconds = crate::verify::values::as_f64(values.get(&newest_seconds(column))?)?;
             seconds_to_time(seconds)
         });
+        self.smoke_seconds = self.smoke(&snapshot).await;
         self.measure(&snapshot, restored.seconds, verify_seconds, restored_newest)
             .await;
         Ok(())

@@ -30,6 +30,8 @@ pub struct DrillPlan {
     pub source: String,
     /// The keyed sample's key columns, when the job compares samples.
     pub compare_key: Option<Vec<String>>,
+    /// The smoke tests run after the checks pass: name and command.
+    pub smoke: Vec<(String, String)>,
     pub objectives: super::ObjectivesEvidence,
 }
 
@@ -72,6 +74,11 @@ pub async fn plan(job: &Job, options: &DrillOptions) -> Result<DrillPlan, DrillE
             .collect(),
         source: job.source.to_string(),
         compare_key: job.compare.as_ref().map(|c| c.key.clone()),
+        smoke: job
+            .smoke
+            .iter()
+            .map(|t| (t.name.clone(), t.display()))
+            .collect(),
         objectives: super::ObjectivesEvidence {
             rpo_seconds: job.objectives.rpo.as_secs_f64(),
             rto_seconds: job.objectives.rto.as_secs_f64(),
@@ -124,6 +131,10 @@ pub fn render(plan: &DrillPlan) -> String {
         "  compare    with the source {} at the snapshot's version\n",
         plan.source
     ));
+    for (i, (name, command)) in plan.smoke.iter().enumerate() {
+        let head = if i == 0 { "  smoke    " } else { "           " };
+        out.push_str(&format!("{head}  {name}: {command}\n"));
+    }
     out.push_str(&format!(
         "  objectives RPO {}, RTO {}\n",
         seconds(plan.objectives.rpo_seconds),

@@ -16,6 +16,17 @@ fn compact(value: &serde_json::Value) -> String {
             .iter()
             .filter(|(_, v)| !v.is_object() && !v.is_array() && !v.is_null())
             .map(|(k, v)| match v {
+                // A long or many-line text (a command's output) shows its first line, cut.
+                serde_json::Value::String(s) if s.contains('\n') || s.chars().count() > 60 => {
+                    let first: String = s
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(60)
+                        .collect();
+                    format!("{k}={first}…")
+                }
                 serde_json::Value::String(s) => format!("{k}={s}"),
                 other => format!("{k}={other}"),
             })

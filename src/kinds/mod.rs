@@ -122,6 +122,12 @@ pub trait Kind: Send + Sync {
         None
     }
 
+    /// The restored data as variables for a smoke test besides its folder (a database's libpq
+    /// variables; its password with `credentials`).
+    async fn restored_env(&self, _credentials: bool) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
     /// Stops what the restore started (a server) before the run's folder is kept or removed.
     async fn release(&self) {}
 

@@ -57,7 +57,7 @@ pub struct DrillMetrics {
 }
 
 /// The phases a drill reports, each a series of `restore_drill_phase_seconds`.
-const PHASES: [&str; 4] = ["fetch", "restore", "verify", "compare"];
+const PHASES: [&str; 5] = ["fetch", "restore", "verify", "compare", "smoke"];
 
 const ALL_OUTCOMES: [Outcome; 4] = [
     Outcome::Passed,

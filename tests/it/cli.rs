@@ -191,6 +191,11 @@ fn the_demo_drills_a_healthy_and_a_damaged_snapshot_and_prints_the_metrics() {
         text.contains("restore_drill_phase_seconds{job=\"app_db\",phase=\"fetch\"}"),
         "{text}"
     );
+    // Its smoke test ran against the restored table of the healthy snapshot.
+    assert!(
+        text.contains("ok   smoke:ledger-export") && text.contains("output=ledger export input: "),
+        "{text}"
+    );
     // The self-test of its job: every damage caught, in the matrix and the metrics.
     assert!(
         text.contains("caught     11 of 11 damages that apply (100%)"),

@@ -21,4 +21,5 @@ mod scheduler;
 mod selftest;
 mod serve;
 mod shipped_files;
+mod smoke;
 mod time_travel;

@@ -92,7 +92,7 @@ impl Service {
         }
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
@@ -101,7 +101,7 @@ impl Service {
     }
 
     /// Waits for the process to exit; returns its exit code and the rest of its log.
-    fn wait_exit(&mut self, within: Duration) -> (Option<i32>, String) {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> (Option<i32>, String) {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

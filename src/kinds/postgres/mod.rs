@@ -530,6 +530,13 @@ impl Kind for PgDump {
         catalog::indexed_range(&client, info, column).await
     }
 
+    async fn restored_env(&self, credentials: bool) -> Vec<(String, String)> {
+        match self.restored.lock().await.as_ref() {
+            Some(restored) => restored.server.libpq_env(credentials),
+            None => Vec::new(),
+        }
+    }
+
     async fn release(&self) {
         if let Some(restored) = self.restored.lock().await.as_mut()
             && let Err(e) = restored.server.stop().await

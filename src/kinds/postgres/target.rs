@@ -171,6 +171,34 @@ impl RestoreTarget {
         }
     }
 
+    /// The restored database as libpq's variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`),
+    /// for a smoke test; `PGPASSWORD` too with `credentials`.
+    pub fn libpq_env(&self, credentials: bool) -> Vec<(String, String)> {
+        let config = self.restored();
+        let mut env = Vec::new();
+        if let Some(host) = config.get_hosts().first() {
+            let host = match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            env.push(("PGHOST".to_string(), host));
+        }
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        env.push(("PGPORT".into(), port.to_string()));
+        if let Some(user) = config.get_user() {
+            env.push(("PGUSER".into(), user.to_string()));
+        }
+        env.push(("PGDATABASE".into(), self.database().to_string()));
+        if credentials {
+            env.extend(
+                self.client_env()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v)),
+            );
+        }
+        env
+    }
+
     /// Where the dump was restored, for the report (no password).
     pub fn describe(&self) -> String {
         match self {

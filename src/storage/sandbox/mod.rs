@@ -60,21 +60,28 @@ impl SandboxRoot {
         })
     }
 
-    /// Removes a run's folder and lock, e.g. after its drill was cancelled. Retries a few
-    /// times: writes of the cancelled drill that were already under way may still land.
+    /// Removes a run's folder and lock, e.g. after its drill was cancelled. Retries for up to
+    /// ten seconds: writes of the cancelled drill that were already under way may still land
+    /// (on a busy machine, a while after the cancel), so a folder counts as gone only when it
+    /// is still gone a moment after its removal.
     pub(crate) async fn discard_run(&self, job: &str, run_id: &str) -> Result<(), StorageError> {
         let job_dir = self.root.child(job);
         let folder = job_dir.child(run_id);
         let mut attempt = 0;
         loop {
-            match remove_folder(&folder).await {
-                Ok(()) => break,
-                Err(e) if attempt >= 20 => return Err(e),
-                Err(_) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+            let removed = remove_folder(&folder).await;
+            if removed.is_ok() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if folder.local_path().is_none_or(|path| !path.exists()) {
+                    break;
                 }
             }
+            if attempt >= 100 {
+                removed?;
+                break;
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         remove_lock(&job_dir, run_id).await
     }

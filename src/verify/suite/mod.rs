@@ -3,6 +3,7 @@
 
 mod read;
 
+pub(crate) use read::read_severity;
 pub use read::{load_suite, parse_suite};
 
 use std::path::Path;

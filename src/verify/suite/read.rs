@@ -94,23 +94,7 @@ fn read_check(mut f: Fields, p: &mut Problems) -> Option<Check> {
     }
     let kind = f.required_string("kind", KINDS, p);
     let table = f.string("table", p).map(|t| t.value);
-    let severity = match f.string("severity", p) {
-        None => Some(Severity::Fail),
-        Some(s) => match s.value.as_str() {
-            "fail" => Some(Severity::Fail),
-            "warn" => Some(Severity::Warn),
-            other => {
-                p.report(
-                    s.at,
-                    format!(
-                        "{}: severity `{other}` is unknown; use \"fail\" or \"warn\"",
-                        f.context()
-                    ),
-                );
-                None
-            }
-        },
-    };
+    let severity = read_severity(&mut f, p);
     let kind_name = kind.as_ref().map(|k| k.value.clone());
     let kind = match kind_name.as_deref() {
         Some(name) => read_kind(name, &mut f, p).or_else(|| {
@@ -489,5 +473,26 @@ fn columns(f: &mut Fields, p: &mut Problems) -> Option<Vec<String>> {
             );
             None
         }
+    }
+}
+
+/// `severity`: `fail` (the default) or `warn`.
+pub(crate) fn read_severity(f: &mut Fields, p: &mut Problems) -> Option<Severity> {
+    match f.string("severity", p) {
+        None => Some(Severity::Fail),
+        Some(s) => match s.value.as_str() {
+            "fail" => Some(Severity::Fail),
+            "warn" => Some(Severity::Warn),
+            other => {
+                p.report(
+                    s.at,
+                    format!(
+                        "{}: severity `{other}` is unknown; use \"fail\" or \"warn\"",
+                        f.context()
+                    ),
+                );
+                None
+            }
+        },
     }
 }
