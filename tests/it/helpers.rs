@@ -222,6 +222,16 @@ pub async fn clean_up_log(source: &Path, through: Option<u64>) {
     }
 }
 
+/// The check `id` of a JSON report.
+pub fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {report:#}"))
+}
+
 /// Where the binary keeps its journal in tests whose configuration names none.
 pub fn state_dir() -> PathBuf {
     std::env::temp_dir().join("restore-drill-tests-state")

@@ -534,14 +534,7 @@ fn message(report: &serde_json::Value, id: &str) -> String {
         .to_string()
 }
 
-fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id} in {report:#}"))
-}
+use crate::helpers::check;
 
 #[tokio::test]
 async fn a_pg_dump_job_is_listed_planned_validated_and_drilled() {

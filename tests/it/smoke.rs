@@ -30,14 +30,7 @@ fn run(config: &Path) -> (i32, serde_json::Value) {
     (out.status.code().unwrap(), report)
 }
 
-fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id} in {report:#}"))
-}
+use crate::helpers::check;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smoke_test_sees_the_restored_data_and_nothing_else_and_a_failing_one_fails_the_drill() {

@@ -226,15 +226,7 @@ fn run_json(config: &Path, more: &[&str], code: i32) -> serde_json::Value {
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
-/// The check `id` of a JSON report.
-fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id} in {report:#}"))
-}
+pub(crate) use crate::helpers::check;
 
 /// The local copy of one data file of the uploaded snapshot.
 fn snapshot_data_file(lake: &Lake) -> PathBuf {
