@@ -354,7 +354,7 @@ pub(super) fn post_incident(c: &Context) -> Vec<String> {
     ]
 }
 
-/// The job's checks, in words: what to look at after the restore.
+/// The job's checks and smoke tests, in words: what to look at after the restore.
 fn suite_in_words(job: &Job) -> Vec<String> {
     let mut out = Vec::new();
     for check in &job.suite.checks {
@@ -367,6 +367,14 @@ fn suite_in_words(job: &Job) -> Vec<String> {
                 .as_deref()
                 .map_or(String::new(), |t| format!(" of {t}")),
             check.severity.as_str()
+        ));
+    }
+    for test in &job.smoke {
+        out.push(format!(
+            "`smoke:{}`: the team's own `{}` on the restored data ({})",
+            test.name,
+            test.display(),
+            test.severity.as_str()
         ));
     }
     out
