@@ -189,6 +189,8 @@ pub struct Job {
     pub rpo_column: Option<String>,
     /// When `serve` drills the job; `None`: only when asked (`POST /jobs/{name}/run`).
     pub schedule: Option<Schedule>,
+    /// When `serve` self-tests the job (`restore-drill selftest`); `None`: never.
+    pub selftest_schedule: Option<Schedule>,
     /// A drill still running after this long is cancelled and recorded as `error`.
     pub timeout: Duration,
     /// Each scheduled drill starts after a random delay of up to this long.
@@ -476,7 +478,11 @@ fn read_job(
         }
         other => Some(other.map(|c| c.value)),
     };
-    let schedule = schedule(&mut f, p);
+    let schedules = schedules(&mut f, p);
+    let (schedule, selftest_schedule) = match schedules {
+        Some((s, t)) => (Some(s), Some(t)),
+        None => (None, None),
+    };
     let timeout = match f.duration("timeout", p) {
         Some(Some(d)) if d.value.is_zero() => {
             p.report(
@@ -610,6 +616,7 @@ fn read_job(
             redact,
             rpo_column: rpo_column?,
             schedule: schedule?,
+            selftest_schedule: selftest_schedule?,
             timeout: timeout?,
             jitter: jitter?,
             keep_failed_sandbox: keep_failed_sandbox?,
@@ -653,11 +660,13 @@ fn table_rules(f: &Fields, path: &Path, suite: &Suite, reads_database: bool, p: 
     }
 }
 
-/// `schedule` and `timezone`: `Some(None)` when the job has no schedule.
-fn schedule(f: &mut Fields, p: &mut Problems) -> Option<Option<Schedule>> {
+/// `schedule`, `selftest_schedule` and their `timezone`: `Some((None, None))` when the job has
+/// neither.
+fn schedules(f: &mut Fields, p: &mut Problems) -> Option<(Option<Schedule>, Option<Schedule>)> {
     let expression = f.string("schedule", p);
+    let selftest = f.string("selftest_schedule", p);
     let timezone = f.string("timezone", p);
-    let Some(expression) = expression else {
+    if expression.is_none() && selftest.is_none() {
         if let Some(tz) = timezone {
             p.report(
                 tz.at,
@@ -668,23 +677,30 @@ fn schedule(f: &mut Fields, p: &mut Problems) -> Option<Option<Schedule>> {
             );
             return None;
         }
-        return Some(None);
-    };
+        return Some((None, None));
+    }
     let zone = timezone
         .as_ref()
         .map_or("UTC", |t| t.value.as_str())
         .to_string();
-    match Schedule::parse(&expression.value, &zone) {
-        Ok(s) => Some(Some(s)),
-        Err(e) => {
-            let at = match (&e, &timezone) {
-                (ScheduleError::TimeZone(_), Some(tz)) => tz.at,
-                _ => expression.at,
-            };
-            p.report(at, format!("{}: {e}", f.context()));
-            None
-        }
-    }
+    let mut parse =
+        |expression: Option<crate::primitives::fields::Located<String>>| match expression {
+            None => Some(None),
+            Some(expression) => match Schedule::parse(&expression.value, &zone) {
+                Ok(s) => Some(Some(s)),
+                Err(e) => {
+                    let at = match (&e, &timezone) {
+                        (ScheduleError::TimeZone(_), Some(tz)) => tz.at,
+                        _ => expression.at,
+                    };
+                    p.report(at, format!("{}: {e}", f.context()));
+                    None
+                }
+            },
+        };
+    let schedule = parse(expression);
+    let selftest = parse(selftest);
+    Some((schedule?, selftest?))
 }
 
 fn objectives(f: &mut Fields, p: &mut Problems) -> Option<Objectives> {

@@ -89,6 +89,8 @@ pub enum Trigger {
     Schedule,
     /// Someone asked for it (`POST /jobs/{name}/run`).
     Request,
+    /// The job's `selftest_schedule` came due: a self-test, not a drill.
+    Selftest,
 }
 
 impl Trigger {
@@ -96,6 +98,7 @@ impl Trigger {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Request => "request",
+            Trigger::Selftest => "selftest",
         }
     }
 }
@@ -233,13 +236,20 @@ impl Scheduler {
             return;
         }
         for entry in state.jobs.values().filter(|e| e.configured) {
-            if let Some(schedule) = entry.job.schedule.clone() {
-                tokio::spawn(timer::timer(
-                    inner.clone(),
-                    entry.job.clone(),
-                    schedule,
-                    state.timers.clone(),
-                ));
+            let job = &entry.job;
+            for (schedule, trigger) in [
+                (&job.schedule, Trigger::Schedule),
+                (&job.selftest_schedule, Trigger::Selftest),
+            ] {
+                if let Some(schedule) = schedule.clone() {
+                    tokio::spawn(timer::timer(
+                        inner.clone(),
+                        job.clone(),
+                        schedule,
+                        trigger,
+                        state.timers.clone(),
+                    ));
+                }
             }
         }
     }
@@ -412,11 +422,72 @@ impl Inner {
         });
         let job = entry.job.clone();
         drop(state);
-        self.drills.spawn(
-            self.clone()
-                .drill(job, run_id.clone(), trigger, due, permits),
-        );
+        if trigger == Trigger::Selftest {
+            self.drills
+                .spawn(self.clone().selftest(job, run_id.clone(), permits));
+        } else {
+            self.drills.spawn(
+                self.clone()
+                    .drill(job, run_id.clone(), trigger, due, permits),
+            );
+        }
         Ok(run_id)
+    }
+
+    /// A self-test of `job` in a drill slot: its drills run on the drill runtime, it is
+    /// recorded in the journal and shown in the self-test metrics; the job's last drill stays
+    /// as it was. Cancelled on shutdown like a drill (its folders are swept later).
+    async fn selftest(self: Arc<Self>, job: Arc<Job>, run_id: String, permits: Arc<Semaphore>) {
+        let permit = tokio::select! {
+            permit = permits.acquire_owned() => permit.ok(),
+            _ = self.stopping.cancelled() => None,
+        };
+        if let Some(permit) = permit.filter(|_| !self.stopping.is_cancelled()) {
+            tracing::info!(job = %job.name, run_id = %run_id, "self-test started");
+            // Each of its drills may take the job's timeout.
+            let limit = job.timeout * (crate::selftest::Damage::ALL.len() as u32 + 2);
+            let clock = self.clock.clone();
+            let work = drill::runtime::isolated({
+                let job = job.clone();
+                async move { crate::selftest::run(&job, rand::random(), clock.as_ref()).await }
+            });
+            let ended = tokio::select! {
+                ended = tokio::time::timeout(limit, work) => ended.ok(),
+                _ = self.cancel.cancelled() => None,
+            };
+            drop(permit);
+            match ended {
+                Some(report) => {
+                    tracing::info!(
+                        job = %job.name,
+                        run_id = %report.run_id,
+                        caught = report.caught,
+                        applicable = report.applicable,
+                        status = ?report.status,
+                        "self-test finished"
+                    );
+                    let value = serde_json::to_value(&report).unwrap_or_default();
+                    if let Some(Ok(summary)) = crate::history::SelfTestSummary::from_record(&value)
+                    {
+                        summary.show(&self.metrics);
+                    }
+                    if let Some(history) = &self.history
+                        && let Err(e) = history
+                            .record_report(&job, &report.run_id, value, self.clock.as_ref())
+                            .await
+                    {
+                        tracing::error!(job = %job.name, error = %e, "the self-test could not be recorded in the journal");
+                    }
+                }
+                None => {
+                    tracing::warn!(job = %job.name, run_id = %run_id, "self-test cancelled before it ended; nothing recorded")
+                }
+            }
+        }
+        let mut state = self.lock();
+        if let Some(entry) = state.jobs.get_mut(&job.name) {
+            entry.status.running = None;
+        }
     }
 
     async fn drill(

@@ -12,28 +12,34 @@ use crate::clock::Clock;
 use crate::config::Job;
 use crate::schedule::Schedule;
 
-/// Asks for a drill of `job` at each occurrence of its schedule until `stop` is cancelled.
+/// Asks for a drill of `job` (or, for [`Trigger::Selftest`], a self-test) at each occurrence
+/// of `schedule` until `stop` is cancelled.
 pub(super) async fn timer(
     inner: Arc<Inner>,
     job: Arc<Job>,
     schedule: Schedule,
+    trigger: Trigger,
     stop: CancellationToken,
 ) {
     let mut after = inner.clock.now();
     loop {
         let Some(due) = schedule.next_after(after) else {
             tracing::warn!(job = %job.name, schedule = schedule.expression(), "the schedule never comes due");
-            inner.set_next_run(&job.name, None);
+            if trigger == Trigger::Schedule {
+                inner.set_next_run(&job.name, None);
+            }
             return;
         };
-        inner.set_next_run(&job.name, Some(due));
+        if trigger == Trigger::Schedule {
+            inner.set_next_run(&job.name, Some(due));
+        }
         let jitter = random_delay(job.jitter);
         let at = due + chrono::Duration::from_std(jitter).unwrap_or_default();
         if !sleep_until(inner.clock.as_ref(), at, &stop).await {
             return;
         }
         // Not an error to report here: overlap is counted and logged by `start`.
-        let _ = inner.start(&job.name, Trigger::Schedule, Some(due));
+        let _ = inner.start(&job.name, trigger, Some(due));
         // Occurrences missed while the process could not run (a suspended machine) are not
         // made up in a burst: the next one is the first after now.
         let woke = inner.clock.now() - chrono::Duration::from_std(jitter).unwrap_or_default();

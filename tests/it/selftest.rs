@@ -211,3 +211,56 @@ async fn a_job_whose_drill_fails_is_reported_and_nothing_is_damaged() {
         .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_self_tests_a_job_on_its_selftest_schedule() {
+    let lake = Lake::new(2, 300).await;
+    lake.snapshot("2026-11-30");
+    let config = lake.config(SUITE, "26h");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\n\n[history]\njournal = \"journal\"\n\n{}",
+            text.replace("objectives =", "selftest_schedule = \"*/2 * * * * *\"\nobjectives =")
+        ),
+    )
+    .unwrap();
+    let mut service = crate::serve::Service::start(&config);
+    let series = format!("restore_drill_selftest_caught_ratio{{job=\"{JOB}\"}}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let ratio = loop {
+        let (_, metrics) = service.get("/metrics");
+        if let Some(ratio) = crate::serve::sample(&metrics, &series) {
+            break ratio;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no self-test ran:\n{metrics}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // Each scheduled self-test takes a new seed; a backup missing its newest commit may pass a
+    // 26-hour RPO objective (the one damage this suite can miss).
+    assert!(ratio >= 10.0 / 11.0 - 1e-9, "{ratio}");
+    service.signal("TERM");
+    let (code, log) = service.wait_exit(std::time::Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("self-test finished"), "{log}");
+    let journal = restore_drill::history::journal::Journal::new(lake.root.join("journal"));
+    let (records, _) = journal.read(JOB).unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r.record.report["record"] == "selftest"
+                && r.record.report["status"] == "judged"
+                && r.record.report["applicable"] == 11),
+        "{records:#?}"
+    );
+    // The self-test is no drill: the job was never drilled.
+    assert!(
+        records
+            .iter()
+            .all(|r| r.record.report["record"] == "selftest")
+    );
+}
