@@ -471,19 +471,18 @@ impl History {
             let counted = blocking(move || {
                 let mut counts: HashMap<Outcome, u64> = HashMap::new();
                 let mut selftest: Option<SelfTestSummary> = None;
-                journal.newest_first(&name, |stored| {
+                let needles = ["\"recovery\":{", "\"record\":\"selftest\""];
+                journal.records_containing(&name, &needles, |stored| {
                     let report = &stored.record.report;
                     if report.get("recovery").is_some()
                         && let Ok(summary) = DrillSummary::from_record(report.clone())
                     {
                         *counts.entry(summary.outcome).or_default() += 1;
                     }
-                    if selftest.is_none()
-                        && let Some(Ok(summary)) = SelfTestSummary::from_record(report)
-                    {
+                    // Oldest first: the last one read is the newest.
+                    if let Some(Ok(summary)) = SelfTestSummary::from_record(report) {
                         selftest = Some(summary);
                     }
-                    true
                 })?;
                 Ok((counts, selftest))
             })

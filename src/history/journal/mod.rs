@@ -266,6 +266,37 @@ impl Journal {
     }
 
     /// Every readable record of `job`, in order, and the check of its chain.
+    /// Calls `f` with each complete record of `job` whose line holds one of `needles`, oldest
+    /// first; other lines are never parsed (reading a large journal for a few records of one
+    /// kind costs a scan of its bytes).
+    pub(crate) fn records_containing(
+        &self,
+        job: &str,
+        needles: &[&str],
+        mut f: impl FnMut(&Stored),
+    ) -> Result<(), HistoryError> {
+        let path = self.file(job);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io(&path)(e)),
+        };
+        let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+        // The piece after the last newline is empty, or a torn write never acknowledged.
+        lines.pop();
+        for line in lines {
+            let Ok(line) = std::str::from_utf8(line) else {
+                continue;
+            };
+            if needles.iter().any(|n| line.contains(n))
+                && let Ok((stored, _)) = parse_line(line)
+            {
+                f(&stored);
+            }
+        }
+        Ok(())
+    }
+
     /// The size and modification time of a job's journal file, to tell whether it changed;
     /// `None` when it does not exist.
     pub(crate) fn stamp(&self, job: &str) -> Option<(u64, std::time::SystemTime)> {

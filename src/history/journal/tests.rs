@@ -206,3 +206,33 @@ fn compaction_keeps_the_chain_checkable_from_its_anchor() {
         check.problems
     );
 }
+
+#[test]
+fn records_of_one_kind_are_found_by_their_bytes_and_a_torn_line_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::new(dir.path());
+    journal.append(record("orders", "run-1")).unwrap();
+    let mut restore = record("orders", "run-2");
+    restore.report["recovery"] = serde_json::json!({ "reason": "INC-1" });
+    journal.append(restore).unwrap();
+    journal.append(record("orders", "run-3")).unwrap();
+    let mut torn = record("orders", "run-4");
+    torn.report["recovery"] = serde_json::json!({ "reason": "INC-2" });
+    let line = format!(
+        "{PREFIX}{}{MIDDLE}{}",
+        "0".repeat(64),
+        serde_json::to_string(&torn).unwrap()
+    );
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("orders.jsonl"))
+        .unwrap();
+    file.write_all(line.as_bytes()).unwrap();
+    let mut found = Vec::new();
+    journal
+        .records_containing("orders", &["\"recovery\":{"], |s| {
+            found.push(s.record.run_id.clone())
+        })
+        .unwrap();
+    assert_eq!(found, vec!["run-2"]);
+}
