@@ -10,7 +10,6 @@ use crate::drill::{
     self, DrillOptions, DrillReport, NoProgress, Outcome, Progress, RestoreInto, SnapshotEvidence,
     Target,
 };
-use crate::history::journal::Journal;
 use crate::primitives::run_id::RunId;
 use crate::recovery::{self, Place, Request};
 use crate::storage::RunSandbox;
@@ -63,10 +62,9 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
         replace: arguments.replace,
         force: arguments.force,
     };
-    let journal = Journal::new(&config.history.journal);
     let started_at = SystemClock.now();
     let run_id = RunId::new(started_at).into_string();
-    let plan = recovery::prepare(job, &journal, &request, run_id.clone(), started_at)
+    let plan = recovery::prepare(job, &config.history, &request, run_id.clone(), started_at)
         .await
         .map_err(CommandError::error)?;
     if arguments.dry_run {

@@ -446,6 +446,27 @@ impl PostgresStore {
         Ok(row.get(0))
     }
 
+    /// Every record of `job`, newest first: its report with the configuration's and suite's
+    /// hashes it was recorded with.
+    pub(crate) async fn records_of(
+        &self,
+        job: &str,
+    ) -> Result<Vec<(Value, String, String)>, HistoryError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT report, config_sha256, suite_sha256 FROM restore_drill_runs
+                 WHERE job = $1 ORDER BY started_at DESC",
+                &[&job],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     /// The reports of recent drills, newest first.
     pub(crate) async fn recent(
         &self,

@@ -4,11 +4,62 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Job;
+use crate::config::{HistorySettings, Job};
 use crate::drill::{DrillSummary, Outcome};
-use crate::history::HistoryError;
 use crate::history::journal::Journal;
+use crate::history::postgres::PostgresStore;
 use crate::primitives::duration::format_duration;
+
+/// One recorded report with the hashes of the configuration and suite it was recorded with.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub report: serde_json::Value,
+    pub config_sha256: String,
+    pub suite_sha256: String,
+}
+
+/// The job's records, newest first, and where they were read: its journal, or — on a machine
+/// whose journal holds none of them (a restore run elsewhere than `serve`) — PostgreSQL.
+pub async fn records(
+    history: &HistorySettings,
+    job: &Job,
+) -> Result<(Vec<Recorded>, String), String> {
+    let journal = Journal::new(&history.journal);
+    let mut records = Vec::new();
+    journal
+        .newest_first(&job.name, |stored| {
+            records.push(Recorded {
+                report: stored.record.report.clone(),
+                config_sha256: stored.record.config_sha256.clone(),
+                suite_sha256: stored.record.suite_sha256.clone(),
+            });
+            true
+        })
+        .map_err(|e| e.to_string())?;
+    let place = format!("the journal {}", journal.dir().display());
+    let Some(url) = history.postgres.as_deref().filter(|_| records.is_empty()) else {
+        return Ok((records, place));
+    };
+    let store = PostgresStore::connect(
+        url,
+        history.postgres_ca_file.as_deref(),
+        crate::history::CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| format!("{place} holds no record of job `{}`, and {e}", job.name))?;
+    let records = store
+        .records_of(&job.name)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(report, config_sha256, suite_sha256)| Recorded {
+            report,
+            config_sha256,
+            suite_sha256,
+        })
+        .collect();
+    Ok((records, format!("PostgreSQL at {}", store.place)))
+}
 
 /// A drill that passed the snapshot.
 #[derive(Debug, Clone)]
@@ -32,15 +83,15 @@ pub struct Verdict {
     pub said: String,
 }
 
-/// Reads the job's journal, newest first, for drills of `snapshot`.
+/// Reads the job's records (newest first, read from `place`) for drills of `snapshot`.
 /// `config` names the configuration file in the commands a refusal suggests.
 pub fn check(
-    journal: &Journal,
+    (records, place): (&[Recorded], &str),
     config: &std::path::Path,
     job: &Job,
     snapshot: &str,
     now: DateTime<Utc>,
-) -> Result<Verdict, HistoryError> {
+) -> Verdict {
     let drill_it = format!(
         "restore-drill run --config {} {} --snapshot {snapshot}",
         config.display(),
@@ -51,16 +102,16 @@ pub fn check(
     let mut same: Option<PassedDrill> = None;
     let mut other: Option<(PassedDrill, &'static str)> = None;
     let mut drilled_not_passed: Option<(String, Outcome)> = None;
-    journal.newest_first(&job.name, |stored| {
-        let Ok(drill) = DrillSummary::from_record(stored.record.report.clone()) else {
-            return true;
+    for record in records {
+        let Ok(drill) = DrillSummary::from_record(record.report.clone()) else {
+            continue;
         };
         if drill.is_restore() || drill.snapshot.as_ref().is_none_or(|s| s.id != snapshot) {
-            return true;
+            continue;
         }
         if drill.outcome != Outcome::Passed {
             drilled_not_passed.get_or_insert((drill.run_id.clone(), drill.outcome));
-            return true;
+            continue;
         }
         let passed = PassedDrill {
             run_id: drill.run_id.clone(),
@@ -72,10 +123,9 @@ pub fn check(
                 .map(|c| (c.id.clone(), c.observed.clone()))
                 .collect(),
         };
-        let record = &stored.record;
         if record.config_sha256 == job.config_sha256 && record.suite_sha256 == job.suite_sha256 {
             same = Some(passed);
-            return false;
+            break;
         }
         if other.is_none() {
             let which = if record.suite_sha256 != job.suite_sha256 {
@@ -85,10 +135,9 @@ pub fn check(
             };
             other = Some((passed, which));
         }
-        true
-    })?;
+    }
     let at = |d: &PassedDrill| d.finished_at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
-    let verdict = match (same, other) {
+    match (same, other) {
         (Some(drill), _) => {
             let age = now - drill.finished_at;
             let said = format!(
@@ -127,8 +176,7 @@ pub fn check(
                     outcome.as_str()
                 ),
                 None => format!(
-                    "snapshot {snapshot} was never drilled (the journal {} has no drill of it); drill it first: {drill_it}",
-                    journal.dir().display(),
+                    "snapshot {snapshot} was never drilled ({place} has no drill of it); drill it first: {drill_it}"
                 ),
             };
             Verdict {
@@ -137,26 +185,16 @@ pub fn check(
                 drill: None,
             }
         }
-    };
-    Ok(verdict)
+    }
 }
 
 /// The snapshot of the newest drill that passed with the current configuration and suite: the
 /// last verified snapshot, which a restore takes when none is named.
-pub fn newest_verified(journal: &Journal, job: &Job) -> Result<Option<String>, HistoryError> {
-    let mut found = None;
-    journal.newest_first(&job.name, |stored| {
-        let record = &stored.record;
-        if record.config_sha256 != job.config_sha256 || record.suite_sha256 != job.suite_sha256 {
-            return true;
-        }
-        match DrillSummary::from_record(record.report.clone()) {
-            Ok(drill) if drill.outcome == Outcome::Passed && !drill.is_restore() => {
-                found = drill.snapshot.map(|s| s.id);
-                found.is_none()
-            }
-            _ => true,
-        }
-    })?;
-    Ok(found)
+pub fn newest_verified(records: &[Recorded], job: &Job) -> Option<String> {
+    records
+        .iter()
+        .filter(|r| r.config_sha256 == job.config_sha256 && r.suite_sha256 == job.suite_sha256)
+        .filter_map(|r| DrillSummary::from_record(r.report.clone()).ok())
+        .find(|d| d.outcome == Outcome::Passed && !d.is_restore())
+        .and_then(|d| d.snapshot.map(|s| s.id))
 }

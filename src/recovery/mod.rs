@@ -12,9 +12,9 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
+use crate::config::HistorySettings;
 use crate::config::Job;
 use crate::drill::{RecoveryEvidence, SnapshotEvidence};
-use crate::history::journal::Journal;
 use crate::kinds::postgres::settings::PgUrl;
 use crate::kinds::postgres::target::{TargetDatabase, aside_name};
 use crate::kinds::{self, RestorePlan, Snapshot, SnapshotSource};
@@ -91,7 +91,7 @@ pub struct Plan {
 /// target is empty or may be replaced. An error says why the restore is refused and what to do.
 pub async fn prepare(
     job: &Job,
-    journal: &Journal,
+    history: &HistorySettings,
     request: &Request,
     run_id: String,
     now: DateTime<Utc>,
@@ -132,15 +132,15 @@ pub async fn prepare(
             ))
         }
     };
+    let (records, place) = gate::records(history, job).await?;
     let pinned = match &request.snapshot {
         Some(id) => Some(id.clone()),
         None => {
-            let newest = gate::newest_verified(journal, job).map_err(|e| e.to_string())?;
+            let newest = gate::newest_verified(&records, job);
             if newest.is_none() {
                 forced(format!(
-                    "job `{}`: no snapshot passed a drill with the current configuration and suite (journal {})",
-                    job.name,
-                    journal.dir().display()
+                    "job `{}`: no snapshot passed a drill with the current configuration and suite ({place})",
+                    job.name
                 ))?;
             }
             newest
@@ -151,8 +151,7 @@ pub async fn prepare(
         .choose(pinned.as_deref(), now)
         .await
         .map_err(|e| e.to_string())?;
-    let verdict =
-        gate::check(journal, &request.config, job, &snapshot.id, now).map_err(|e| e.to_string())?;
+    let verdict = gate::check((&records, &place), &request.config, job, &snapshot.id, now);
     if let Some(refusal) = &verdict.refusal {
         forced(refusal.clone())?;
     }

@@ -380,3 +380,34 @@ objectives = { rpo = "26h", rto = "1h" }
     );
     assert!(!dir.path().join("restored").exists());
 }
+
+#[tokio::test]
+async fn on_a_machine_without_the_journal_the_gate_reads_postgresql() {
+    let lake = Lake::new(2, 300).await;
+    lake.snapshot("2026-11-30");
+    let db = crate::history::Database::new().await;
+    let config = lake.config(SUITE, "1000d");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[history]\njournal = \"journal\"\npostgres = \"{}\"\n\n{text}",
+            db.url()
+        ),
+    )
+    .unwrap();
+    let drilled = drill(&config, &[]);
+    assert_eq!(drilled["outcome"], "passed", "{drilled}");
+    // Another machine: the same configuration, no journal.
+    std::fs::remove_dir_all(lake.root.join("journal")).unwrap();
+    let target = lake.root.join("restored");
+    let out = restore(&config, &target, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["recovery"]["drill_run_id"], drilled["run_id"]);
+    assert_eq!(report["recovery"]["forced"], false);
+    assert_eq!(
+        db.kinds_and_outcomes().await.last().unwrap(),
+        &("restore".to_string(), "passed".to_string())
+    );
+}
