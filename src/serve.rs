@@ -71,9 +71,9 @@ pub async fn serve(config_file: &Path, config: Config, web: WebConfig) -> anyhow
     };
     let mut counted = Default::default();
     history
-        .count_restores(&job_names(), &metrics, &mut counted)
+        .show_other_records(&job_names(), &metrics, &mut counted)
         .await;
-    let counting = tokio::spawn(history.clone().count_restores_loop(
+    let counting = tokio::spawn(history.clone().show_other_records_loop(
         job_names,
         metrics.clone(),
         counted,

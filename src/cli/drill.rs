@@ -52,9 +52,36 @@ pub(super) async fn run(
         run_id: Some(run_id.clone()),
         ..options
     };
-    // Ctrl-C or SIGTERM: the drill stops where it is, its sandbox goes, and it is
-    // recorded as aborted.
-    // A drill that outlives the job's `timeout` is cancelled as `serve` cancels it.
+    let report = drive(job, options, progress, started_at, |stop| match stop {
+        Stop::Timeout => drill::timeout_reason(job),
+        Stop::Interrupted => {
+            "interrupted before the drill finished; its sandbox was removed".into()
+        }
+    })
+    .await;
+    finish(&config, job, &report, json).await
+}
+
+/// Why a drill of the command line stopped before its end.
+pub(super) enum Stop {
+    /// It outlived the job's `timeout` (cancelled as `serve` cancels it).
+    Timeout,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+/// Runs the drill (or restore) `options` describes on the drill runtime until it ends, outlives
+/// the job's timeout, or Ctrl-C or SIGTERM comes. A stopped one ends where it is, the run's
+/// folder in the sandbox goes, and its report says `reason(stop)` (`error` after a timeout,
+/// `aborted` after a signal).
+pub(super) async fn drive(
+    job: &crate::config::Job,
+    options: DrillOptions,
+    progress: std::sync::Arc<dyn Progress>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    reason: impl Fn(Stop) -> String,
+) -> DrillReport {
+    let run_id = options.run_id.clone().unwrap_or_default();
     let drilled = tokio::time::timeout(
         job.timeout,
         drill::runtime::isolated({
@@ -64,28 +91,20 @@ pub(super) async fn run(
     );
     let stopped = tokio::select! {
         ended = drilled => match ended {
-            Ok(report) => Ok(report),
-            Err(_) => Err((Outcome::Error, drill::timeout_reason(job))),
+            Ok(report) => return report,
+            Err(_) => (Outcome::Error, reason(Stop::Timeout)),
         },
-        _ = interrupted() => Err((
-            Outcome::Aborted,
-            "interrupted before the drill finished; its sandbox was removed".into(),
-        )),
+        _ = interrupted() => (Outcome::Aborted, reason(Stop::Interrupted)),
     };
-    let report = match stopped {
-        Ok(report) => report,
-        Err((outcome, reason)) => {
-            progress.finish();
-            if let Err(e) = crate::storage::SandboxRoot::new(&job.sandbox)
-                .discard_run(&job.name, &run_id)
-                .await
-            {
-                eprintln!("error: could not remove the stopped drill's sandbox: {e}");
-            }
-            DrillReport::interrupted(job, run_id, started_at, SystemClock.now(), outcome, reason)
-        }
-    };
-    finish(&config, job, &report, json).await
+    progress.finish();
+    if let Err(e) = crate::storage::SandboxRoot::new(&job.sandbox)
+        .discard_run(&job.name, &run_id)
+        .await
+    {
+        eprintln!("error: could not remove the stopped run's sandbox folder: {e}");
+    }
+    let (outcome, reason) = stopped;
+    DrillReport::interrupted(job, run_id, started_at, SystemClock.now(), outcome, reason)
 }
 
 /// The end of a drill or restore of the command line: logged, printed (the summary, or the
@@ -204,7 +223,7 @@ pub(super) async fn snapshots(config: &Path, job: &str) -> Exit {
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.
-pub(super) async fn interrupted() {
+async fn interrupted() {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let terminated = async {

@@ -2,13 +2,12 @@
 
 use std::path::Path;
 
-use super::drill::{finish, interrupted};
+use super::drill::{Stop, drive, finish};
 use super::progress::TerminalProgress;
 use super::{CommandError, Exit, load};
 use crate::clock::{Clock, SystemClock};
 use crate::drill::{
-    self, DrillOptions, DrillReport, NoProgress, Outcome, Progress, RestoreInto, SnapshotEvidence,
-    Target,
+    self, DrillOptions, NoProgress, Progress, RestoreInto, SnapshotEvidence, Target,
 };
 use crate::primitives::run_id::RunId;
 use crate::recovery::{self, Place, Request};
@@ -73,7 +72,7 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
                 "job": job.name,
                 "snapshot": SnapshotEvidence::from(&plan.snapshot),
                 "gate": plan.verdict.said,
-                "forced": plan.forced,
+                "forced": plan.forced(),
                 "drill_run_id": plan.verdict.drill.as_ref().map(|d| &d.run_id),
                 "target": plan.target.to_string(),
                 "moved_aside_to": plan.aside.as_ref().map(Place::to_string),
@@ -142,13 +141,6 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
         }),
         ..Default::default()
     };
-    let restored = tokio::time::timeout(
-        job.timeout,
-        drill::runtime::isolated({
-            let (job, progress) = (job.clone(), progress.clone());
-            async move { drill::run_drill(&job, &options, &SystemClock, progress.as_ref()).await }
-        }),
-    );
     let unusable = |why: &str| {
         let aside = plan.aside.as_ref().map_or(String::new(), |a| {
             format!("; its previous contents are intact at {a}")
@@ -158,23 +150,11 @@ pub(super) async fn restore(config_path: &Path, job: &str, arguments: Arguments)
             plan.target
         )
     };
-    let stopped = tokio::select! {
-        ended = restored => match ended {
-            Ok(report) => Ok(report),
-            Err(_) => Err((Outcome::Error, unusable(&drill::timeout_reason(job)))),
-        },
-        _ = interrupted() => Err((
-            Outcome::Aborted,
-            unusable("interrupted before the restore finished"),
-        )),
-    };
-    let mut report = match stopped {
-        Ok(report) => report,
-        Err((outcome, reason)) => {
-            progress.finish();
-            DrillReport::interrupted(job, run_id, started_at, SystemClock.now(), outcome, reason)
-        }
-    };
+    let mut report = drive(job, options, progress, started_at, |stop| match stop {
+        Stop::Timeout => unusable(&drill::timeout_reason(job)),
+        Stop::Interrupted => unusable("interrupted before the restore finished"),
+    })
+    .await;
     report.recovery = Some(evidence);
     finish(&config, job, &report, arguments.json).await
 }

@@ -210,12 +210,14 @@ pub async fn run(
     );
     let selftest = crate::selftest::run(job, 1, &SystemClock).await;
     print!("{}", crate::selftest::render(&selftest));
-    let recorded = serde_json::to_value(&selftest)?;
-    if let Some(Ok(summary)) = crate::history::SelfTestSummary::from_record(&recorded) {
-        summary.show(&metrics);
-    }
+    selftest.show(&metrics);
     history
-        .record_report(job, &selftest.run_id, recorded, &SystemClock)
+        .record_report(
+            job,
+            &selftest.run_id,
+            serde_json::to_value(&selftest)?,
+            &SystemClock,
+        )
         .await?;
 
     let mut pg_outcomes = None;

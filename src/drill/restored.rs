@@ -224,9 +224,13 @@ impl<'a> Drill<'a> {
         }
     }
 
-    /// The keyed sample of the comparison, when the job has one, and its fraction.
+    /// The keyed sample of the comparison, when the job has one, and its fraction. A restore
+    /// for real is compared with its drill's fingerprint, not the source: it collects none.
     pub(super) fn sampling(&self, context: &verify::Context) -> Option<(&'a CompareSpec, f64)> {
         let job: &'a Job = self.job;
+        if self.options.into.is_some() {
+            return None;
+        }
         job.compare
             .as_ref()
             .map(|spec| (spec, spec.fraction(context.logged_rows)))

@@ -61,9 +61,9 @@ pub struct History {
     pub recorded: tokio::sync::Notify,
 }
 
-/// The journal files whose restores were counted, by job: each file's size and modification
-/// time when it was.
-pub(crate) type RestoreCounts = HashMap<String, (u64, std::time::SystemTime)>;
+/// The journal files whose restores and self-tests were read, by job: each file's size and
+/// modification time when it was.
+pub(crate) type JournalStamps = HashMap<String, (u64, std::time::SystemTime)>;
 
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -433,12 +433,12 @@ impl History {
     /// Until `stop`: keeps the metrics of the records other commands write — restores for real
     /// and self-tests — equal to what the journal holds for each job `jobs()` names, reading a
     /// job's journal again when it changed, every 30 seconds. `seen` is what
-    /// [`History::count_restores`] already counted.
-    pub(crate) async fn count_restores_loop(
+    /// [`History::show_other_records`] already read.
+    pub(crate) async fn show_other_records_loop(
         self: Arc<Self>,
         jobs: impl Fn() -> Vec<String> + Send + 'static,
         metrics: Arc<DrillMetrics>,
-        mut seen: RestoreCounts,
+        mut seen: JournalStamps,
         stop: tokio_util::sync::CancellationToken,
     ) {
         loop {
@@ -446,18 +446,18 @@ impl History {
                 _ = tokio::time::sleep(Duration::from_secs(30)) => {}
                 _ = stop.cancelled() => return,
             }
-            self.count_restores(&jobs(), &metrics, &mut seen).await;
+            self.show_other_records(&jobs(), &metrics, &mut seen).await;
         }
     }
 
     /// Reads the journal of each of `jobs` whose file changed since `seen` says: its restores
     /// for real into `restore_drill_restores_total`, its newest self-test into
     /// `restore_drill_selftest_caught` and `restore_drill_selftest_caught_ratio`.
-    pub(crate) async fn count_restores(
+    pub(crate) async fn show_other_records(
         &self,
         jobs: &[String],
         metrics: &DrillMetrics,
-        seen: &mut RestoreCounts,
+        seen: &mut JournalStamps,
     ) {
         for job in jobs {
             let Some(stamp) = self.journal.stamp(job) else {

@@ -75,8 +75,6 @@ pub struct Plan {
     pub run_id: String,
     pub snapshot: Snapshot,
     pub verdict: gate::Verdict,
-    /// Whether the gate refused and `--force` overrode it.
-    pub forced: bool,
     pub target: Place,
     /// Where the target's present contents go first, when it holds any (`--replace`).
     pub aside: Option<Place>,
@@ -174,7 +172,6 @@ pub async fn prepare(
     .map_err(|e| e.to_string())?;
     Ok(Plan {
         run_id,
-        forced: verdict.refusal.is_some(),
         snapshot,
         verdict,
         target: request.target.clone(),
@@ -280,6 +277,11 @@ pub async fn move_aside(target: &Place, aside: &Place) -> Result<(), String> {
 }
 
 impl Plan {
+    /// Whether the gate refused and `--force` overrode it (a refused plan exists only then).
+    pub fn forced(&self) -> bool {
+        self.verdict.refusal.is_some()
+    }
+
     /// The record's evidence of this restore.
     pub fn evidence(&self, request: &Request) -> RecoveryEvidence {
         let (user, host) = who();
@@ -289,7 +291,7 @@ impl Plan {
             host,
             target: self.target.to_string(),
             moved_aside: self.aside.as_ref().map(Place::to_string),
-            forced: self.forced,
+            forced: self.forced(),
             gate: self.verdict.said.clone(),
             drill_run_id: self.verdict.drill.as_ref().map(|d| d.run_id.clone()),
         }
@@ -308,7 +310,7 @@ impl Plan {
         let _ = writeln!(
             out,
             "gate       {}{}",
-            if self.forced { "FORCED: " } else { "" },
+            if self.forced() { "FORCED: " } else { "" },
             self.verdict.said
         );
         let _ = writeln!(

@@ -466,11 +466,8 @@ impl Inner {
                         status = ?report.status,
                         "self-test finished"
                     );
+                    report.show(&self.metrics);
                     let value = serde_json::to_value(&report).unwrap_or_default();
-                    if let Some(Ok(summary)) = crate::history::SelfTestSummary::from_record(&value)
-                    {
-                        summary.show(&self.metrics);
-                    }
                     if let Some(history) = &self.history
                         && let Err(e) = history
                             .record_report(&job, &report.run_id, value, self.clock.as_ref())

@@ -80,6 +80,15 @@ pub struct DamageResult {
 }
 
 impl SelfTestReport {
+    /// Sets the job's self-test metrics to what this self-test found, as `serve` sets them from
+    /// its record.
+    pub fn show(&self, metrics: &crate::metrics::DrillMetrics) {
+        let recorded = serde_json::to_value(self).unwrap_or_default();
+        if let Some(Ok(summary)) = crate::history::SelfTestSummary::from_record(&recorded) {
+            summary.show(metrics);
+        }
+    }
+
     /// The share of applicable damages caught, 0 to 1; `None` when none applied.
     pub fn ratio(&self) -> Option<f64> {
         (self.applicable > 0).then(|| self.caught as f64 / self.applicable as f64)
@@ -217,40 +226,79 @@ async fn judge(
             .as_ref()
             .map(|s| s.id.clone())
             .ok_or("the drill names no snapshot")?;
-        let copy = |name: &'static str, damage: Option<Damage>| Lab {
+        let copies = TableCopies {
             job,
             restored: &restored,
             lab: &lab_dir,
             publish: publish.as_ref(),
             snapshot: &snapshot,
-            name,
-            damage,
             seed,
             info: &info,
         };
-        let control = copy("control", None).drill(clock).await?;
-        if control.0.outcome != Outcome::Passed {
-            return Err(format!(
-                "an undamaged copy of the restored table does not pass the job's drill ({}: {}), so the drill's verdicts on damaged copies would mean nothing",
-                control.0.outcome.as_str(),
-                caught_by(&control.0).join("; ")
-            ));
-        }
-        for damage in Damage::ALL {
-            let (drill, applied) = copy(damage.as_str(), Some(damage)).drill(clock).await?;
-            report.damages.push(result(damage, &drill, applied));
-        }
-        Ok(())
+        matrix(&copies, clock).await
     }
     .await;
     if let Err(e) = lab.remove().await {
         tracing::warn!(job = %job.name, error = %e, "could not remove the self-test's folder");
     }
-    judged
+    report.damages = judged?;
+    Ok(())
 }
 
-/// One damaged (or, for the control, undamaged) copy of the restored table and how to drill it.
-struct Lab<'a> {
+/// How the damaged copies of one kind of job are made and drilled.
+trait Copies {
+    /// What a copy is, in words, for the control's failure.
+    const WHAT: &'static str;
+
+    /// Makes the copy `name` with `damage` (none for the control) and drills it as the job's
+    /// backup: the drill's report and what the damage did (a placeholder report when the
+    /// damage does not apply).
+    async fn drill(
+        &self,
+        name: &str,
+        damage: Option<Damage>,
+        clock: &dyn Clock,
+    ) -> Result<(DrillReport, Applied), String>;
+}
+
+/// The control, which must pass, then every damage: the matrix's lines.
+async fn matrix<C: Copies>(copies: &C, clock: &dyn Clock) -> Result<Vec<DamageResult>, String> {
+    let (control, _) = copies.drill("control", None, clock).await?;
+    if control.outcome != Outcome::Passed {
+        return Err(format!(
+            "an undamaged {} does not pass the job's drill ({}: {}), so the drill's verdicts on damaged ones would mean nothing",
+            C::WHAT,
+            control.outcome.as_str(),
+            caught_by(&control).join("; ")
+        ));
+    }
+    let mut lines = Vec::new();
+    for damage in Damage::ALL {
+        let (drill, applied) = copies.drill(damage.as_str(), Some(damage), clock).await?;
+        lines.push(result(damage, &drill, applied));
+    }
+    Ok(lines)
+}
+
+/// Drills `copy_job` — the job with a damaged copy as its backup — keeping its folder, which
+/// goes at once after.
+async fn drill_as_backup(
+    job: &Job,
+    copy_job: &Job,
+    options: DrillOptions,
+    clock: &dyn Clock,
+) -> DrillReport {
+    let options = DrillOptions {
+        keep_sandbox: true,
+        ..options
+    };
+    let drill = drill::run_drill(copy_job, &options, clock, &NoProgress).await;
+    discard(&SandboxRoot::new(&job.sandbox), job, &drill.run_id).await;
+    drill
+}
+
+/// The damaged copies of a restored Delta table.
+struct TableCopies<'a> {
     job: &'a Job,
     /// The table the passed drill restored.
     restored: &'a Path,
@@ -260,23 +308,27 @@ struct Lab<'a> {
     publish: Option<&'a Location>,
     /// The snapshot the passed drill restored.
     snapshot: &'a str,
-    /// The copy's folder under `lab`.
-    name: &'static str,
-    damage: Option<Damage>,
     seed: u64,
     info: &'a crate::kinds::TableInfo,
 }
 
-impl Lab<'_> {
+impl Copies for TableCopies<'_> {
+    const WHAT: &'static str = "copy of the restored table";
+
     /// Copies the restored table into `<lab>/<name>/`, inflicts the damage, and drills the copy
-    /// as the job's backup. Returns the drill's report and what the damage did.
-    async fn drill(&self, clock: &dyn Clock) -> Result<(DrillReport, Applied), String> {
+    /// as the job's backup.
+    async fn drill(
+        &self,
+        name: &str,
+        damage: Option<Damage>,
+        clock: &dyn Clock,
+    ) -> Result<(DrillReport, Applied), String> {
         let job = self.job;
-        let backups = self.lab.join(self.name);
+        let backups = self.lab.join(name);
         let at = clock.now();
         let folder = backups.join(format!("selftest_{}", at.format("%Y-%m-%dT%H%M%SZ")));
         copy_dir(self.restored, &folder).map_err(|e| format!("copying the restored table: {e}"))?;
-        let applied = match self.damage {
+        let applied = match damage {
             Some(damage) => {
                 let applied = match not_applicable(&job.snapshots, damage) {
                     Some(reason) => Applied::NotApplicable(reason.into()),
@@ -300,20 +352,17 @@ impl Lab<'_> {
         let (backups, folder) = match self.publish {
             None => (Location::from_path(&backups), Location::from_path(&folder)),
             Some(remote) => {
-                let name = folder
+                let folder_name = folder
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let remote_backups = remote.child(self.name);
-                let remote_folder = remote_backups.child(&name);
+                let remote_backups = remote.child(name);
+                let remote_folder = remote_backups.child(&folder_name);
                 publish(&folder, &remote_folder).await?;
                 (remote_backups, remote_folder)
             }
         };
-        let mut options = DrillOptions {
-            keep_sandbox: true,
-            ..Default::default()
-        };
+        let mut options = DrillOptions::default();
         let mut copy_job = job.clone();
         match &job.snapshots {
             SnapshotSource::DeltaCopy { source, .. }
@@ -329,8 +378,7 @@ impl Lab<'_> {
                 options.restore_from = Some(folder);
             }
         }
-        let drill = drill::run_drill(&copy_job, &options, clock, &NoProgress).await;
-        discard(&SandboxRoot::new(&job.sandbox), job, &drill.run_id).await;
+        let drill = drill_as_backup(job, &copy_job, options, clock).await;
         Ok((drill, applied))
     }
 }

@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use super::damage::{self, Applied, Damage};
-use super::{DamageResult, SelfTestReport, caught_by, discard, result};
+use super::{Copies, SelfTestReport, drill_as_backup, matrix};
 use crate::clock::Clock;
 use crate::config::Job;
-use crate::drill::{self, DrillOptions, DrillReport, NoProgress, Outcome};
+use crate::drill::{DrillOptions, DrillReport};
 use crate::kinds::postgres::lab::{Edit, Lab};
 use crate::kinds::postgres::settings::DumpSettings;
 use crate::kinds::{self, RestoreMethod, SnapshotSource};
@@ -65,13 +65,7 @@ pub(super) async fn judge(
         .tables()
         .into_iter()
         .next()
-        .map(|t| {
-            if t.contains('.') {
-                t.to_string()
-            } else {
-                format!("public.{t}")
-            }
-        })
+        .map(str::to_string)
         .ok_or("the job's suite names no table to damage")?;
     let lab_run = SandboxRoot::new(&job.sandbox)
         .create_run(&job.name, &report.run_id)
@@ -83,7 +77,7 @@ pub(super) async fn judge(
         .to_path_buf();
     let judged = async {
         let lab = Lab::start(settings, &dump, &run.join(dump.restore_path()), &lab_dir).await?;
-        let copy = Copy {
+        let copies = DumpCopies {
             job,
             settings,
             lab: &lab,
@@ -92,23 +86,7 @@ pub(super) async fn judge(
             table: &table,
             seed,
         };
-        let judged = async {
-            let (control, _) = copy.drill("control", None, clock).await?;
-            if control.outcome != Outcome::Passed {
-                return Err(format!(
-                    "an undamaged dump of the restored database does not pass the job's drill ({}: {}), so the drill's verdicts on damaged dumps would mean nothing",
-                    control.outcome.as_str(),
-                    caught_by(&control).join("; ")
-                ));
-            }
-            let mut lines: Vec<DamageResult> = Vec::new();
-            for damage in Damage::ALL {
-                let (drill, applied) = copy.drill(damage.as_str(), Some(damage), clock).await?;
-                lines.push(result(damage, &drill, applied));
-            }
-            Ok(lines)
-        }
-        .await;
+        let judged = matrix(&copies, clock).await;
         if let Err(e) = lab.stop().await {
             tracing::warn!(job = %job.name, error = %e, "could not stop the self-test's server");
         }
@@ -122,8 +100,8 @@ pub(super) async fn judge(
     Ok(())
 }
 
-/// How the damaged dumps of one self-test are made and drilled.
-struct Copy<'a> {
+/// The damaged dumps of a restored database.
+struct DumpCopies<'a> {
     job: &'a Job,
     settings: &'a DumpSettings,
     lab: &'a Lab,
@@ -135,7 +113,9 @@ struct Copy<'a> {
     seed: u64,
 }
 
-impl Copy<'_> {
+impl Copies for DumpCopies<'_> {
+    const WHAT: &'static str = "dump of the restored database";
+
     /// Makes the dump `<dir>/dumps/<name>/<dump name>` with `damage` (none for the control)
     /// and drills it as the job's backup.
     async fn drill(
@@ -186,11 +166,9 @@ impl Copy<'_> {
         copy_job.snapshots = SnapshotSource::PgDump(Box::new(settings));
         let options = DrillOptions {
             snapshot: Some(self.dump_name.to_string()),
-            keep_sandbox: true,
             ..Default::default()
         };
-        let drill = drill::run_drill(&copy_job, &options, clock, &NoProgress).await;
-        discard(&SandboxRoot::new(&job.sandbox), job, &drill.run_id).await;
+        let drill = drill_as_backup(job, &copy_job, options, clock).await;
         Ok((drill, Applied::Done(done)))
     }
 }

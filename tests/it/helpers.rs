@@ -222,6 +222,78 @@ pub async fn clean_up_log(source: &Path, through: Option<u64>) {
     }
 }
 
+/// Puts `top` (tables such as `[server]` and `[history]`) before the text of a config file.
+pub fn prepend(config: &Path, top: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("{top}\n\n{text}")).unwrap();
+}
+
+/// Adds `more` (keys of the last job, or `[[job.smoke]]` tables) after the text of a config file.
+pub fn append(config: &Path, more: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("{text}\n{more}")).unwrap();
+}
+
+/// `selftest --json` of `job` with a fixed seed: the exit code and the report.
+pub fn selftest(config: &Path, job: &str, seed: &str) -> (i32, serde_json::Value) {
+    let out = cli(&[
+        "selftest",
+        "--config",
+        config.to_str().unwrap(),
+        job,
+        "--seed",
+        seed,
+        "--json",
+    ]);
+    let report = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+    (out.status.code().unwrap(), report)
+}
+
+/// The audit report of today, in Markdown.
+pub fn audit_of_today(config: &Path) -> String {
+    let today = chrono::Utc::now().date_naive().to_string();
+    let out = cli(&[
+        "report",
+        "--config",
+        config.to_str().unwrap(),
+        "--from",
+        &today,
+        "--to",
+        &today,
+    ]);
+    stdout(&out)
+}
+
+/// A `pg_dump` job `app` in `dir` whose live database is not reachable (nothing here connects
+/// to it), with a journal and one check of `public.orders`; returns the config's path.
+pub fn unreachable_database_job(dir: &Path) -> PathBuf {
+    std::fs::create_dir(dir.join("backups")).unwrap();
+    std::fs::write(
+        dir.join("suite.toml"),
+        "[[check]]\nid = \"orders-rows\"\ntable = \"public.orders\"\nkind = \"row_count\"\nmin = 1\n",
+    )
+    .unwrap();
+    let config = dir.join("restore-drill.toml");
+    std::fs::write(
+        &config,
+        r#"[history]
+journal = "journal"
+
+[[job]]
+name = "app"
+source = "postgres://reader@db.internal:5433/app"
+source_password_env = "APP_DB_PASSWORD"
+snapshots = { kind = "pg_dump", location = "backups", pattern = "app_{date}.dump", owners = "skip" }
+sandbox = "sandbox"
+suite = "suite.toml"
+objectives = { rpo = "26h", rto = "1h" }
+"#,
+    )
+    .unwrap();
+    config
+}
+
 /// The check `id` of a JSON report.
 pub fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
     report["checks"]

@@ -457,6 +457,15 @@ kind = "row_count"
 min = 300
 "#;
 
+/// A check of the customers' row count against the live database's.
+const CUSTOMERS_SAME: &str = r#"
+[[check]]
+id = "customers-same"
+table = "customers"
+kind = "row_count"
+equals_source = true
+"#;
+
 impl DumpJob {
     fn new(db: &Database, suite: &str) -> DumpJob {
         DumpJob::with(db, suite, "", "")
@@ -1029,13 +1038,7 @@ async fn a_sandbox_server_gets_a_database_of_each_run_dropped_with_its_folder() 
 async fn checks_equal_to_the_source_and_fingerprints_compare_with_the_live_tables() {
     let db = source().await;
     let suite = format!(
-        "{DUMP_SUITE}
-[[check]]
-id = \"customers-same\"
-table = \"customers\"
-kind = \"row_count\"
-equals_source = true
-
+        "{DUMP_SUITE}{CUSTOMERS_SAME}
 [[check]]
 id = \"orders-amount-same\"
 table = \"public.orders\"
@@ -1129,19 +1132,10 @@ equals_source = true
 #[tokio::test]
 async fn a_dump_is_restored_for_real_into_a_new_database_and_replace_renames_the_old_one() {
     let db = source().await;
-    let suite = format!(
-        "{DUMP_SUITE}
-[[check]]
-id = \"customers-same\"
-table = \"customers\"
-kind = \"row_count\"
-equals_source = true
-"
-    );
+    let suite = format!("{DUMP_SUITE}{CUSTOMERS_SAME}");
     let job = DumpJob::new(&db, &suite);
     let config = job.config();
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("[history]\njournal = \"journal\"\n{text}")).unwrap();
+    crate::helpers::prepend(Path::new(&config), "[history]\njournal = \"journal\"");
     job.dump_of(&db, &[]);
     let (code, drilled) = job.run();
     assert_eq!(code, 0, "{drilled:#}");
@@ -1253,17 +1247,7 @@ async fn a_self_test_damages_dumps_of_the_restored_database_and_drills_each() {
     let db = source().await;
     let job = DumpJob::new(&db, DUMP_SUITE);
     job.dump_of(&db, &[]);
-    let out = crate::helpers::cli(&[
-        "selftest",
-        "--config",
-        &job.config(),
-        "app",
-        "--seed",
-        "9",
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&crate::helpers::stdout(&out))
-        .unwrap_or_else(|e| panic!("{e}: {}", crate::helpers::stderr(&out)));
+    let (_, report) = crate::helpers::selftest(Path::new(&job.config()), "app", "9");
     assert_eq!(report["status"], "judged", "{report:#}");
     let line = |damage: &str| {
         report["damages"]

@@ -5,19 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::helpers::{JOB, Lake, SUITE, cli, files_below, stderr, stdout};
+use crate::helpers::{JOB, Lake, SUITE, check, cli, files_below, prepend, stderr, stdout};
 
 /// A lake with one snapshot, a journal, and its config.
 async fn lake_with_journal(rows: usize) -> (Lake, PathBuf) {
     let lake = Lake::new(2, rows).await;
     lake.snapshot("2026-11-30");
     let config = lake.config(SUITE, "1000d");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("[history]\njournal = \"journal\"\n\n{text}"),
-    )
-    .unwrap();
+    prepend(&config, "[history]\njournal = \"journal\"");
     (lake, config)
 }
 
@@ -47,13 +42,7 @@ fn restore(config: &Path, to: &Path, extra: &[&str]) -> std::process::Output {
 
 /// The `fingerprint` check's observed value in a report.
 fn fingerprint(report: &serde_json::Value) -> serde_json::Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "fingerprint")
-        .unwrap()["observed"]
-        .clone()
+    check(report, "fingerprint")["observed"].clone()
 }
 
 /// Every file below `dir` with its bytes, by path relative to `dir`.
@@ -103,12 +92,7 @@ async fn a_restore_into_a_fresh_target_passes_and_equals_what_its_drill_verified
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["outcome"], "passed", "{report}");
     assert_eq!(fingerprint(&report), fingerprint(&drilled));
-    let fingerprint_check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "fingerprint")
-        .unwrap();
+    let fingerprint_check = check(&report, "fingerprint");
     assert_eq!(fingerprint_check["outcome"], "passed");
     assert_eq!(
         fingerprint_check["expected"]["drill_run_id"],
@@ -151,11 +135,7 @@ async fn a_restore_into_a_fresh_target_passes_and_equals_what_its_drill_verified
         "{}",
         stdout(&out)
     );
-    let today = chrono::Utc::now().date_naive().to_string();
-    let out = cli(&[
-        "report", "--config", config_arg, "--from", &today, "--to", &today,
-    ]);
-    let audit = stdout(&out);
+    let audit = crate::helpers::audit_of_today(&config);
     assert!(audit.contains("### Restores"), "{audit}");
     assert!(
         audit.contains("INC-42: table truncated by a bad deploy"),
@@ -340,28 +320,7 @@ async fn sigterm_mid_restore_keeps_the_moved_aside_data_and_says_where_it_is() {
 #[test]
 fn a_pg_dump_job_restores_into_a_database_and_a_folder_target_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("backups")).unwrap();
-    std::fs::write(
-        dir.path().join("suite.toml"),
-        "[[check]]\nid = \"rows\"\ntable = \"public.orders\"\nkind = \"row_count\"\nmin = 1\n",
-    )
-    .unwrap();
-    let config = dir.path().join("restore-drill.toml");
-    std::fs::write(
-        &config,
-        r#"[history]
-journal = "journal"
-
-[[job]]
-name = "app"
-source = "postgres://reader@db.internal:5433/app"
-snapshots = { kind = "pg_dump", location = "backups", pattern = "app_{date}.dump" }
-sandbox = "sandbox"
-suite = "suite.toml"
-objectives = { rpo = "26h", rto = "1h" }
-"#,
-    )
-    .unwrap();
+    let config = crate::helpers::unreachable_database_job(dir.path());
     let out = cli(&[
         "restore",
         "--config",
@@ -387,15 +346,13 @@ async fn on_a_machine_without_the_journal_the_gate_reads_postgresql() {
     lake.snapshot("2026-11-30");
     let db = crate::history::Database::new().await;
     let config = lake.config(SUITE, "1000d");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
+    prepend(
         &config,
-        format!(
-            "[history]\njournal = \"journal\"\npostgres = \"{}\"\n\n{text}",
+        &format!(
+            "[history]\njournal = \"journal\"\npostgres = \"{}\"",
             db.url()
         ),
-    )
-    .unwrap();
+    );
     let drilled = drill(&config, &[]);
     assert_eq!(drilled["outcome"], "passed", "{drilled}");
     // Another machine: the same configuration, no journal.

@@ -175,29 +175,7 @@ async fn a_runbook_holds_the_figures_measured_the_verified_snapshot_and_commands
 #[test]
 fn a_database_jobs_runbook_restores_into_a_new_database_with_the_jobs_owners_setting() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("backups")).unwrap();
-    std::fs::write(
-        dir.path().join("suite.toml"),
-        "[[check]]\nid = \"orders-rows\"\ntable = \"public.orders\"\nkind = \"row_count\"\nmin = 1\n",
-    )
-    .unwrap();
-    let config = dir.path().join("restore-drill.toml");
-    std::fs::write(
-        &config,
-        r#"[history]
-journal = "journal"
-
-[[job]]
-name = "app"
-source = "postgres://reader@db.internal:5433/app"
-source_password_env = "APP_DB_PASSWORD"
-snapshots = { kind = "pg_dump", location = "backups", pattern = "app_{date}.dump", owners = "skip" }
-sandbox = "sandbox"
-suite = "suite.toml"
-objectives = { rpo = "26h", rto = "1h" }
-"#,
-    )
-    .unwrap();
+    let config = crate::helpers::unreachable_database_job(dir.path());
     let out = cli(&["runbook", "--config", config.to_str().unwrap(), "app"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);

@@ -4,22 +4,11 @@
 
 use std::path::Path;
 
-use crate::helpers::{JOB, Lake, SUITE, cli, stderr, stdout};
+use crate::helpers::{JOB, Lake, SUITE, cli, prepend, stderr, stdout};
 
-/// `selftest --json` with a fixed seed: the exit code and the report.
+/// `selftest --json` of the lake's job with a fixed seed: the exit code and the report.
 fn selftest(config: &Path, seed: &str) -> (i32, serde_json::Value) {
-    let out = cli(&[
-        "selftest",
-        "--config",
-        config.to_str().unwrap(),
-        JOB,
-        "--seed",
-        seed,
-        "--json",
-    ]);
-    let report = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
-    (out.status.code().unwrap(), report)
+    crate::helpers::selftest(config, JOB, seed)
 }
 
 /// The matrix's line of `damage`.
@@ -92,15 +81,13 @@ async fn a_weak_suite_shows_its_misses_with_the_checks_that_would_catch_them() {
         "1000d",
     );
     let db = crate::history::Database::new().await;
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
+    prepend(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[history]\njournal = \"journal\"\npostgres = \"{}\"\n\n{text}",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[history]\njournal = \"journal\"\npostgres = \"{}\"",
             db.url()
         ),
-    )
-    .unwrap();
+    );
     let (code, report) = selftest(&config, "7");
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["status"], "judged");
@@ -152,11 +139,7 @@ async fn a_weak_suite_shows_its_misses_with_the_checks_that_would_catch_them() {
         "{}",
         stdout(&out)
     );
-    let today = chrono::Utc::now().date_naive().to_string();
-    let out = cli(&[
-        "report", "--config", config_arg, "--from", &today, "--to", &today,
-    ]);
-    let audit = stdout(&out);
+    let audit = crate::helpers::audit_of_today(&config);
     assert!(
         audit.contains(&format!(
             "- **Drill strength:** {} of {} damages caught by self-test",
@@ -217,15 +200,11 @@ async fn serve_self_tests_a_job_on_its_selftest_schedule() {
     let lake = Lake::new(2, 300).await;
     lake.snapshot("2026-11-30");
     let config = lake.config(SUITE, "26h");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
+    crate::helpers::append(&config, "selftest_schedule = \"*/2 * * * * *\"");
+    prepend(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\n\n[history]\njournal = \"journal\"\n\n{}",
-            text.replace("objectives =", "selftest_schedule = \"*/2 * * * * *\"\nobjectives =")
-        ),
-    )
-    .unwrap();
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\n\n[history]\njournal = \"journal\"",
+    );
     let mut service = crate::serve::Service::start(&config);
     let series = format!("restore_drill_selftest_caught_ratio{{job=\"{JOB}\"}}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

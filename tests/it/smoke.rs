@@ -4,15 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::helpers::{JOB, Lake, SUITE, cli, stderr, stdout};
+use crate::helpers::{JOB, Lake, SUITE, append, cli, stderr, stdout};
 
 /// A lake with one snapshot and a config whose job ends with `smoke` (`[[job.smoke]]` tables).
 async fn lake_with_smoke(smoke: &str) -> (Lake, PathBuf) {
     let lake = Lake::new(2, 300).await;
     lake.snapshot("2026-11-30");
     let config = lake.config(SUITE, "1000d");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{text}\n{smoke}")).unwrap();
+    append(&config, smoke);
     (lake, config)
 }
 
@@ -98,14 +97,10 @@ env = {{ OUT = "{out}" }}
     lake.assert_no_run_left();
 
     // A second one that fails: the drill fails, naming its status and its last words.
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
+    append(
         &config,
-        format!(
-            "{text}\n[[job.smoke]]\nname = \"nightly-report\"\ncommand = \"echo computing; echo the report query failed >&2; exit 3\"\nshell = true\n"
-        ),
-    )
-    .unwrap();
+        "[[job.smoke]]\nname = \"nightly-report\"\ncommand = \"echo computing; echo the report query failed >&2; exit 3\"\nshell = true\n",
+    );
     let (code, report) = run(&config);
     assert_eq!(code, 1, "{report:#}");
     let failed = check(&report, "smoke:nightly-report");
@@ -188,12 +183,10 @@ async fn validate_names_a_smoke_command_that_cannot_start() {
         "{text}"
     );
     // A command written as one string without `shell = true` is a configuration error.
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
+    append(
         &config,
-        format!("{text}\n[[job.smoke]]\nname = \"one-string\"\ncommand = \"echo hi\"\n"),
-    )
-    .unwrap();
+        "[[job.smoke]]\nname = \"one-string\"\ncommand = \"echo hi\"\n",
+    );
     let out = cli(&[
         "validate",
         "--config",
@@ -220,14 +213,10 @@ env = {{ OUT = "{out}" }}
 "#
     );
     let (lake, config) = lake_with_smoke(&smoke).await;
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
+    crate::helpers::prepend(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\n\n[history]\njournal = \"journal\"\n\n{text}"
-        ),
-    )
-    .unwrap();
+        "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"0s\"\n\n[history]\njournal = \"journal\"",
+    );
     let mut service = crate::serve::Service::start(&config);
     let (status, body) = crate::serve::http(service.address, "POST", &format!("/jobs/{JOB}/run"));
     assert_eq!(status, 202, "{body}");

@@ -201,8 +201,7 @@ async fn a_version_whose_files_were_vacuumed_fails_naming_the_window() {
 async fn a_restore_for_real_makes_the_drilled_version_the_tables_newest_and_keeps_its_history() {
     let (mut lake, _) = three_versions().await;
     let path = config(&lake, r#"{ kind = "delta_time_travel", lag = "0s" }"#);
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, format!("[history]\njournal = \"journal\"\n\n{text}")).unwrap();
+    crate::helpers::prepend(&path, "[history]\njournal = \"journal\"");
     let config = path.to_str().unwrap();
     let out = cli(&["run", "--config", config, JOB, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -239,15 +238,7 @@ async fn a_restore_for_real_makes_the_drilled_version_the_tables_newest_and_keep
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(report["recovery"]["moved_aside"].is_null(), "{report:#}");
     assert_eq!(report["verify"]["rows"], 3000);
-    let fingerprint = |r: &serde_json::Value| {
-        r["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == "fingerprint")
-            .unwrap()["observed"]
-            .clone()
-    };
+    let fingerprint = |r| crate::helpers::check(r, "fingerprint")["observed"].clone();
     assert_eq!(fingerprint(&report), fingerprint(&drilled));
     // The table's newest version is a new commit with version 2's rows (the 3,000 the restore
     // scanned there); the bad version 3 is still in the history.
@@ -260,18 +251,8 @@ async fn a_restore_for_real_makes_the_drilled_version_the_tables_newest_and_keep
 async fn a_self_test_judges_damaged_copies_of_a_rewritten_version() {
     let (lake, _) = three_versions().await;
     let config = config(&lake, r#"{ kind = "delta_time_travel", lag = "0s" }"#);
-    let out = cli(&[
-        "selftest",
-        "--config",
-        config.to_str().unwrap(),
-        JOB,
-        "--seed",
-        "5",
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let (code, report) = crate::helpers::selftest(&config, JOB, "5");
+    assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["status"], "judged");
     assert_eq!(report["caught"], report["applicable"], "{report:#}");
     assert_eq!(report["applicable"], 10, "{report:#}");

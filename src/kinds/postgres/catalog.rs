@@ -62,9 +62,15 @@ pub async fn tables(client: &tokio_postgres::Client) -> Result<Vec<PgTableInfo>,
     Ok(out)
 }
 
+/// A table's name as a suite writes it (`schema.table`, or `table` in `public`) as schema and
+/// table.
+pub fn split_name(name: &str) -> (&str, &str) {
+    name.split_once('.').unwrap_or(("public", name))
+}
+
 /// Finds `name` (`schema.table`, or `table` in `public`) among `tables`.
 pub fn find<'a>(tables: &'a [PgTableInfo], name: &str) -> Option<&'a PgTableInfo> {
-    let (schema, table) = name.split_once('.').unwrap_or(("public", name));
+    let (schema, table) = split_name(name);
     tables
         .iter()
         .find(|t| t.schema == schema && t.name == table)

@@ -140,7 +140,7 @@ impl Lab {
     ) -> Result<Result<String, String>, String> {
         let mut rng = StdRng::seed_from_u64(seed ^ edit as u64);
         let client = super::open(&self.target.config(&self.database)).await?;
-        let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+        let (schema, name) = super::catalog::split_name(table);
         let columns = client
             .query(
                 "SELECT c.column_name::text, c.data_type::text, c.is_nullable = 'YES',
