@@ -254,3 +254,30 @@ env = {{ OUT = "{out}" }}
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].record.report["outcome"], "aborted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rto_includes_the_smoke_tests_only_when_the_job_says_so() {
+    let smoke = "[[job.smoke]]\nname = \"slow\"\ncommand = [\"sleep\", \"1\"]\n";
+    let (_lake, config) = lake_with_smoke(smoke).await;
+    let (code, report) = run(&config);
+    assert_eq!(code, 0, "{report:#}");
+    let rto = check(&report, "rto")["observed"].clone();
+    let part = |key: &str, rto: &serde_json::Value| rto[key].as_f64().unwrap();
+    assert!(rto.get("smoke_seconds").is_none(), "{rto:#}");
+    let without = part("restore_seconds", &rto) + part("verify_seconds", &rto);
+    assert!((part("seconds", &rto) - without).abs() < 0.01, "{rto:#}");
+
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("objectives =", "rto_includes_smoke = true\nobjectives ="),
+    )
+    .unwrap();
+    let (code, report) = run(&config);
+    assert_eq!(code, 0, "{report:#}");
+    let rto = check(&report, "rto")["observed"].clone();
+    assert!(part("smoke_seconds", &rto) >= 1.0, "{rto:#}");
+    let with =
+        part("restore_seconds", &rto) + part("verify_seconds", &rto) + part("smoke_seconds", &rto);
+    assert!((part("seconds", &rto) - with).abs() < 0.01, "{rto:#}");
+}

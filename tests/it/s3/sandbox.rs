@@ -4,7 +4,7 @@
 
 use restore_drill::storage::s3_write::{self, CopyLimits, CopySource};
 
-use super::{Moto, SNAPSHOT_PREFIX, edit_config, lake_on_s3, run_json, snapshot_data_file};
+use super::{Moto, SNAPSHOT_PREFIX, check, edit_config, lake_on_s3, run_json, snapshot_data_file};
 use crate::helpers::JOB;
 
 const SANDBOX: &str = "s3://lake/restore-drill/";
@@ -273,5 +273,46 @@ async fn a_self_test_with_its_sandbox_on_s3_catches_every_damage_and_leaves_noth
     assert_eq!(
         moto.keys("lake", "restore-drill/").await,
         Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_smoke_test_sees_the_sandboxs_keys_only_with_smoke_credentials() {
+    let moto = Moto::start();
+    let (lake, config) = lake_on_s3(&moto, SANDBOX).await;
+    let out = lake.root.join("smoke-env.txt");
+    crate::helpers::append(
+        &config,
+        &format!(
+            "[[job.smoke]]\nname = \"env\"\ncommand = [\"sh\", \"-c\", \"env > {}\"]\n",
+            out.display()
+        ),
+    );
+    run_json(&config, &[], 0);
+    let env = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        env.contains(&format!("AWS_ENDPOINT_URL={}", moto.endpoint)),
+        "{env}"
+    );
+    assert!(
+        env.contains("RESTORE_DRILL_RESTORED_URI=s3://lake/restore-drill/"),
+        "{env}"
+    );
+    assert!(!env.contains("AWS_ACCESS_KEY_ID"), "{env}");
+    assert!(!env.contains("AWS_SECRET_ACCESS_KEY"), "{env}");
+
+    edit_config(
+        &config,
+        "objectives =",
+        "smoke_credentials = true\nobjectives =",
+    );
+    let report = run_json(&config, &[], 0);
+    let env = std::fs::read_to_string(&out).unwrap();
+    assert!(env.contains("AWS_ACCESS_KEY_ID=test"), "{env}");
+    assert!(env.contains("AWS_SECRET_ACCESS_KEY=test"), "{env}");
+    assert_eq!(
+        check(&report, "smoke:env")["outcome"],
+        "passed",
+        "{report:#}"
     );
 }
