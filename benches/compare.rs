@@ -9,6 +9,8 @@
 //! once by the demo's data generator, in four commits. Prints the median wall time and the
 //! median peak resident memory of each stage.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -30,20 +32,13 @@ const STAGES: [&str; 5] = [
 ];
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    if args.first().map(String::as_str) == Some("--stage") {
+    let args = support::args();
+    if let Some((name, path)) = support::stage_asked(&args) {
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(stage(&args[1], Path::new(&args[2])));
+        runtime.block_on(stage(name, path));
         return;
     }
-    let rows: usize = args
-        .first()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let (rows, runs) = support::rows_and_runs(&args, 1_000_000, 5);
     // Further arguments are single aggregate expressions to time as stages of their own.
     let extra: Vec<String> = args.iter().skip(2).map(|e| format!("sql:{e}")).collect();
     let stages: Vec<&str> = STAGES
@@ -82,34 +77,11 @@ fn main() {
     );
     let exe = std::env::current_exe().unwrap();
     for stage in stages {
-        let mut seconds = Vec::new();
-        let mut peaks = Vec::new();
-        for _ in 0..runs {
-            let out = Command::new(&exe)
-                .args(["--stage", stage, table.to_str().unwrap()])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let text = String::from_utf8_lossy(&out.stdout);
-            let mut fields = text.split_whitespace();
-            seconds.push(fields.next().unwrap().parse::<f64>().unwrap());
-            peaks.push(fields.next().unwrap().parse::<f64>().unwrap() / 1024.0);
-        }
-        println!(
-            "{stage:<24} {:>10.3} {:>14.0}",
-            median(&mut seconds),
-            median(&mut peaks)
-        );
+        let mut command = Command::new(&exe);
+        command.args(["--stage", stage, table.to_str().unwrap()]);
+        let (seconds, peak) = support::measure(&mut command, runs);
+        println!("{stage:<24} {seconds:>10.3} {peak:>14.0}");
     }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 fn folder_bytes(dir: &Path) -> u64 {
@@ -210,12 +182,5 @@ async fn stage(name: &str, table_dir: &Path) {
             scan::run(&plan, &session).await.unwrap();
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    println!("{seconds} {peak_kib}");
+    support::report_to_parent(started.elapsed().as_secs_f64());
 }

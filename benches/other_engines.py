@@ -1,21 +1,19 @@
 #!/usr/bin/env python3
-"""The demo suite's checks in polars and DuckDB, on the data files of the table that
-`cargo bench --bench compare` writes (set RESTORE_DRILL_BENCH_DIR to keep it):
+"""The side-by-side benchmark's checks in polars and DuckDB (`pip install polars duckdb`):
+row count, sum, three null counts, distinct keys, a value set, a range and the newest
+timestamp, in one query over the Delta table's live files (listed one per line in FILE_LIST by
+`cargo bench --bench side_by_side`).
 
-    RESTORE_DRILL_BENCH_DIR=/tmp/rdb cargo bench --bench compare -- 10000000 1
-    python3 benches/other_engines.py /tmp/rdb/transactions 5
+    python3 benches/other_engines.py --run polars|duckdb FILE_LIST
 
-Each run is a fresh interpreter; prints the median wall time and median peak RSS of the
-query (engine import excluded from the time, included in the memory).
+prints `seconds peak_kib`: the query's wall time (engine import excluded) and the process's
+peak resident memory.
 """
 import resource
-import statistics
-import subprocess
 import sys
 import time
 
-CURRENCIES = ["EUR", "USD", "GBP", "CHF"]
-STATUSES = ["settled", "pending", "refunded"]
+REGIONS = ["north", "south", "east", "west", "central"]
 
 
 def polars_checks(files):
@@ -25,15 +23,14 @@ def polars_checks(files):
     c = pl.col
     pl.scan_parquet(files).select(
         pl.len().alias("rows"),
-        c("transaction_id").null_count().alias("n1"),
-        c("account_id").null_count().alias("n2"),
-        c("amount").null_count().alias("n3"),
-        c("transaction_id").drop_nulls().n_unique().alias("distinct"),
         c("amount").sum().alias("sum"),
-        ((c("amount") < -100000) | (c("amount") > 1000000)).sum().alias("range"),
-        (~c("currency").is_in(CURRENCIES)).sum().alias("currency"),
-        (~c("status").is_in(STATUSES)).sum().alias("status"),
-        c("booked_at").max().alias("newest"),
+        c("id").null_count().alias("n1"),
+        c("amount").null_count().alias("n2"),
+        c("ts").null_count().alias("n3"),
+        c("id").drop_nulls().n_unique().alias("distinct"),
+        (~c("region").is_in(REGIONS)).sum().alias("region"),
+        ((c("amount") < 0) | (c("amount") > 1000000)).sum().alias("range"),
+        c("ts").max().alias("newest"),
     ).collect()
     return time.perf_counter() - start
 
@@ -42,39 +39,28 @@ def duckdb_checks(files):
     import duckdb
 
     start = time.perf_counter()
+    regions = ", ".join(f"'{r}'" for r in REGIONS)
     duckdb.sql(
-        f"""SELECT count(*), count(*) FILTER (WHERE transaction_id IS NULL),
-        count(*) FILTER (WHERE account_id IS NULL), count(*) FILTER (WHERE amount IS NULL),
-        count(DISTINCT transaction_id), sum(amount),
-        count(*) FILTER (WHERE amount < -100000 OR amount > 1000000),
-        count(*) FILTER (WHERE currency NOT IN ('EUR','USD','GBP','CHF')),
-        count(*) FILTER (WHERE status NOT IN ('settled','pending','refunded')),
-        max(booked_at)
-        FROM read_parquet('{files}')"""
+        f"""SELECT count(*), sum(amount),
+        count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE amount IS NULL),
+        count(*) FILTER (WHERE ts IS NULL), count(DISTINCT id),
+        count(*) FILTER (WHERE region NOT IN ({regions})),
+        count(*) FILTER (WHERE amount < 0 OR amount > 1000000),
+        max(ts)
+        FROM read_parquet({files!r})"""
     ).fetchall()
     return time.perf_counter() - start
 
 
 def main():
-    if sys.argv[1] == "--run":
-        engine, files = sys.argv[2], sys.argv[3]
-        seconds = {"polars": polars_checks, "duckdb": duckdb_checks}[engine](files)
-        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(seconds, peak_kib)
-        return
-    table, runs = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    files = f"{table}/*.parquet"
-    print(f"{'engine':<10} {'median s':>10} {'median peak MiB':>16}")
-    for engine in ["polars", "duckdb"]:
-        times, peaks = [], []
-        for _ in range(runs):
-            out = subprocess.run(
-                [sys.executable, __file__, "--run", engine, files],
-                check=True, capture_output=True, text=True,
-            ).stdout.split()
-            times.append(float(out[0]))
-            peaks.append(int(out[1]) / 1024)
-        print(f"{engine:<10} {statistics.median(times):>10.3f} {statistics.median(peaks):>16.0f}")
+    if len(sys.argv) != 4 or sys.argv[1] != "--run":
+        sys.exit(__doc__)
+    engine, listed = sys.argv[2], sys.argv[3]
+    with open(listed) as f:
+        files = [line.strip() for line in f if line.strip()]
+    seconds = {"polars": polars_checks, "duckdb": duckdb_checks}[engine](files)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(seconds, peak_kib)
 
 
 if __name__ == "__main__":

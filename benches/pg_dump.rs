@@ -14,6 +14,8 @@
 //! drops a database of its own, and server binaries in /usr/lib/postgresql/N/bin. Prints the
 //! median seconds of each phase.
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,19 +33,9 @@ const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// newest time.
 const AGGREGATES: &str = "count(*), sum(amount), count(note), count(status), min(amount), max(amount), {keys}, max(placed)";
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// The process's peak resident memory in MiB since the last reset.
 fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+    support::peak_kib() as f64 / 1024.0
 }
 
 fn reset_peak() {
@@ -201,17 +193,17 @@ async fn main() {
         "the same aggregates in PostgreSQL",
     ];
     for (name, values) in names.iter().zip(phases.clone()) {
-        println!("{name:<50} median {:>8.3} s", median(values));
+        println!("{name:<50} median {:>8.3} s", support::median(values));
     }
     println!(
         "{:<50} {:>8.2}x",
         "DataFusion scan / PostgreSQL",
-        median(phases[3].clone()) / median(phases[4].clone())
+        support::median(phases[3].clone()) / support::median(phases[4].clone())
     );
     println!(
         "{:<50} median {:>8.1} MiB",
         "peak memory of the process during the scan",
-        median(peaks)
+        support::median(peaks)
     );
     admin
         .batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))

@@ -13,6 +13,8 @@
 //! The runs alternate between the tools; each copy goes to a fresh prefix that is deleted
 //! afterwards. Prints the median seconds, objects/s and MiB/s of each.
 
+mod support;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -83,16 +85,6 @@ fn start_server() -> (Server, String, String) {
 /// Sizes from 1 KiB to 64 KiB, the same every time.
 fn object_size(i: usize) -> usize {
     1024 + (i * 7919) % (63 * 1024)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
 }
 
 fn main() {
@@ -225,13 +217,13 @@ async fn bench(name: &str, endpoint: &str, objects: usize, runs: usize, concurre
             .await
             .unwrap();
     }
-    let aws = median(times.last().unwrap().1.clone());
+    let aws = support::median(times.last().unwrap().1.clone());
     println!(
         "{:<40} {:>9} {:>10} {:>8} {:>9}",
         "tool", "median s", "objects/s", "MiB/s", "vs aws"
     );
     for (name, seconds) in &times {
-        let m = median(seconds.clone());
+        let m = support::median(seconds.clone());
         println!(
             "{name:<40} {m:>9.3} {:>10.0} {:>8.1} {:>8.1}x",
             objects as f64 / m,

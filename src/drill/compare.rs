@@ -6,7 +6,8 @@
 use deltalake::arrow::array::RecordBatch;
 
 use super::{Drill, DrillError, Finding, Scanned};
-use crate::kinds::{Snapshot, SourceAt, StructureReport, TableColumns};
+use crate::kinds::equality::{Equality, EqualityGroup};
+use crate::kinds::{Snapshot, SourceAt, StructureReport, TableColumns, TableInfo};
 use crate::verify::plan::{AggregatePlan, ScanValues};
 use crate::verify::sample::{CompareSpec, DiffMode, Fallback, SampleCollector, SampleSize};
 use crate::verify::suite::{Severity, Suite};
@@ -77,7 +78,10 @@ impl Drill<'_> {
                 ),
                 ..SourceSide::not_read()
             },
-            None => self.source_side(snapshot, sampling).await?,
+            None => {
+                self.source_side(snapshot, sampling, &scanned.values)
+                    .await?
+            }
         };
         context.source_columns = source.typed_columns.clone();
         let ctx = &scanned.ctx;
@@ -369,6 +373,7 @@ impl Drill<'_> {
         &mut self,
         snapshot: &Snapshot,
         sampling: Option<(&CompareSpec, f64)>,
+        restored: &ScanValues,
     ) -> Result<SourceSide, DrillError> {
         let job = self.job;
         let cannot_read = |reason| source_error(job, reason);
@@ -378,7 +383,7 @@ impl Drill<'_> {
             .open_source(snapshot, self.run(), &ctx)
             .await
             .map_err(cannot_read)?;
-        let (version, info) = match opened {
+        let (version, info, equality) = match opened {
             SourceAt::NoVersion => return Ok(SourceSide::not_read()),
             SourceAt::Foreign(message) => return Ok(self.foreign_history(message)),
             SourceAt::Gone { version, reason } => {
@@ -388,6 +393,7 @@ impl Drill<'_> {
                 version,
                 info,
                 altered,
+                equality,
             } => {
                 if let Some(message) = altered {
                     self.report.findings.push(Finding {
@@ -396,7 +402,7 @@ impl Drill<'_> {
                         message,
                     });
                 }
-                (version, info)
+                (version, info, equality)
             }
         };
         let mut plan = verify::plan_source(&job.suite, &info.columns);
@@ -405,22 +411,100 @@ impl Drill<'_> {
         if let Some(collector) = &collect {
             plan.add(collector.expr.clone());
         }
-        self.query("source", plan.sql());
-        match scan::run(&plan, &ctx).await {
-            Ok(values) => Ok(SourceSide {
-                sample: collect.and_then(|collector| collector.rows(&values)),
-                values: SourceValues::At {
-                    version: Some(version),
-                    values,
-                    columns: info.columns.clone(),
-                },
-                typed_columns: Some(info.typed_columns()),
-                mode: DiffMode::Exact,
-            }),
-            Err(e) => match self.kind.gone(&e.to_string()) {
-                Some(reason) => Ok(self.unavailable(version, reason, sampling).await),
-                None => Err(cannot_read(e.to_string())),
+        let proven = match equality {
+            Some(equality) => self.proven_values(*equality, &plan, restored, &info).await,
+            None => None,
+        };
+        let values = match proven {
+            Some(values) => values,
+            None => {
+                self.query("source", plan.sql());
+                match scan::run(&plan, &ctx).await {
+                    Ok(values) => values,
+                    Err(e) => {
+                        return match self.kind.gone(&e.to_string()) {
+                            Some(reason) => Ok(self.unavailable(version, reason, sampling).await),
+                            None => Err(cannot_read(e.to_string())),
+                        };
+                    }
+                }
+            }
+        };
+        Ok(SourceSide {
+            sample: collect.and_then(|collector| collector.rows(&values)),
+            values: SourceValues::At {
+                version: Some(version),
+                values,
+                columns: info.columns.clone(),
             },
+            typed_columns: Some(info.typed_columns()),
+            mode: DiffMode::Exact,
+        })
+    }
+
+    /// The source's values of `plan` without decoding what the bytes proved, and the report's
+    /// account of it: the restored scan's own values when every file of the copy is identical
+    /// to the source's; else, when the plan merges from parts, the restored values with the
+    /// part not proven replaced by the source's (both parts decoded, nothing else). `None`:
+    /// the whole source is to be decoded (the report says why).
+    async fn proven_values(
+        &mut self,
+        equality: Equality,
+        plan: &AggregatePlan,
+        restored: &ScanValues,
+        info: &TableInfo,
+    ) -> Option<ScanValues> {
+        let whole = |why: String| vec![EqualityGroup::decoded(info.files.len(), info.bytes(), why)];
+        let proven_files = equality.proven_files();
+        let Some(unproven) = equality.unproven else {
+            let values = verify::compile::taken_from(plan, restored);
+            self.report.source_equality = match values {
+                Some(_) => equality.proven,
+                None => {
+                    whole("the restored scan did not compute every value the source's does".into())
+                }
+            };
+            return values;
+        };
+        let why = unproven.group.why.clone().unwrap_or_default();
+        let (ours, theirs) = match &unproven.parts {
+            Some(parts) if verify::compile::merges_from_parts(plan) => parts,
+            Some(_) => {
+                self.report.source_equality = whole(format!(
+                    "{why}; a check comparing a statistic with the source, or the keyed sample, does not merge from parts"
+                ));
+                return None;
+            }
+            None => {
+                self.report.source_equality = if proven_files == 0 {
+                    vec![EqualityGroup {
+                        files: info.files.len(),
+                        bytes: info.bytes(),
+                        ..unproven.group
+                    }]
+                } else {
+                    whole(format!("{why}; the table cannot be read in parts"))
+                };
+                return None;
+            }
+        };
+        self.query("source", plan.sql());
+        let parts = futures::try_join!(scan::run(plan, ours), scan::run(plan, theirs));
+        let merged = parts.map_err(|e| e.to_string()).and_then(|(out, into)| {
+            verify::compile::replace_part(plan, restored, &out, &into)
+                .ok_or_else(|| "the parts' values do not merge".to_string())
+        });
+        match merged {
+            Ok(values) => {
+                self.report.source_equality = equality.proven;
+                self.report.source_equality.push(unproven.group);
+                Some(values)
+            }
+            Err(e) => {
+                self.report.source_equality =
+                    whole(format!("{why}; reading them apart failed: {e}"));
+                None
+            }
         }
     }
 

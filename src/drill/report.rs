@@ -179,6 +179,10 @@ pub struct DrillReport {
     pub findings: Vec<Finding>,
     /// The keyed sample diff with the source, when the job configures `compare`.
     pub compare: Option<SampleDiff>,
+    /// For a copy compared with the source: how each group of its data files was shown equal
+    /// to the source's — identical bytes, equal ETags, or decoded (and why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_equality: Vec<crate::kinds::equality::EqualityGroup>,
     /// Present when this is the record of a restore for real, not of a drill.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryEvidence>,
@@ -209,6 +213,7 @@ impl DrillReport {
             },
             findings: Vec::new(),
             compare: None,
+            source_equality: Vec::new(),
             recovery: None,
         }
     }
@@ -410,6 +415,7 @@ mod tests {
                 message: "3 values above 1000".into(),
             }],
             compare: None,
+            source_equality: Vec::new(),
             recovery: None,
         }
     }

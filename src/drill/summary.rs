@@ -151,6 +151,10 @@ pub fn render(report: &DrillReport) -> String {
             );
         }
     }
+    for (i, group) in report.source_equality.iter().enumerate() {
+        let label = if i == 0 { "source" } else { "" };
+        let _ = writeln!(out, "{label:<10} {}", group.describe());
+    }
     let objectives = report.objectives;
     if let Some(rpo) = report.rpo_seconds {
         let basis = match report.rpo_basis.as_deref() {

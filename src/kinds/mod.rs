@@ -9,6 +9,7 @@
 //! and its structure a `StructureReport::database`.
 
 pub mod delta;
+pub mod equality;
 pub mod pattern;
 pub mod postgres;
 pub mod restore;
@@ -190,7 +191,6 @@ pub struct RestorePlan {
 }
 
 /// The source at a snapshot's version.
-#[derive(Debug)]
 pub enum SourceAt {
     /// The snapshot has no version to compare at.
     NoVersion,
@@ -202,10 +202,13 @@ pub enum SourceAt {
     /// Registered at the version, with its description; `altered` says how the snapshot
     /// differs from the source's own record of that version, when it does (a failed drill,
     /// and the contents are still compared).
+    /// `equality`: for a copy, which of its files were proven identical to the source's by
+    /// their bytes (their rows need not be decoded on the source's side).
     Open {
         version: u64,
         info: TableInfo,
         altered: Option<String>,
+        equality: Option<Box<equality::Equality>>,
     },
 }
 

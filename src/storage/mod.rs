@@ -6,6 +6,7 @@ mod location;
 pub mod profiles;
 pub mod s3;
 pub mod s3_write;
+pub mod same_bytes;
 mod sandbox;
 pub mod target;
 

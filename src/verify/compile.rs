@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::fingerprint;
 use super::keys;
-use super::plan::{self, AggregatePlan};
+use deltalake::datafusion::common::ScalarValue;
+
+use super::plan::{self, AggregatePlan, ScanValues};
 use super::suite::{CheckKind, RowRule, Suite};
 
 /// What a suite is evaluated against besides the scan: the snapshot's newest commit, the
@@ -77,10 +79,11 @@ pub fn plan_checks(suite: &Suite, context: &Context) -> AggregatePlan {
         if let CheckKind::Unique { columns } | CheckKind::DistinctCount { columns, .. } =
             &check.kind
         {
-            if keys::fits(columns, &context.columns) {
-                plan.add(keys::expr(&columns[0], context.key_range(&columns[0])));
-            } else {
-                plan.add_key_set(columns);
+            match keys::expr_for(columns, context) {
+                Some(expr) => {
+                    plan.add(expr);
+                }
+                None => plan.add_key_set(columns),
             }
         }
     }
@@ -208,4 +211,54 @@ pub fn plan_source(suite: &Suite, columns: &[String]) -> AggregatePlan {
     }
     plan.add(fingerprint::expr(columns));
     plan
+}
+
+/// Whether the source's values of `plan` can be put together from parts of the table (see
+/// [`replace_part`]): only the row count and the fingerprint merge so.
+pub fn merges_from_parts(plan: &AggregatePlan) -> bool {
+    plan.key_sets().is_empty()
+        && plan
+            .exprs()
+            .iter()
+            .all(|e| *e == plan::row_count() || e.starts_with(fingerprint::NAME))
+}
+
+/// The values of `plan` over a table whose part `out` is replaced by `into`: `whole`'s values
+/// less `out`'s plus `into`'s. `None` when an expression does not merge or a value is missing.
+pub fn replace_part(
+    plan: &AggregatePlan,
+    whole: &ScanValues,
+    out: &ScanValues,
+    into: &ScanValues,
+) -> Option<ScanValues> {
+    let mut merged = std::collections::HashMap::new();
+    for expr in plan.exprs() {
+        let (w, o, i) = (whole.get(expr)?, out.get(expr)?, into.get(expr)?);
+        let value = if *expr == plan::row_count() {
+            let count = |v: &ScalarValue| match v {
+                ScalarValue::Int64(Some(n)) => Some(*n),
+                _ => None,
+            };
+            ScalarValue::Int64(Some(count(w)? - count(o)? + count(i)?))
+        } else if expr.starts_with(fingerprint::NAME) {
+            fingerprint::replace_part(w, o, i)?
+        } else {
+            return None;
+        };
+        merged.insert(expr.clone(), value);
+    }
+    Some(ScanValues::new(merged))
+}
+
+/// The values of `plan` as another scan computed them, when it computed every one.
+pub fn taken_from(plan: &AggregatePlan, scanned: &ScanValues) -> Option<ScanValues> {
+    if !plan.key_sets().is_empty() {
+        return None;
+    }
+    let values = plan
+        .exprs()
+        .iter()
+        .map(|e| Some((e.clone(), scanned.get(e)?.clone())))
+        .collect::<Option<_>>()?;
+    Some(ScanValues::new(values))
 }

@@ -398,11 +398,8 @@ fn evaluate_one(
 /// Rows with a key and distinct keys of a key set, from the scan's key aggregate or from the
 /// key set's `GROUP BY`.
 fn key_counts(columns: &[String], restored: &ScanValues, context: &Context) -> (u64, u64) {
-    if keys::fits(columns, &context.columns) {
-        return restored
-            .get(&keys::expr(&columns[0], context.key_range(&columns[0])))
-            .and_then(keys::decode)
-            .unwrap_or((0, 0));
+    if let Some(expr) = keys::expr_for(columns, context) {
+        return restored.get(&expr).and_then(keys::decode).unwrap_or((0, 0));
     }
     let (present, distinct) = plan::key_counts(columns);
     let get = |name: &str| restored.get(name).map_or(0, as_u64);

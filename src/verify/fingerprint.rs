@@ -102,6 +102,15 @@ impl State {
         })
     }
 
+    /// Takes out a part merged in before: sums wrap, so a part subtracts as it adds.
+    fn subtract(&mut self, part: &State) {
+        self.rows = self.rows.wrapping_sub(part.rows);
+        self.table = self.table.wrapping_sub(part.table);
+        for (a, b) in self.columns.iter_mut().zip(&part.columns) {
+            *a = a.wrapping_sub(*b);
+        }
+    }
+
     fn merge(&mut self, other: &State) {
         self.rows = self.rows.wrapping_add(other.rows);
         self.table = self.table.wrapping_add(other.table);
@@ -112,6 +121,25 @@ impl State {
             *a = a.wrapping_add(*b);
         }
     }
+}
+
+/// The aggregate's value for a table whose part `out` (a fingerprint of some of its files) is
+/// replaced by `into`: `whole - out + into`. With `out` the part of a restored table whose files
+/// were not proven identical to the source's and `into` the source's files in their place, this
+/// is the source's fingerprint without decoding the proven files a second time.
+pub(crate) fn replace_part(
+    whole: &ScalarValue,
+    out: &ScalarValue,
+    into: &ScalarValue,
+) -> Option<ScalarValue> {
+    let state = |value: &ScalarValue| match value {
+        ScalarValue::Binary(Some(bytes)) => State::decode(bytes),
+        _ => None,
+    };
+    let (mut merged, out, into) = (state(whole)?, state(out)?, state(into)?);
+    merged.subtract(&out);
+    merged.merge(&into);
+    Some(ScalarValue::Binary(Some(merged.encode())))
 }
 
 /// Hashes the values of one column type. Fixed-width values are mixed from their bits and
@@ -564,6 +592,10 @@ mod tests {
                 columns: vec![11, 22]
             }
         );
-        assert_eq!(State::decode(&a.encode()), Some(a));
+        assert_eq!(State::decode(&a.encode()), Some(a.clone()));
+        let mut back = a.clone();
+        back.subtract(&b);
+        assert_eq!(back.rows, 2);
+        assert_eq!((back.table, back.columns), (u64::MAX, vec![1, 2]));
     }
 }

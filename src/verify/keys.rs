@@ -2,13 +2,20 @@
 //! bytes (integers, dates, timestamps), an aggregate counts rows and distinct values. When the
 //! log's statistics bound an integer key to a range, one bit per possible value marks the values
 //! seen (values outside the range, which a damaged log could allow, are kept aside and sorted);
-//! otherwise the raw values are collected and sorted, eight bytes per row. Other key sets are
-//! counted by a `GROUP BY` of their own (see `plan::key_set_sql`).
+//! otherwise the raw values, eight bytes per row, are spread by a hash of each value over
+//! [`BUCKETS`] buckets, and each bucket — small enough for the processor's cache — is sorted and
+//! counted on its own, the buckets on every core: no sort of the whole column. Keys of strings,
+//! decimals or several columns are counted alike by a second aggregate over a 128-bit hash of
+//! each key (16 bytes per row whatever the key's width): equal keys hash alike, so a duplicate
+//! is always found; two different keys would have to collide in 128 bits to be taken for one
+//! (about 10^-23 at 10^8 keys). Key sets of other types (lists, maps, structs) are counted by a
+//! `GROUP BY` of their own (see `plan::key_set_sql`).
 
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, BinaryArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::Int64Type;
 use deltalake::arrow::datatypes::{DataType, Field, FieldRef};
+use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::datafusion::common::{Result, ScalarValue, exec_err};
 use deltalake::datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use deltalake::datafusion::logical_expr::{
@@ -18,8 +25,49 @@ use deltalake::datafusion::logical_expr::{
 use super::fingerprint::{decode_words, encode_words};
 use super::plan::{ident, integer_argument};
 
-/// The SQL name of the aggregate.
+/// The SQL name of the aggregate over one fixed-width column.
 pub(crate) const NAME: &str = "restore_drill_key_counts";
+
+/// The SQL name of the aggregate over hashed keys of any width.
+pub(crate) const HASHED: &str = "restore_drill_key_hashes";
+
+/// The Delta types whose values a hashed key is made of.
+fn hashable(delta_type: &str) -> bool {
+    matches!(
+        delta_type,
+        "string"
+            | "binary"
+            | "boolean"
+            | "byte"
+            | "short"
+            | "integer"
+            | "long"
+            | "float"
+            | "double"
+            | "date"
+            | "timestamp"
+            | "timestamp_ntz"
+    ) || delta_type.starts_with("decimal(")
+}
+
+/// The aggregate expression counting a key set's rows and distinct keys in the one scan, or
+/// `None` when it is counted by a `GROUP BY` of its own.
+pub(crate) fn expr_for(columns: &[String], context: &super::Context) -> Option<String> {
+    if fits(columns, &context.columns) {
+        return Some(expr(&columns[0], context.key_range(&columns[0])));
+    }
+    let typed = |c: &String| {
+        context
+            .columns
+            .iter()
+            .find(|(n, _)| n == c)
+            .is_some_and(|(_, t)| hashable(t))
+    };
+    (!columns.is_empty() && columns.iter().all(typed)).then(|| {
+        let args: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+        format!("{HASHED}({})", args.join(", "))
+    })
+}
 
 /// Whether a key set can be counted by the aggregate: one column whose Delta type is a
 /// fixed-width value of at most eight bytes.
@@ -71,9 +119,162 @@ pub(crate) fn udaf() -> AggregateUDF {
     })
 }
 
+/// The aggregate over hashed keys, to register with a session.
+pub(crate) fn hashed_udaf() -> AggregateUDF {
+    AggregateUDF::from(KeyHashes {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    })
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct KeyCounts {
     signature: Signature,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct KeyHashes {
+    signature: Signature,
+}
+
+impl AggregateUDFImpl for KeyHashes {
+    fn name(&self) -> &str {
+        HASHED
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Binary)
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let fields: Vec<SortField> = args
+            .expr_fields
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        Ok(Box::new(HashAccumulator {
+            rows: 0,
+            converter: RowConverter::new(fields)?,
+            buckets: vec![Vec::new(); BUCKETS],
+        }))
+    }
+
+    fn state_fields(&self, _: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Field::new("keys", DataType::Binary, true).into()])
+    }
+}
+
+/// Rows with a key and the 128-bit hashes of their keys, by bucket (the hash's top byte).
+#[derive(Debug)]
+struct HashAccumulator {
+    rows: u64,
+    converter: RowConverter,
+    buckets: Vec<Vec<u128>>,
+}
+
+impl HashAccumulator {
+    fn add(&mut self, hash: u128) {
+        self.buckets[(hash >> 120) as usize].push(hash);
+        self.rows += 1;
+    }
+}
+
+impl Accumulator for HashAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let hash = |bytes: &[u8]| twox_hash::XxHash3_128::oneshot(bytes);
+        // One string column: its values' bytes; otherwise the keys' row encoding (equal keys
+        // encode alike).
+        if let [column] = values
+            && matches!(
+                column.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        {
+            let mut add = |v: Option<&str>| {
+                if let Some(v) = v {
+                    self.add(hash(v.as_bytes()));
+                }
+            };
+            match column.data_type() {
+                DataType::Utf8 => column.as_string::<i32>().iter().for_each(&mut add),
+                DataType::LargeUtf8 => column.as_string::<i64>().iter().for_each(&mut add),
+                _ => column.as_string_view().iter().for_each(&mut add),
+            }
+            return Ok(());
+        }
+        let encoded = self.converter.convert_columns(values)?;
+        let any_null = values.iter().any(|c| c.null_count() > 0);
+        for (i, row) in encoded.iter().enumerate() {
+            if !any_null || values.iter().all(|c| c.is_valid(i)) {
+                self.add(hash(row.as_ref()));
+            }
+        }
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some(binary) = states[0].as_any().downcast_ref::<BinaryArray>() else {
+            return exec_err!("{HASHED}: unexpected state type {}", states[0].data_type());
+        };
+        for i in (0..binary.len()).filter(|i| binary.is_valid(*i)) {
+            let words = decode_words(binary.value(i));
+            let Some([rows, rest @ ..]) = words.as_deref() else {
+                return exec_err!("{HASHED}: malformed partial state");
+            };
+            if rest.len() < BUCKETS {
+                return exec_err!("{HASHED}: malformed partial state");
+            }
+            self.rows += rows;
+            let (lengths, mut keys) = rest.split_at(BUCKETS);
+            for (bucket, length) in self.buckets.iter_mut().zip(lengths) {
+                let Some((run, after)) = keys.split_at_checked(*length as usize * 2) else {
+                    return exec_err!("{HASHED}: malformed partial state");
+                };
+                bucket.extend(
+                    run.chunks_exact(2)
+                        .map(|w| (w[1] as u128) << 64 | w[0] as u128),
+                );
+                keys = after;
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        count_buckets(&mut self.buckets);
+        let lengths: Vec<u64> = self.buckets.iter().map(|b| b.len() as u64).collect();
+        let keys = self
+            .buckets
+            .iter_mut()
+            .flat_map(std::mem::take)
+            .flat_map(|h| [h as u64, (h >> 64) as u64]);
+        let words: Vec<u64> = [std::mem::take(&mut self.rows)]
+            .into_iter()
+            .chain(lengths)
+            .chain(keys)
+            .collect();
+        Ok(vec![ScalarValue::Binary(Some(encode_words(&words)))])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let distinct = count_buckets(&mut self.buckets);
+        Ok(ScalarValue::Binary(Some(encode_words(&[
+            self.rows, distinct,
+        ]))))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+            + self.converter.size()
+            + self
+                .buckets
+                .iter()
+                .map(|b| b.capacity() * 16)
+                .sum::<usize>()
+    }
 }
 
 impl AggregateUDFImpl for KeyCounts {
@@ -101,10 +302,7 @@ impl AggregateUDFImpl for KeyCounts {
                 bits: vec![0; ((max - min) as u64 / 64 + 1) as usize],
                 outside: Vec::new(),
             },
-            _ => Mode::Sort {
-                keys: Vec::new(),
-                runs: Vec::new(),
-            },
+            _ => Mode::Buckets(vec![Vec::new(); BUCKETS]),
         };
         Ok(Box::new(KeyAccumulator {
             rows: 0,
@@ -127,9 +325,43 @@ enum Mode {
         bits: Vec<u64>,
         outside: Vec<u64>,
     },
-    /// The raw values; each partition sorts its own when it hands over its state (in
-    /// parallel), and the final step merges the sorted runs.
-    Sort { keys: Vec<u64>, runs: Vec<Vec<u64>> },
+    /// The raw values by bucket (a hash of the value chooses it): equal values share a bucket,
+    /// so the distinct values are the sum of each bucket's. Each partition sorts and dedups its
+    /// buckets when it hands over its state (in parallel); the final step appends them bucket
+    /// by bucket and counts each.
+    Buckets(Vec<Vec<u64>>),
+}
+
+/// How many buckets spread the keys: at 10M keys, 40K (320 KiB) per bucket.
+pub(crate) const BUCKETS: usize = 256;
+
+/// The bucket of a key: the top bits of a multiplicative hash, so dense and scrambled keys
+/// alike spread evenly.
+fn bucket(key: u64) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+}
+
+/// Sorts a bucket and removes repeated values; returns how many distinct values it holds.
+fn sort_distinct<T: Ord>(keys: &mut Vec<T>) -> u64 {
+    keys.sort_unstable();
+    keys.dedup();
+    keys.len() as u64
+}
+
+/// The distinct values of all buckets, counted on every core.
+fn count_buckets<T: Ord + Send>(buckets: &mut [Vec<T>]) -> u64 {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = buckets.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let counting: Vec<_> = buckets
+            .chunks_mut(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter_mut().map(sort_distinct).sum::<u64>()))
+            .collect();
+        counting
+            .into_iter()
+            .map(|c| c.join().expect("counting keys panicked"))
+            .sum()
+    })
 }
 
 #[derive(Debug)]
@@ -141,7 +373,7 @@ struct KeyAccumulator {
 }
 
 const BITMAP: u64 = 1;
-const SORTED: u64 = 0;
+const BUCKETED: u64 = 2;
 
 impl Accumulator for KeyAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
@@ -165,18 +397,19 @@ impl Accumulator for KeyAccumulator {
                     }
                 }
             }
-            Mode::Sort { keys, .. } => {
+            Mode::Buckets(buckets) => {
                 let Some(width) = column.data_type().primitive_width() else {
                     return exec_err!("{NAME}: unexpected key type {}", column.data_type());
                 };
                 let data = column.to_data();
                 let bytes = &data.buffers()[0].as_slice()[data.offset() * width..];
-                keys.reserve(column.len() - column.null_count());
+                let nulls = column.null_count() > 0;
                 for (i, chunk) in bytes.chunks_exact(width).take(column.len()).enumerate() {
-                    if column.is_valid(i) {
+                    if !nulls || column.is_valid(i) {
                         let mut padded = [0u8; 8];
                         padded[..width].copy_from_slice(chunk);
-                        keys.push(u64::from_le_bytes(padded));
+                        let key = u64::from_le_bytes(padded);
+                        buckets[bucket(key)].push(key);
                     }
                 }
             }
@@ -205,9 +438,16 @@ impl Accumulator for KeyAccumulator {
                     }
                     outside.extend_from_slice(&rest[bits.len()..]);
                 }
-                (Mode::Sort { runs, .. }, [SORTED, rows, rest @ ..]) => {
+                (Mode::Buckets(buckets), [BUCKETED, rows, rest @ ..]) if rest.len() >= BUCKETS => {
                     self.rows += rows;
-                    runs.push(rest.to_vec());
+                    let (lengths, mut keys) = rest.split_at(BUCKETS);
+                    for (bucket, length) in buckets.iter_mut().zip(lengths) {
+                        let Some((run, after)) = keys.split_at_checked(*length as usize) else {
+                            return exec_err!("{NAME}: malformed partial state");
+                        };
+                        bucket.extend_from_slice(run);
+                        keys = after;
+                    }
                 }
                 _ => return exec_err!("{NAME}: partial state of another kind"),
             }
@@ -223,11 +463,14 @@ impl Accumulator for KeyAccumulator {
                 .chain(bits.iter().copied())
                 .chain(std::mem::take(outside))
                 .collect(),
-            Mode::Sort { keys, .. } => {
-                keys.sort_unstable();
-                [SORTED, rows]
+            Mode::Buckets(buckets) => {
+                count_buckets(buckets);
+                let lengths: Vec<u64> = buckets.iter().map(|b| b.len() as u64).collect();
+                let keys = buckets.iter_mut().flat_map(std::mem::take);
+                [BUCKETED, rows]
                     .into_iter()
-                    .chain(std::mem::take(keys))
+                    .chain(lengths)
+                    .chain(keys)
                     .collect()
             }
         };
@@ -238,15 +481,9 @@ impl Accumulator for KeyAccumulator {
         let distinct = match &mut self.mode {
             Mode::Bitmap { bits, outside, .. } => {
                 let set: u64 = bits.iter().map(|w| w.count_ones() as u64).sum();
-                outside.sort_unstable();
-                set + count_sorted_runs(std::slice::from_ref(outside)).1
+                set + sort_distinct(outside)
             }
-            Mode::Sort { keys, runs } => {
-                let mut own = std::mem::take(keys);
-                own.sort_unstable();
-                runs.push(own);
-                count_sorted_runs(runs).1
-            }
+            Mode::Buckets(buckets) => count_buckets(buckets),
         };
         Ok(ScalarValue::Binary(Some(encode_words(&[
             self.rows, distinct,
@@ -257,36 +494,9 @@ impl Accumulator for KeyAccumulator {
         std::mem::size_of_val(self)
             + match &self.mode {
                 Mode::Bitmap { bits, outside, .. } => (bits.capacity() + outside.capacity()) * 8,
-                Mode::Sort { keys, runs } => {
-                    keys.capacity() * 8 + runs.iter().map(|r| r.capacity() * 8).sum::<usize>()
-                }
+                Mode::Buckets(buckets) => buckets.iter().map(|b| b.capacity() * 8).sum::<usize>(),
             }
     }
-}
-
-/// Values and distinct values of sorted runs, merged without copying them.
-fn count_sorted_runs(runs: &[Vec<u64>]) -> (u64, u64) {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    let rows = runs.iter().map(|r| r.len() as u64).sum();
-    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = runs
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !r.is_empty())
-        .map(|(i, r)| Reverse((r[0], i, 0)))
-        .collect();
-    let mut distinct = 0;
-    let mut previous = None;
-    while let Some(Reverse((value, run, at))) = heap.pop() {
-        if previous != Some(value) {
-            distinct += 1;
-            previous = Some(value);
-        }
-        if let Some(next) = runs[run].get(at + 1) {
-            heap.push(Reverse((*next, run, at + 1)));
-        }
-    }
-    (rows, distinct)
 }
 
 #[cfg(test)]
@@ -356,13 +566,91 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sorted_runs_merge_into_rows_and_distinct_values() {
-        assert_eq!(
-            count_sorted_runs(&[vec![1, 2, 2, 5], vec![], vec![2, 3, 5]]),
-            (7, 4)
-        );
-        assert_eq!(count_sorted_runs(&[]), (0, 0));
+    #[tokio::test]
+    async fn scrambled_keys_spread_over_buckets_count_exactly_across_partitions() {
+        // Keys far apart (no bitmap), repeated across and within partitions, nulls among them.
+        let key = |i: i64| Some(i.wrapping_mul(0x5851_F42D_4C95_7F2D));
+        let first: Vec<Option<i64>> = (0..50_000).map(key).chain([None, key(7)]).collect();
+        let second: Vec<Option<i64>> = (40_000..60_000).map(key).chain([key(-1), None]).collect();
+        let (rows, distinct) = counts_with(vec![first, second], None).await;
+        assert_eq!(rows, 50_001 + 20_001);
+        assert_eq!(distinct, 60_001);
+    }
+
+    #[tokio::test]
+    async fn hashed_keys_of_strings_and_of_several_columns_count_as_a_group_by_does() {
+        use deltalake::arrow::array::StringArray;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let part = |names: Vec<Option<&str>>, ns: Vec<Option<i64>>| {
+            vec![
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(StringArray::from(names)),
+                        Arc::new(Int64Array::from(ns)),
+                    ],
+                )
+                .unwrap(),
+            ]
+        };
+        let many: Vec<String> = (0..30_000).map(|i| format!("key-{}", i % 20_000)).collect();
+        let partitions = vec![
+            part(
+                many.iter()
+                    .map(|s| Some(s.as_str()))
+                    .chain([None, Some("a")])
+                    .collect(),
+                (0..30_000)
+                    .map(|i| Some(i % 3))
+                    .chain([Some(1), None])
+                    .collect(),
+            ),
+            part(
+                vec![Some("a"), Some("b"), Some("key-5")],
+                vec![Some(1), Some(1), None],
+            ),
+        ];
+        let ctx = scan::session();
+        ctx.register_table(
+            "t",
+            Arc::new(MemTable::try_new(schema, partitions).unwrap()),
+        )
+        .unwrap();
+        let context = crate::verify::Context {
+            columns: vec![
+                ("name".into(), "string".into()),
+                ("n".into(), "long".into()),
+            ],
+            ..Default::default()
+        };
+        for key in [vec!["name".to_string()], vec!["name".into(), "n".into()]] {
+            let expr = expr_for(&key, &context).unwrap();
+            assert!(expr.starts_with(HASHED), "{expr}");
+            let ours = ctx.sql(&format!("SELECT {expr} FROM t")).await.unwrap();
+            let ours = ours.collect().await.unwrap();
+            let ours = decode(&ScalarValue::try_from_array(ours[0].column(0), 0).unwrap());
+            let present: Vec<String> = key.iter().map(|c| format!("{c} IS NOT NULL")).collect();
+            let sql = format!(
+                "SELECT sum(c), count(*) FROM (SELECT count(*) AS c FROM t WHERE {} GROUP BY {})",
+                present.join(" AND "),
+                key.join(", ")
+            );
+            let theirs = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            let value = |i| {
+                crate::verify::values::as_f64(
+                    &ScalarValue::try_from_array(theirs[0].column(i), 0).unwrap(),
+                )
+                .unwrap() as u64
+            };
+            assert_eq!(ours, Some((value(0), value(1))), "{key:?}");
+            if key.len() == 1 {
+                // 30,000 names, "a", then "a", "b" and "key-5"; 20,000 of them distinct, "a", "b".
+                assert_eq!(ours, Some((30_004, 20_002)));
+            }
+        }
     }
 
     #[test]

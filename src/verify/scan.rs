@@ -33,6 +33,7 @@ pub fn session() -> SessionContext {
     let ctx = SessionContext::new_with_state(state);
     ctx.register_udaf(super::fingerprint::udaf());
     ctx.register_udaf(super::keys::udaf());
+    ctx.register_udaf(super::keys::hashed_udaf());
     ctx.register_udf(super::sample::key_hash_udf());
     ctx.register_udaf(super::sample::collect_udaf());
     ctx

@@ -30,12 +30,42 @@ const FULL_SAMPLE: &str = "{ key = [\"transaction_id\"], sample_fraction = 1.0 }
 const APPEND_ONLY_FULL_SAMPLE: &str =
     "{ key = [\"transaction_id\"], sample_fraction = 1.0, fallback = \"append_only\" }";
 
-/// Rewrites the largest data file of a snapshot through `change`, and patches its `add`
-/// action's size and row count so the structure stays consistent: only a comparison can tell.
+/// Rewrites the data file the newest commit of a snapshot added through `change`, and patches
+/// its `add` action's size and row count so the structure stays consistent: only a comparison
+/// can tell (and the newest commit is no longer the source's).
 fn rewrite_data_file(snapshot: &Path, change: impl Fn(RecordBatch) -> RecordBatch) {
-    let file = data_files(snapshot).remove(0);
+    let commits = std::fs::read_dir(snapshot.join("_delta_log"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    let file = added_by(snapshot, commits as u64 - 1);
+    rewrite_file(snapshot, &file, change);
+}
+
+/// The data file a commit of a table added.
+fn added_by(table: &Path, version: u64) -> std::path::PathBuf {
+    let commit =
+        std::fs::read_to_string(table.join(format!("_delta_log/{version:020}.json"))).unwrap();
+    let path = commit
+        .lines()
+        .find_map(|line| {
+            let action: serde_json::Value = serde_json::from_str(line).ok()?;
+            Some(action.get("add")?["path"].as_str()?.to_string())
+        })
+        .unwrap();
+    table.join(path)
+}
+
+/// Rewrites `file` of a snapshot through `change` and patches the log as [`rewrite_data_file`].
+fn rewrite_file(snapshot: &Path, file: &Path, change: impl Fn(RecordBatch) -> RecordBatch) {
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
         .unwrap()
         .build()
         .unwrap();
@@ -43,16 +73,19 @@ fn rewrite_data_file(snapshot: &Path, change: impl Fn(RecordBatch) -> RecordBatc
     let batch = change(concat_batches(&batches[0].schema(), &batches).unwrap());
     let rows = batch.num_rows();
     let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(&file).unwrap(), batch.schema(), None).unwrap();
+        ArrowWriter::try_new(std::fs::File::create(file).unwrap(), batch.schema(), None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    let size = std::fs::metadata(&file).unwrap().len();
+    let size = std::fs::metadata(file).unwrap().len();
     for entry in std::fs::read_dir(snapshot.join("_delta_log")).unwrap() {
         let log = entry.unwrap().path();
         if log.extension().is_none_or(|e| e != "json") {
             continue;
         }
         let text = std::fs::read_to_string(&log).unwrap();
+        if !text.contains(&name) {
+            continue; // commits that do not add the file keep their bytes
+        }
         let lines: Vec<String> = text
             .lines()
             .map(|line| {
@@ -140,7 +173,150 @@ async fn a_healthy_snapshot_matches_its_source_exactly() {
         restored[0].sql
     );
     assert_eq!(queries.iter().filter(|q| q.target == "restored").count(), 1);
+    // Every file of the copy is the source's byte for byte: the source is not decoded at all,
+    // its values and sample are the restored scan's.
+    assert_eq!(queries.iter().filter(|q| q.target == "source").count(), 0);
+    let files = data_files(&lake.source());
+    assert_eq!(
+        serde_json::to_value(&report.source_equality).unwrap(),
+        serde_json::json!([{
+            "established_by": "identical_bytes",
+            "files": files.len(),
+            "bytes": files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum::<u64>(),
+        }])
+    );
+}
+
+/// The shared suite without its check comparing a sum with the source: what remains (row
+/// count, fingerprint) merges from parts.
+fn mergeable_suite() -> String {
+    let suite = SUITE.replace(
+        "column = \"amount\"\nequals_source = true",
+        "column = \"amount\"\nmin = -1e15",
+    );
+    assert_ne!(suite, SUITE);
+    suite
+}
+
+/// Rewrites the file the first commit added in a snapshot (the newest commit, which must be
+/// the source's own, stays as it is) through `change` and drills it with `suite`. Returns the
+/// report, and the fingerprint a full decode of the same source version gives (a drill of an
+/// untouched snapshot, whose files are the source's).
+async fn drill_partly_rewritten(
+    suite: &str,
+    change: impl Fn(RecordBatch) -> RecordBatch,
+) -> (DrillReport, serde_json::Value) {
+    let lake = Lake::new(3, 1_000).await;
+    lake.snapshot("2026-11-27");
+    let snapshot = lake.snapshot(DATE);
+    rewrite_file(&snapshot, &added_by(&snapshot, 0), change);
+    let config = lake.config(suite, "26h");
+    let whole = lake.drill(&config, Some("transactions_2026-11-27")).await;
+    assert_eq!(whole.outcome, Outcome::Passed, "{}", findings(&whole));
+    let full_decode = check(&whole, "fingerprint").observed.clone();
+    let report = lake.drill(&config, Some("transactions_2026-11-28")).await;
+    (report, full_decode)
+}
+
+fn groups(report: &DrillReport) -> Vec<(String, usize)> {
+    report
+        .source_equality
+        .iter()
+        .map(|g| (g.established_by.clone(), g.files))
+        .collect()
+}
+
+fn reverse_rows(batch: RecordBatch) -> RecordBatch {
+    let n = batch.num_rows() as u32;
+    let reversed = deltalake::arrow::array::UInt32Array::from_iter_values((0..n).rev());
+    deltalake::arrow::compute::take_record_batch(&batch, &reversed).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_identical_copy_merges_proven_and_decoded_parts_into_the_full_fingerprint() {
+    // The same rows in another order and layout: equal, and the merged fingerprint of the source
+    // is a full decode's.
+    let (report, full_decode) = drill_partly_rewritten(&mergeable_suite(), reverse_rows).await;
+    assert_eq!(report.outcome, Outcome::Passed, "{}", findings(&report));
+    assert_eq!(
+        groups(&report),
+        [
+            ("identical_bytes".to_string(), 2),
+            ("decoded".to_string(), 1)
+        ],
+        "{:?}",
+        report.source_equality
+    );
+    let why = report.source_equality[1].why.clone().unwrap();
+    assert!(why.contains("recorded differently in the logs"), "{why}");
+    let fingerprint = check(&report, "fingerprint");
+    assert_eq!(fingerprint.expected["equals_source"], full_decode);
+    let queries = &report.verify.as_ref().unwrap().queries;
     assert_eq!(queries.iter().filter(|q| q.target == "source").count(), 1);
+    // One changed value in the rewritten file: the restored side differs, the source's merged
+    // fingerprint is still a full decode's, and the column is named.
+    let (report, full_decode) = drill_partly_rewritten(&mergeable_suite(), |batch| {
+        let amounts = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
+        let mut values: Vec<Option<i128>> = amounts.iter().collect();
+        values[10] = values[10].map(|v| v + 1);
+        let changed = Decimal128Array::from(values)
+            .with_precision_and_scale(amounts.precision(), amounts.scale())
+            .unwrap();
+        replace_column(batch, 2, Arc::new(changed))
+    })
+    .await;
+    assert_eq!(report.outcome, Outcome::Failed, "{}", findings(&report));
+    let fingerprint = check(&report, "fingerprint");
+    assert_eq!(fingerprint.expected["equals_source"], full_decode);
+    assert_ne!(fingerprint.observed, full_decode);
+    let message = fingerprint.message.clone().unwrap();
+    assert!(
+        message.contains("columns whose values differ: amount"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sum_compared_with_the_source_decodes_the_whole_source_when_a_file_differs() {
+    let (report, full_decode) = drill_partly_rewritten(SUITE, reverse_rows).await;
+    assert_eq!(report.outcome, Outcome::Passed, "{}", findings(&report));
+    assert_eq!(groups(&report), [("decoded".to_string(), 3)]);
+    let why = report.source_equality[0].why.clone().unwrap();
+    assert!(why.contains("does not merge from parts"), "{why}");
+    assert_eq!(
+        check(&report, "fingerprint").expected["equals_source"],
+        full_decode
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_byte_in_a_file_of_the_same_size_is_never_taken_for_the_source_s() {
+    let lake = Lake::new(2, 2_000).await;
+    let snapshot = lake.snapshot(DATE);
+    let file = data_files(&snapshot).remove(0);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+    let report = lake
+        .drill(&config_with_compare(&lake, FULL_SAMPLE), None)
+        .await;
+    assert_eq!(report.outcome, Outcome::Failed, "{}", findings(&report));
+    let decoded = report
+        .source_equality
+        .iter()
+        .find(|g| g.established_by == "decoded")
+        .unwrap_or_else(|| panic!("{:?}", report.source_equality));
+    let why = decoded.why.clone().unwrap();
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        why.contains(&format!("{name}: the bytes differ from offset {middle}")),
+        "{why}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

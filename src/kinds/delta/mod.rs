@@ -2,6 +2,7 @@
 //! (`delta_time_travel`) and versioned buckets (`s3_versions`).
 
 pub mod damage;
+mod identity;
 pub mod restore;
 pub mod settings;
 pub mod snapshot;
@@ -42,6 +43,32 @@ impl Delta {
 
     fn source_dir(&self) -> ReadOnlyDir {
         ReadOnlyDir::new(&self.source)
+    }
+
+    /// Which files of the restored copy are byte-identical to the source's at its version.
+    async fn prove_identical(
+        &self,
+        run: &RunSandbox,
+        source: &deltalake::DeltaTable,
+        source_info: &TableInfo,
+        source_dir: &ReadOnlyDir,
+    ) -> Option<super::equality::Equality> {
+        let restored = table::open_run(run).await.ok()?;
+        let restored_info = table::describe(&restored).await.ok()?;
+        let restored_dir = ReadOnlyDir::new(run.location());
+        identity::prove(
+            identity::Side {
+                table: &restored,
+                info: &restored_info,
+                dir: &restored_dir,
+            },
+            identity::Side {
+                table: source,
+                info: source_info,
+                dir: source_dir,
+            },
+        )
+        .await
     }
 
     /// The source table as it is now, or why its log cannot be read.
@@ -213,10 +240,18 @@ impl Kind for Delta {
         table::register(ctx, &source)
             .await
             .map_err(|e| e.to_string())?;
+        let equality = match &snapshot.method {
+            RestoreMethod::CopyAll | RestoreMethod::CopyVersions(_) => self
+                .prove_identical(run, &source, &info, &source_dir)
+                .await
+                .map(Box::new),
+            _ => None,
+        };
         Ok(SourceAt::Open {
             version,
             info,
             altered,
+            equality,
         })
     }
 

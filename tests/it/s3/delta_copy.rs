@@ -33,6 +33,10 @@ async fn a_snapshot_and_source_on_s3_restore_into_a_local_sandbox_and_pass() {
     for id in ["fingerprint", "sample", "rows"] {
         assert_eq!(check(&report, id)["outcome"], "passed", "{id}");
     }
+    // Restored on local disk, the source on S3: each file read from both and compared.
+    let groups = report["source_equality"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    assert_eq!(groups[0]["established_by"], "identical_bytes");
     // Restored locally, then removed.
     assert!(
         lake.sandbox_contents().iter().all(|p| p.is_dir()),

@@ -27,6 +27,16 @@ async fn a_sandbox_in_the_source_bucket_restores_verifies_and_leaves_nothing() {
         report["verify"]["structure"]["missing_files"],
         serde_json::json!([])
     );
+    // Both sides S3 objects copied on the server: their ETags prove them the source's; the
+    // source is not decoded.
+    let groups = report["source_equality"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    assert_eq!(groups[0]["established_by"], "identical_etag");
+    let queries = report["verify"]["queries"].as_array().unwrap();
+    assert!(
+        queries.iter().all(|q| q["target"] != "source"),
+        "{queries:#?}"
+    );
     // Cleaned up: the run's objects and its lease marker are gone; the source is untouched.
     assert_eq!(
         moto.keys("lake", "restore-drill/").await,

@@ -16,6 +16,8 @@ use url::Url;
 pub struct LogFile {
     /// Path relative to the table root, URL-decoded.
     pub path: String,
+    /// The file's partition values as the log records them, by column.
+    pub partition_values: std::collections::BTreeMap<String, Option<String>>,
     pub size: u64,
     /// `numRecords` from the file's statistics, when the writer recorded it.
     pub num_records: Option<u64>,
@@ -285,6 +287,7 @@ pub async fn describe(table: &DeltaTable) -> Result<TableInfo, DeltaTableError> 
         .iter()
         .map(|f| LogFile {
             path: f.path().into_owned(),
+            partition_values: f.partition_values_map().into_iter().collect(),
             size: f.size().max(0) as u64,
             num_records: f.num_records().map(|n| n as u64),
             stats: f.stats(),
