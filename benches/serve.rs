@@ -2,7 +2,10 @@
 //! comes due in the same second.
 //!
 //! `cargo bench --bench serve -- [JOBS] [MAX_CONCURRENT] [JITTER]` (defaults: 1000 jobs, 4 drills
-//! at once, no jitter). Writes a small Delta table (1,000 rows) and one snapshot of it, and a
+//! at once, no jitter). With `idle` as the fourth argument no drill comes due; it measures how
+//! long `validate` takes, how long `serve` takes until `/readyz` answers, its resident memory
+//! idling, and how long `/metrics` takes to answer (median of 20), e.g.
+//! `cargo bench --bench serve -- 10000 4 0s idle`. Writes a small Delta table (1,000 rows) and one snapshot of it, and a
 //! configuration of JOBS jobs on it, all scheduled for the same second about 20 s after start;
 //! starts the built `restore-drill serve` and reads its resident memory from /proc while it
 //! idles, then the `drill started` log lines of every job. Prints, from the due time:
@@ -10,20 +13,20 @@
 //!   free drill slot) — the scheduler's own lateness, plus the jitter;
 //! - started: until the drill began, which includes waiting behind the other drills.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use restore_drill::demo::data;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = support::args();
     let jobs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let concurrent: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
     let jitter = args.get(2).cloned().unwrap_or_else(|| "0s".into());
+    let idle = args.get(3).is_some_and(|a| a == "idle");
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -41,7 +44,12 @@ fn main() {
     .unwrap();
 
     let due = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 20, 0).unwrap();
-    let schedule = due.format("%S %M %H * * *").to_string();
+    let schedule = if idle {
+        // Once a year, on a day months away: nothing comes due while it is measured.
+        "0 0 0 1 1 *".to_string()
+    } else {
+        due.format("%S %M %H * * *").to_string()
+    };
     let mut config = format!(
         "[history]\njournal = \"journal\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_drills = {concurrent}\nshutdown_grace = \"0s\"\n"
     );
@@ -52,6 +60,9 @@ fn main() {
     }
     let config_file = root.join("restore-drill.toml");
     std::fs::write(&config_file, config).unwrap();
+    if idle {
+        return measure_idle(&config_file, jobs);
+    }
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
         .args(["serve", "--config"])
@@ -158,4 +169,92 @@ fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let index = ((values.len() as f64 - 1.0) * q).round() as usize;
     values[index]
+}
+
+/// `validate`, then `serve` until `/readyz` answers, idle memory and `/metrics` latency.
+fn measure_idle(config_file: &std::path::Path, jobs: usize) {
+    let exe = env!("CARGO_BIN_EXE_restore-drill");
+    let started = Instant::now();
+    let out = Command::new(exe)
+        .args(["validate", "--config"])
+        .arg(config_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let validate = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut child = Command::new(exe)
+        .args(["serve", "--config"])
+        .arg(config_file)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let value: serde_json::Value = serde_json::from_str(&line).ok()?;
+            let fields = &value["fields"];
+            (fields["message"] == "serving").then(|| fields["listen"].as_str().unwrap().to_string())
+        })
+        .expect("serve said where it listens");
+    std::thread::spawn(move || lines.for_each(drop));
+    while get(&address, "/readyz").0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(600), "never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ready = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(5));
+    let idle_mib = status_kib(pid, "VmRSS") as f64 / 1024.0;
+    let mut scrapes = Vec::new();
+    let mut size = 0;
+    for _ in 0..20 {
+        let asked = Instant::now();
+        let (status, body) = get(&address, "/metrics");
+        assert_eq!(status, 200);
+        scrapes.push(asked.elapsed().as_secs_f64());
+        size = body.len();
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    println!("{jobs} jobs, none due");
+    println!("validate (reads each source's log): {validate:.2} s");
+    println!("serve until /readyz answers: {ready:.2} s");
+    println!("idle resident memory 5 s later: {idle_mib:.1} MiB");
+    println!(
+        "/metrics ({} KiB): median {:.3} s, max {:.3} s of 20",
+        size / 1024,
+        support::median(scrapes.clone()),
+        scrapes.iter().cloned().fold(0.0, f64::max)
+    );
+}
+
+/// A plain HTTP GET: the status code and the body.
+fn get(address: &str, path: &str) -> (u16, String) {
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return (0, String::new());
+    };
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_string())
 }

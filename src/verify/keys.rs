@@ -3,8 +3,8 @@
 //! log's statistics bound an integer key to a range, one bit per possible value marks the values
 //! seen (values outside the range, which a damaged log could allow, are kept aside and sorted);
 //! otherwise the raw values, eight bytes per row, are spread by a hash of each value over
-//! [`BUCKETS`] buckets, and each bucket — small enough for the processor's cache — is sorted and
-//! counted on its own, the buckets on every core: no sort of the whole column. Keys of strings,
+//! [`BUCKETS`] buckets, and each bucket — small enough for the processor's cache — is counted on
+//! its own in a hash table, the buckets on every core: no sort of the whole column. Keys of strings,
 //! decimals or several columns are counted alike by a second aggregate over a 128-bit hash of
 //! each key (16 bytes per row whatever the key's width): equal keys hash alike, so a duplicate
 //! is always found; two different keys would have to collide in 128 bits to be taken for one
@@ -244,7 +244,6 @@ impl Accumulator for HashAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        count_buckets(&mut self.buckets);
         let lengths: Vec<u64> = self.buckets.iter().map(|b| b.len() as u64).collect();
         let keys = self
             .buckets
@@ -260,7 +259,7 @@ impl Accumulator for HashAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let distinct = count_buckets(&mut self.buckets);
+        let distinct = count_buckets(&self.buckets);
         Ok(ScalarValue::Binary(Some(encode_words(&[
             self.rows, distinct,
         ]))))
@@ -326,9 +325,9 @@ enum Mode {
         outside: Vec<u64>,
     },
     /// The raw values by bucket (a hash of the value chooses it): equal values share a bucket,
-    /// so the distinct values are the sum of each bucket's. Each partition sorts and dedups its
-    /// buckets when it hands over its state (in parallel); the final step appends them bucket
-    /// by bucket and counts each.
+    /// so the distinct values are the sum of each bucket's. The final step appends the
+    /// partitions' buckets bucket by bucket and counts each in a hash table of its own, the
+    /// buckets spread over every core.
     Buckets(Vec<Vec<u64>>),
 }
 
@@ -348,14 +347,79 @@ fn sort_distinct<T: Ord>(keys: &mut Vec<T>) -> u64 {
     keys.len() as u64
 }
 
-/// The distinct values of all buckets, counted on every core.
-fn count_buckets<T: Ord + Send>(buckets: &mut [Vec<T>]) -> u64 {
+/// A key a bucket's hash table holds: a value no key is taken as the mark of an empty slot
+/// (that key itself is counted apart), and the slot a key starts probing at.
+trait TableKey: Copy + Eq + Send {
+    const EMPTY: Self;
+    fn slot(self, bits: u32) -> usize;
+}
+
+impl TableKey for u64 {
+    const EMPTY: u64 = u64::MAX;
+    fn slot(self, bits: u32) -> usize {
+        // Another multiplier than the bucket's: its top bits are the same for the whole bucket.
+        (self.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - bits)) as usize
+    }
+}
+
+impl TableKey for u128 {
+    const EMPTY: u128 = u128::MAX;
+    fn slot(self, bits: u32) -> usize {
+        // Already a hash; the bucket took the top byte.
+        ((self as u64) >> (64 - bits)) as usize
+    }
+}
+
+/// How many distinct keys a bucket holds, by inserting them into an open-addressing hash table
+/// (linear probing, at most half full) that `table` lends: one pass, no sort.
+fn distinct_in<T: TableKey>(keys: &[T], table: &mut Vec<T>) -> u64 {
+    let bits = (keys.len() * 2)
+        .next_power_of_two()
+        .max(16)
+        .trailing_zeros();
+    let mask = (1usize << bits) - 1;
+    table.clear();
+    table.resize(1 << bits, T::EMPTY);
+    let mut distinct = 0;
+    let mut empty_key_seen = false;
+    for &key in keys {
+        if key == T::EMPTY {
+            empty_key_seen = true;
+            continue;
+        }
+        let mut at = key.slot(bits);
+        loop {
+            let held = table[at];
+            if held == T::EMPTY {
+                table[at] = key;
+                distinct += 1;
+                break;
+            }
+            if held == key {
+                break;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+    distinct + u64::from(empty_key_seen)
+}
+
+/// The distinct keys of all buckets (equal keys share a bucket), counted on every core.
+fn count_buckets<T: TableKey + Sync>(buckets: &[Vec<T>]) -> u64 {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = buckets.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let counting: Vec<_> = buckets
-            .chunks_mut(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter_mut().map(sort_distinct).sum::<u64>()))
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut table = Vec::new();
+                    chunk
+                        .iter()
+                        .map(|b| distinct_in(b, &mut table))
+                        .sum::<u64>()
+                })
+            })
             .collect();
         counting
             .into_iter()
@@ -464,7 +528,6 @@ impl Accumulator for KeyAccumulator {
                 .chain(std::mem::take(outside))
                 .collect(),
             Mode::Buckets(buckets) => {
-                count_buckets(buckets);
                 let lengths: Vec<u64> = buckets.iter().map(|b| b.len() as u64).collect();
                 let keys = buckets.iter_mut().flat_map(std::mem::take);
                 [BUCKETED, rows]
@@ -575,6 +638,20 @@ mod tests {
         let (rows, distinct) = counts_with(vec![first, second], None).await;
         assert_eq!(rows, 50_001 + 20_001);
         assert_eq!(distinct, 60_001);
+    }
+
+    #[test]
+    fn a_bucket_counts_its_distinct_keys_the_empty_mark_included() {
+        let mut table = Vec::new();
+        let keys: Vec<u64> = [0, u64::MAX, 5, 5, u64::MAX, 0, 7]
+            .into_iter()
+            .chain((0..1000).map(|i| i * 64))
+            .collect();
+        // 0, MAX, 5, 7 and the multiples of 64 other than 0.
+        assert_eq!(distinct_in(&keys, &mut table), 4 + 999);
+        let hashes: Vec<u128> = vec![u128::MAX, 1, 1 << 100, 1, u128::MAX];
+        assert_eq!(distinct_in(&hashes, &mut Vec::new()), 3);
+        assert_eq!(distinct_in::<u64>(&[], &mut table), 0);
     }
 
     #[tokio::test]
