@@ -286,6 +286,53 @@ async fn validate_checks_the_suite_against_the_source_schema() {
     assert!(lake.sandbox_contents().is_empty());
 }
 
+/// Jobs naming the same source share one reading of its log; each job's suite is still checked
+/// against it, and a job on a source that cannot be opened is named alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_checks_every_job_of_a_shared_source_and_names_the_one_that_cannot_open() {
+    let lake = Lake::new(1, 100).await;
+    std::fs::write(
+        lake.root.join("good.toml"),
+        "[[check]]\nid = \"rows\"\nkind = \"row_count\"\nmin = 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lake.root.join("bad.toml"),
+        "[[check]]\nid = \"x\"\nkind = \"not_null\"\ncolumns = [\"nope\"]\n",
+    )
+    .unwrap();
+    let job = |name: &str, source: &str, suite: &str| {
+        format!(
+            "[[job]]\nname = \"{name}\"\nsource = \"{source}\"\nsnapshots = {{ kind = \"delta_copy\", location = \"backups/daily\", pattern = \"transactions_{{date}}\" }}\nsandbox = \"sandbox\"\nsuite = \"{suite}\"\nobjectives = {{ rpo = \"26h\", rto = \"1h\" }}\n\n"
+        )
+    };
+    let text = [
+        job("first", "lake/transactions", "good.toml"),
+        job("second", "lake/transactions", "bad.toml"),
+        job("third", "lake/missing", "good.toml"),
+        job("fourth", "lake/transactions", "good.toml"),
+    ]
+    .concat();
+    let config = lake.root.join("shared.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = cli(&["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("2 problems"), "{err}");
+    assert!(
+        err.contains("bad.toml:1:1: check `x` reads column `nope`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "job `third`: the source {} cannot be opened",
+            lake.root.join("lake/missing").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("good.toml"), "{err}");
+}
+
 #[test]
 fn service_settings_and_schedules_are_checked_with_their_positions() {
     let text = format!(
