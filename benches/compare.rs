@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use deltalake::datafusion::datasource::MemTable;
 use restore_drill::demo::data;
-use restore_drill::storage::directory_url;
 use restore_drill::verify::sample::{self, CompareSpec, DiffMode, Fallback, SampleSize};
 use restore_drill::verify::{compile, fingerprint, plan, scan, suite};
 
@@ -100,27 +99,9 @@ async fn stage(name: &str, table_dir: &Path) {
         restore_drill::demo::SUITE,
     )
     .unwrap();
-    let url = directory_url(&PathBuf::from(table_dir));
     let started = Instant::now();
-    let table = restore_drill::kinds::delta::table::open(&url, None)
-        .await
-        .unwrap();
-    let info = restore_drill::kinds::delta::table::describe(&table)
-        .await
-        .unwrap();
+    let (info, session, context) = support::open_for_verification(table_dir, &suite).await;
     let columns = info.columns.clone();
-    let session = scan::session();
-    restore_drill::kinds::delta::table::register(&session, &table)
-        .await
-        .unwrap();
-    let context = compile::Context {
-        columns: info.typed_columns(),
-        key_ranges: compile::key_columns(&suite)
-            .into_iter()
-            .filter_map(|c| info.integer_range(c).map(|r| (c.to_string(), r)))
-            .collect(),
-        ..Default::default()
-    };
     match name {
         _ if name.starts_with("sql:") => {
             // A single expression, for finding what a stage spends its time on.

@@ -286,24 +286,7 @@ async fn stage(name: &str, path: &Path) {
         "verify" => {
             // What a drill runs on the restored table: every check and the fingerprint, one scan.
             let suite = suite::parse_suite(Path::new("suite.toml"), SUITE).unwrap();
-            let table = restore_drill::kinds::delta::table::open(&directory_url(path), None)
-                .await
-                .unwrap();
-            let info = restore_drill::kinds::delta::table::describe(&table)
-                .await
-                .unwrap();
-            let session = scan::session();
-            restore_drill::kinds::delta::table::register(&session, &table)
-                .await
-                .unwrap();
-            let context = compile::Context {
-                columns: info.typed_columns(),
-                key_ranges: compile::key_columns(&suite)
-                    .into_iter()
-                    .filter_map(|c| info.integer_range(c).map(|r| (c.to_string(), r)))
-                    .collect(),
-                ..Default::default()
-            };
+            let (info, session, context) = support::open_for_verification(path, &suite).await;
             let plan = compile::plan_restored(&suite, &info.columns, &context);
             scan::run(&plan, &session).await.unwrap();
         }

@@ -6,6 +6,35 @@
 use std::path::Path;
 use std::process::Command;
 
+use restore_drill::kinds::delta::table::{self, TableInfo};
+use restore_drill::verify::{compile, scan, suite::Suite};
+
+/// A local Delta table opened as a drill opens the restored one: its description, a session
+/// with it registered, and the context the suite compiles against (key ranges from the log).
+pub async fn open_for_verification(
+    path: &Path,
+    suite: &Suite,
+) -> (
+    TableInfo,
+    deltalake::datafusion::prelude::SessionContext,
+    compile::Context,
+) {
+    let url = restore_drill::storage::directory_url(path);
+    let opened = table::open(&url, None).await.unwrap();
+    let info = table::describe(&opened).await.unwrap();
+    let session = scan::session();
+    table::register(&session, &opened).await.unwrap();
+    let context = compile::Context {
+        columns: info.typed_columns(),
+        key_ranges: compile::key_columns(suite)
+            .into_iter()
+            .filter_map(|c| info.integer_range(c).map(|r| (c.to_string(), r)))
+            .collect(),
+        ..Default::default()
+    };
+    (info, session, context)
+}
+
 /// The benchmark's arguments, without the `--bench` cargo adds.
 pub fn args() -> Vec<String> {
     std::env::args()

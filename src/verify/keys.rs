@@ -1,7 +1,7 @@
 //! Counting keys in the one scan: for a key made of one fixed-width column of at most eight
 //! bytes (integers, dates, timestamps), an aggregate counts rows and distinct values. When the
 //! log's statistics bound an integer key to a range, one bit per possible value marks the values
-//! seen (values outside the range, which a damaged log could allow, are kept aside and sorted);
+//! seen (values outside the range, which a damaged log could allow, are kept aside and counted apart);
 //! otherwise the raw values, eight bytes per row, are spread by a hash of each value over
 //! [`BUCKETS`] buckets, and each bucket — small enough for the processor's cache — is counted on
 //! its own in a hash table, the buckets on every core: no sort of the whole column. Keys of strings,
@@ -224,37 +224,17 @@ impl Accumulator for HashAccumulator {
             let Some([rows, rest @ ..]) = words.as_deref() else {
                 return exec_err!("{HASHED}: malformed partial state");
             };
-            if rest.len() < BUCKETS {
+            if merge_buckets(&mut self.buckets, rest).is_none() {
                 return exec_err!("{HASHED}: malformed partial state");
             }
             self.rows += rows;
-            let (lengths, mut keys) = rest.split_at(BUCKETS);
-            for (bucket, length) in self.buckets.iter_mut().zip(lengths) {
-                let Some((run, after)) = keys.split_at_checked(*length as usize * 2) else {
-                    return exec_err!("{HASHED}: malformed partial state");
-                };
-                bucket.extend(
-                    run.chunks_exact(2)
-                        .map(|w| (w[1] as u128) << 64 | w[0] as u128),
-                );
-                keys = after;
-            }
         }
         Ok(())
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let lengths: Vec<u64> = self.buckets.iter().map(|b| b.len() as u64).collect();
-        let keys = self
-            .buckets
-            .iter_mut()
-            .flat_map(std::mem::take)
-            .flat_map(|h| [h as u64, (h >> 64) as u64]);
-        let words: Vec<u64> = [std::mem::take(&mut self.rows)]
-            .into_iter()
-            .chain(lengths)
-            .chain(keys)
-            .collect();
+        let mut words = vec![std::mem::take(&mut self.rows)];
+        encode_buckets(&mut self.buckets, &mut words);
         Ok(vec![ScalarValue::Binary(Some(encode_words(&words)))])
     }
 
@@ -340,22 +320,26 @@ fn bucket(key: u64) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
 }
 
-/// Sorts a bucket and removes repeated values; returns how many distinct values it holds.
-fn sort_distinct<T: Ord>(keys: &mut Vec<T>) -> u64 {
-    keys.sort_unstable();
-    keys.dedup();
-    keys.len() as u64
-}
-
 /// A key a bucket's hash table holds: a value no key is taken as the mark of an empty slot
 /// (that key itself is counted apart), and the slot a key starts probing at.
 trait TableKey: Copy + Eq + Send {
     const EMPTY: Self;
+    /// How many state words a key takes.
+    const WORDS: usize;
     fn slot(self, bits: u32) -> usize;
+    fn to_words(self, out: &mut Vec<u64>);
+    fn from_words(words: &[u64]) -> Self;
 }
 
 impl TableKey for u64 {
     const EMPTY: u64 = u64::MAX;
+    const WORDS: usize = 1;
+    fn to_words(self, out: &mut Vec<u64>) {
+        out.push(self);
+    }
+    fn from_words(words: &[u64]) -> Self {
+        words[0]
+    }
     fn slot(self, bits: u32) -> usize {
         // Another multiplier than the bucket's: its top bits are the same for the whole bucket.
         (self.wrapping_mul(0xD6E8_FEB8_6659_FD93) >> (64 - bits)) as usize
@@ -364,6 +348,13 @@ impl TableKey for u64 {
 
 impl TableKey for u128 {
     const EMPTY: u128 = u128::MAX;
+    const WORDS: usize = 2;
+    fn to_words(self, out: &mut Vec<u64>) {
+        out.extend([self as u64, (self >> 64) as u64]);
+    }
+    fn from_words(words: &[u64]) -> Self {
+        (words[1] as u128) << 64 | words[0] as u128
+    }
     fn slot(self, bits: u32) -> usize {
         // Already a hash; the bucket took the top byte.
         ((self as u64) >> (64 - bits)) as usize
@@ -426,6 +417,29 @@ fn count_buckets<T: TableKey + Sync>(buckets: &[Vec<T>]) -> u64 {
             .map(|c| c.join().expect("counting keys panicked"))
             .sum()
     })
+}
+
+/// Appends the buckets to a partial state's `words` — each bucket's length, then every key — and
+/// empties them.
+fn encode_buckets<T: TableKey>(buckets: &mut [Vec<T>], words: &mut Vec<u64>) {
+    words.extend(buckets.iter().map(|b| b.len() as u64));
+    for bucket in buckets.iter_mut() {
+        for key in std::mem::take(bucket) {
+            key.to_words(words);
+        }
+    }
+}
+
+/// Appends the buckets a partial state holds (`words` after its header) to `buckets`, bucket by
+/// bucket; `None` when the state is malformed.
+fn merge_buckets<T: TableKey>(buckets: &mut [Vec<T>], words: &[u64]) -> Option<()> {
+    let (lengths, mut keys) = words.split_at_checked(buckets.len())?;
+    for (bucket, length) in buckets.iter_mut().zip(lengths) {
+        let (run, after) = keys.split_at_checked(*length as usize * T::WORDS)?;
+        bucket.extend(run.chunks_exact(T::WORDS).map(T::from_words));
+        keys = after;
+    }
+    Some(())
 }
 
 #[derive(Debug)]
@@ -502,16 +516,11 @@ impl Accumulator for KeyAccumulator {
                     }
                     outside.extend_from_slice(&rest[bits.len()..]);
                 }
-                (Mode::Buckets(buckets), [BUCKETED, rows, rest @ ..]) if rest.len() >= BUCKETS => {
-                    self.rows += rows;
-                    let (lengths, mut keys) = rest.split_at(BUCKETS);
-                    for (bucket, length) in buckets.iter_mut().zip(lengths) {
-                        let Some((run, after)) = keys.split_at_checked(*length as usize) else {
-                            return exec_err!("{NAME}: malformed partial state");
-                        };
-                        bucket.extend_from_slice(run);
-                        keys = after;
+                (Mode::Buckets(buckets), [BUCKETED, rows, rest @ ..]) => {
+                    if merge_buckets(buckets, rest).is_none() {
+                        return exec_err!("{NAME}: malformed partial state");
                     }
+                    self.rows += rows;
                 }
                 _ => return exec_err!("{NAME}: partial state of another kind"),
             }
@@ -528,13 +537,9 @@ impl Accumulator for KeyAccumulator {
                 .chain(std::mem::take(outside))
                 .collect(),
             Mode::Buckets(buckets) => {
-                let lengths: Vec<u64> = buckets.iter().map(|b| b.len() as u64).collect();
-                let keys = buckets.iter_mut().flat_map(std::mem::take);
-                [BUCKETED, rows]
-                    .into_iter()
-                    .chain(lengths)
-                    .chain(keys)
-                    .collect()
+                let mut words = vec![BUCKETED, rows];
+                encode_buckets(buckets, &mut words);
+                words
             }
         };
         Ok(vec![ScalarValue::Binary(Some(encode_words(&words)))])
@@ -544,7 +549,7 @@ impl Accumulator for KeyAccumulator {
         let distinct = match &mut self.mode {
             Mode::Bitmap { bits, outside, .. } => {
                 let set: u64 = bits.iter().map(|w| w.count_ones() as u64).sum();
-                set + sort_distinct(outside)
+                set + distinct_in(outside, &mut Vec::new())
             }
             Mode::Buckets(buckets) => count_buckets(buckets),
         };
