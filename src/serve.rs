@@ -59,6 +59,11 @@ pub async fn serve(config_file: &Path, config: Config, web: WebConfig) -> anyhow
     );
     // The gauges and `/jobs` say what the evidence says before anyone can read them.
     scheduler.restore_state().await;
+    let coordination = tokio::spawn({
+        let scheduler = scheduler.clone();
+        let stop = stop_sync.clone();
+        async move { scheduler.coordinate(stop).await }
+    });
     let job_names = {
         let scheduler = scheduler.clone();
         move || {
@@ -97,6 +102,7 @@ pub async fn serve(config_file: &Path, config: Config, web: WebConfig) -> anyhow
         scheduled = config.jobs.iter().filter(|j| j.schedule.is_some()).count(),
         journal = %config.history.journal.display(),
         postgres = history.postgres_place(),
+        replica = scheduler.replica(),
         "serving"
     );
 
@@ -137,6 +143,7 @@ pub async fn serve(config_file: &Path, config: Config, web: WebConfig) -> anyhow
     stop_sync.cancel();
     let _ = sync.await;
     let _ = counting.await;
+    let _ = coordination.await;
     if let Err(e) = history.sync().await {
         tracing::warn!(error = %e, "records wait in the journal until PostgreSQL is reachable");
     }

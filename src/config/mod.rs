@@ -6,7 +6,8 @@ mod service;
 mod substitute;
 
 pub use service::{
-    DEFAULT_MAX_CONCURRENT_DRILLS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, HistorySettings, Server,
+    DEFAULT_MAX_CONCURRENT_DRILLS, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE, HistorySettings, Replicas,
+    Server,
 };
 pub(crate) use substitute::substitute;
 
@@ -288,8 +289,8 @@ pub fn parse(
         Position { line: 1, column: 1 },
         "configuration",
     );
-    let server = match top.table("server", "[server]", &mut p) {
-        None => Some(Server::default()),
+    let (server, replicas_at) = match top.table("server", "[server]", &mut p) {
+        None => (Some(Server::default()), None),
         Some(f) => service::server(f, &base, &mut p),
     };
     let history = service::history(
@@ -298,6 +299,14 @@ pub fn parse(
         &env,
         &mut p,
     );
+    if let (Some(at), Some(history)) = (replicas_at, &history)
+        && history.postgres.is_none()
+    {
+        p.report(
+            at,
+            "[server]: `replicas = \"postgres\"` needs `[history] postgres`: the replicas claim each drill in that database (set it, or remove `replicas` to run one serve process)",
+        );
+    }
     let profiles = match top.table("storage", "[storage]", &mut p) {
         Some(f) => read_profiles(f, &mut p),
         None => HashMap::new(),

@@ -31,6 +31,22 @@ pub struct Server {
     pub web_config: Option<PathBuf>,
     /// How long running drills may go on after SIGTERM before they are cancelled.
     pub shutdown_grace: Duration,
+    /// Whether this process drills alone or as one of several replicas.
+    pub replicas: Replicas,
+    /// How long a replica's claim on a drill holds without being renewed (`claim_lease`): a
+    /// replica that dies mid-drill has its drill recorded as aborted by another this long after.
+    pub claim_lease: Duration,
+}
+
+/// `[server] replicas`: one `serve` process, or several sharing the work through PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Replicas {
+    /// This process runs every drill of its configuration.
+    #[default]
+    Single,
+    /// Every replica loads the same configuration; each drill is claimed by one of them in
+    /// `[history] postgres`.
+    Postgres,
 }
 
 impl Default for Server {
@@ -40,6 +56,8 @@ impl Default for Server {
             max_concurrent_drills: DEFAULT_MAX_CONCURRENT_DRILLS,
             web_config: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            replicas: Replicas::Single,
+            claim_lease: DEFAULT_CLAIM_LEASE,
         }
     }
 }
@@ -48,6 +66,7 @@ impl Default for Server {
 pub const DEFAULT_PORT: u16 = 9841;
 pub const DEFAULT_MAX_CONCURRENT_DRILLS: usize = 2;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(300);
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(60);
 
 /// `[history]`; without `journal`, the journal lives in the user's state folder:
 /// `$RESTORE_DRILL_STATE_DIR/journal`, `$XDG_STATE_HOME/restore-drill/journal` or
@@ -111,7 +130,12 @@ pub(super) fn history(
     })
 }
 
-pub(super) fn server(mut f: Fields, base: &Path, p: &mut Problems) -> Option<Server> {
+/// `[server]`, and where its `replicas` key is (it requires `[history] postgres`).
+pub(super) fn server(
+    mut f: Fields,
+    base: &Path,
+    p: &mut Problems,
+) -> (Option<Server>, Option<crate::primitives::fields::Position>) {
     let defaults = Server::default();
     let listen = match f.string("listen", p) {
         None => Some(defaults.listen),
@@ -144,13 +168,45 @@ pub(super) fn server(mut f: Fields, base: &Path, p: &mut Problems) -> Option<Ser
     };
     let web_config = existing_file(&mut f, "web_config", base, p);
     let shutdown_grace = f.duration("shutdown_grace", p);
+    let replicas = match f.string("replicas", p) {
+        None => Some((Replicas::Single, None)),
+        Some(text) => match text.value.as_str() {
+            "single" => Some((Replicas::Single, None)),
+            "postgres" => Some((Replicas::Postgres, Some(text.at))),
+            other => {
+                p.report(
+                    text.at,
+                    format!(
+                        "[server]: `replicas` must be \"single\" (one serve process) or \"postgres\" (several replicas claiming drills through [history] postgres), found `{other}`"
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let claim_lease = match f.duration("claim_lease", p) {
+        Some(Some(lease)) if lease.value < Duration::from_secs(3) => {
+            p.report(
+                lease.at,
+                "[server]: `claim_lease` must be at least 3s (it is renewed every quarter of its length)",
+            );
+            None
+        }
+        other => other.map(|l| l.map_or(DEFAULT_CLAIM_LEASE, |l| l.value)),
+    };
     f.finish(p);
-    Some(Server {
-        listen: listen?,
-        max_concurrent_drills: max_concurrent_drills?,
-        web_config,
-        shutdown_grace: shutdown_grace?.map_or(defaults.shutdown_grace, |d| d.value),
-    })
+    let replicas_at = replicas.and_then(|(_, at)| at);
+    let server = (|| {
+        Some(Server {
+            listen: listen?,
+            max_concurrent_drills: max_concurrent_drills?,
+            web_config,
+            shutdown_grace: shutdown_grace?.map_or(defaults.shutdown_grace, |d| d.value),
+            replicas: replicas?.0,
+            claim_lease: claim_lease?,
+        })
+    })();
+    (server, replicas_at)
 }
 
 /// An optional file named relative to the configuration file; reported when it does not exist.

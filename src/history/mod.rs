@@ -267,6 +267,25 @@ impl StateFold {
     }
 }
 
+/// A job's state from the records PostgreSQL holds (every replica's drills).
+pub(crate) async fn stored_state(
+    store: &PostgresStore,
+    job: &str,
+) -> Result<Option<JobState>, HistoryError> {
+    let mut fold = StateFold::default();
+    for report in store.recent(Some(job), None, 200).await? {
+        if let Ok(summary) = DrillSummary::from_record(report)
+            && !fold.add(summary)
+        {
+            break;
+        }
+    }
+    if fold.last.is_some() && fold.last_success.is_none() {
+        fold.last_success = store.last_passed(job).await?;
+    }
+    Ok(fold.finish())
+}
+
 /// Recent drills, the chain check of every job in the journal (with the differences from
 /// PostgreSQL when it was read), and where the drills were read from.
 #[derive(Debug, Clone)]
@@ -741,18 +760,7 @@ impl History {
                 Err(e) => return Ok((states, Some(e))),
             };
         for i in unknown {
-            let mut fold = StateFold::default();
-            for report in store.recent(Some(&jobs[i]), None, 200).await? {
-                if let Ok(summary) = DrillSummary::from_record(report)
-                    && !fold.add(summary)
-                {
-                    break;
-                }
-            }
-            if fold.last.is_some() && fold.last_success.is_none() {
-                fold.last_success = store.last_passed(&jobs[i]).await?;
-            }
-            states[i] = fold.finish();
+            states[i] = stored_state(&store, &jobs[i]).await?;
         }
         Ok((states, None))
     }

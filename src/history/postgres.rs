@@ -90,6 +90,38 @@ ALTER TABLE restore_drill_runs ADD COLUMN IF NOT EXISTS record_kind text NOT NUL
 UPDATE restore_drill_runs SET record_kind = 'restore' WHERE report ? 'recovery';
 "#,
     ),
+    (
+        4,
+        "replicas claim each drill; each record says when it was stored",
+        r#"
+ALTER TABLE restore_drill_runs ADD COLUMN IF NOT EXISTS stored_at timestamptz NOT NULL DEFAULT now();
+CREATE INDEX IF NOT EXISTS restore_drill_runs_stored ON restore_drill_runs (stored_at);
+CREATE TABLE restore_drill_claims (
+    job text NOT NULL,
+    occurrence text NOT NULL,
+    kind text NOT NULL,
+    run_id text NOT NULL,
+    replica text NOT NULL,
+    instance text NOT NULL,
+    state text NOT NULL
+        CHECK (state IN ('claimed', 'running', 'finished', 'abandoned', 'skipped')),
+    due_at timestamptz NOT NULL,
+    run_by timestamptz NOT NULL,
+    claimed_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz,
+    lease_until timestamptz NOT NULL,
+    ended_at timestamptz,
+    reason text,
+    PRIMARY KEY (job, occurrence)
+);
+CREATE UNIQUE INDEX restore_drill_claims_one_at_a_time
+    ON restore_drill_claims (job) WHERE state IN ('claimed', 'running');
+CREATE INDEX restore_drill_claims_leases
+    ON restore_drill_claims (lease_until) WHERE state IN ('claimed', 'running');
+CREATE INDEX restore_drill_claims_run ON restore_drill_claims (run_id);
+CREATE INDEX restore_drill_claims_claimed ON restore_drill_claims (claimed_at);
+"#,
+    ),
 ];
 
 /// Any number that other applications are unlikely to use as an advisory lock key.
@@ -215,8 +247,37 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn error(&self, e: tokio_postgres::Error) -> HistoryError {
+    pub(crate) fn error(&self, e: tokio_postgres::Error) -> HistoryError {
         pg_error(&self.place, e)
+    }
+
+    /// The connection, for the tables other modules own (the replicas' claims).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The jobs with a drill record stored after `since` (the database's clock), and the
+    /// database's time now, for the next call.
+    pub(crate) async fn jobs_stored_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<String>, DateTime<Utc>), HistoryError> {
+        let now: DateTime<Utc> = self
+            .client
+            .query_one("SELECT now()", &[])
+            .await
+            .map_err(|e| self.error(e))?
+            .get(0);
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT job FROM restore_drill_runs
+                 WHERE ($1::timestamptz IS NULL OR stored_at >= $1) AND record_kind = 'drill'",
+                &[&since],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok((rows.iter().map(|r| r.get(0)).collect(), now))
     }
 
     /// Applies the migrations this database lacks; safe to run from several processes at once.

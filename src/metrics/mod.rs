@@ -54,6 +54,8 @@ pub struct DrillMetrics {
     config_reload_successful: IntGauge,
     config_reload_success_timestamp: Gauge,
     start_time: Gauge,
+    /// `restore_drill_coordination_up`, registered by replicas (`[server] replicas`) only.
+    coordination_up: Mutex<Option<IntGauge>>,
 }
 
 /// The phases a drill reports, each a series of `restore_drill_phase_seconds`.
@@ -253,6 +255,7 @@ impl DrillMetrics {
                 "Differences between the job's journal and PostgreSQL found at the last sync (a record edited, removed or its sequence number reused); 0 when they agree",
                 job,
             ),
+            coordination_up: Mutex::new(None),
             start_time: registered(
                 &registry,
                 Gauge::with_opts(opts(
@@ -411,6 +414,25 @@ impl DrillMetrics {
     }
 
     /// The number of drills running now.
+    /// Whether this replica can claim drills through PostgreSQL (1) or not (0); the series
+    /// exists from the first call on, so a single `serve` never exports it.
+    pub(crate) fn set_coordination_up(&self, up: bool) {
+        let mut gauge = self
+            .coordination_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let gauge = gauge.get_or_insert_with(|| {
+            registered(
+                &self.registry,
+                IntGauge::with_opts(opts(
+                    "coordination_up",
+                    "1 if this replica can claim drills through PostgreSQL ([server] replicas = \"postgres\"), 0 if it cannot and starts none",
+                )),
+            )
+        });
+        gauge.set(i64::from(up));
+    }
+
     pub(crate) fn set_running(&self, running: usize) {
         self.running_drills.set(running as i64);
     }

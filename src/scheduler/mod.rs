@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub(crate) mod claims;
+mod replicated;
 mod status;
 mod timer;
 
@@ -32,6 +34,7 @@ use crate::metrics::DrillMetrics;
 use crate::primitives::duration::format_duration;
 use crate::primitives::run_id::RunId;
 use crate::storage::SandboxRoot;
+use claims::Claims;
 
 /// Carries out drills for the scheduler.
 pub trait DrillRunner: Send + Sync + 'static {
@@ -114,6 +117,8 @@ pub enum StartError {
     AlreadyRunning { job: String, run_id: String },
     #[error("the service is shutting down and starts no more drills")]
     ShuttingDown,
+    #[error("no drill starts without a claim, and none could be taken: {0}")]
+    Coordination(String),
 }
 
 /// Runs jobs on their schedules. Cheap to clone; clones share one scheduler.
@@ -127,6 +132,13 @@ struct Inner {
     runner: Arc<dyn DrillRunner>,
     metrics: Arc<DrillMetrics>,
     history: Option<Arc<History>>,
+    /// Claims through PostgreSQL, when several replicas share the drills.
+    claims: Option<Arc<Claims>>,
+    /// Whether the last exchange with the claims' database succeeded (for the log's "lost" and
+    /// "back" lines).
+    coordinated: std::sync::atomic::AtomicBool,
+    /// Occurrences this replica gave up claiming while PostgreSQL was unreachable.
+    unclaimed: std::sync::atomic::AtomicU64,
     state: Mutex<State>,
     /// Cancelled at shutdown: no drill starts after it.
     stopping: CancellationToken,
@@ -144,6 +156,9 @@ struct State {
     running: usize,
     /// The configuration file, by its full path, as runbooks name it.
     config_file: std::path::PathBuf,
+    /// This replica's claims on drills not yet ended: run id → cancelled when the claim is
+    /// lost (its lease could not be renewed), with when it was taken.
+    claimed: std::collections::HashMap<String, (CancellationToken, std::time::Instant)>,
 }
 
 struct Entry {
@@ -164,12 +179,23 @@ impl Scheduler {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let max = config.server.max_concurrent_drills;
+        let claims = match (&config.server.replicas, &config.history.postgres) {
+            (crate::config::Replicas::Postgres, Some(url)) => Some(Arc::new(Claims::new(
+                url,
+                config.history.postgres_ca_file.clone(),
+                config.server.claim_lease,
+            ))),
+            _ => None,
+        };
         let scheduler = Self {
             inner: Arc::new(Inner {
                 clock,
                 runner,
                 metrics,
                 history,
+                claims,
+                coordinated: std::sync::atomic::AtomicBool::new(true),
+                unclaimed: std::sync::atomic::AtomicU64::new(0),
                 state: Mutex::new(State {
                     jobs: BTreeMap::new(),
                     permits: Arc::new(Semaphore::new(max)),
@@ -177,6 +203,7 @@ impl Scheduler {
                     timers: CancellationToken::new(),
                     running: 0,
                     config_file: config.file.clone(),
+                    claimed: Default::default(),
                 }),
                 stopping: CancellationToken::new(),
                 cancel: CancellationToken::new(),
@@ -289,9 +316,27 @@ impl Scheduler {
         }
     }
 
-    /// Starts a drill of `name` now, unless one is running. Returns its run id.
-    pub fn run_now(&self, name: &str) -> Result<String, StartError> {
+    /// Starts a drill of `name` now, unless one is running. Returns its run id. Where replicas
+    /// share the drills, the drill is claimed first: it is refused while any replica drills
+    /// the job, and when PostgreSQL cannot be reached.
+    pub async fn run_now(&self, name: &str) -> Result<String, StartError> {
+        if self.inner.claims.is_some() {
+            return self.inner.clone().request(name).await;
+        }
         self.inner.start(name, Trigger::Request, None)
+    }
+
+    /// This replica's name, where replicas share the drills.
+    pub(crate) fn replica(&self) -> Option<String> {
+        self.inner.claims.as_ref().map(|c| c.replica.clone())
+    }
+
+    /// Until `stop`, where replicas share the drills: renews this replica's claims, settles
+    /// those other replicas left, and keeps every job's state equal to the shared history.
+    pub async fn coordinate(&self, stop: CancellationToken) {
+        if self.inner.claims.is_some() {
+            self.inner.clone().coordinate(stop).await;
+        }
     }
 
     /// Every configured job's status, by name.
@@ -419,6 +464,7 @@ impl Inner {
             trigger,
             queued_at: now,
             started_at: None,
+            replica: None,
         });
         let job = entry.job.clone();
         drop(state);
@@ -428,7 +474,7 @@ impl Inner {
         } else {
             self.drills.spawn(
                 self.clone()
-                    .drill(job, run_id.clone(), trigger, due, permits),
+                    .drill(job, run_id.clone(), trigger, due, permits, None),
             );
         }
         Ok(run_id)
@@ -487,6 +533,9 @@ impl Inner {
         }
     }
 
+    /// Runs a drill of `job` when a drill slot is free. `claim`, where replicas share the
+    /// drills: cancelled when this replica's claim on it is lost; the drill then ends unrecorded
+    /// (the replica that settles the claim records it).
     async fn drill(
         self: Arc<Self>,
         job: Arc<Job>,
@@ -494,12 +543,26 @@ impl Inner {
         trigger: Trigger,
         due: Option<DateTime<Utc>>,
         permits: Arc<Semaphore>,
+        claim: Option<CancellationToken>,
     ) {
         let queued_at = self.clock.now();
+        let lost = claim.clone().unwrap_or_default();
         let permit = tokio::select! {
             permit = permits.acquire_owned() => permit.ok(),
             _ = self.stopping.cancelled() => None,
+            _ = lost.cancelled() => None,
         };
+        if claim.is_some() {
+            let permit = permit.filter(|_| !self.stopping.is_cancelled());
+            if permit.is_none() || !self.confirm_start(&run_id, &lost).await {
+                self.claim_given_up(&job, &run_id, lost.is_cancelled())
+                    .await;
+                return;
+            }
+            return self
+                .run_drill(job, run_id, trigger, due, queued_at, permit, claim)
+                .await;
+        }
         let Some(permit) = permit.filter(|_| !self.stopping.is_cancelled()) else {
             let now = self.clock.now();
             let report = DrillReport::interrupted(
@@ -514,6 +577,22 @@ impl Inner {
             self.finished(report, false);
             return;
         };
+        self.run_drill(job, run_id, trigger, due, queued_at, Some(permit), None)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_drill(
+        self: Arc<Self>,
+        job: Arc<Job>,
+        run_id: String,
+        trigger: Trigger,
+        due: Option<DateTime<Utc>>,
+        queued_at: DateTime<Utc>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        claim: Option<CancellationToken>,
+    ) {
+        let lost = claim.clone().unwrap_or_default();
         let started_at = self.clock.now();
         let running = {
             let mut state = self.lock();
@@ -546,6 +625,13 @@ impl Inner {
         let ended = tokio::select! {
             ended = tokio::time::timeout(job.timeout, run) => Some(ended),
             _ = self.cancel.cancelled() => None,
+            _ = lost.cancelled() => {
+                self.runner.discard(job.clone(), run_id.clone()).await;
+                drop(permit);
+                self.claim_given_up(&job, &run_id, true).await;
+                self.running_ended();
+                return;
+            }
         };
         let report = match ended {
             Some(Ok(Ok(report))) => report,
@@ -576,8 +662,22 @@ impl Inner {
             }
         };
         drop(permit);
+        if claim.is_some() && !self.end_claim(&report, &lost).await {
+            self.running_ended();
+            return;
+        }
         self.record(&job, &report).await;
         self.finished(report, true);
+    }
+
+    /// One drill fewer running (it ended without a record of this replica's).
+    fn running_ended(&self) {
+        let running = {
+            let mut state = self.lock();
+            state.running -= 1;
+            state.running
+        };
+        self.metrics.set_running(running);
     }
 
     async fn record(&self, job: &Job, report: &DrillReport) {
@@ -605,6 +705,7 @@ impl Inner {
                         status.last_success = Some(report.finished_at);
                     }
                     status.last = Some(LastDrill {
+                        replica: self.claims.as_ref().map(|c| c.replica.clone()),
                         run_id: report.run_id.clone(),
                         outcome: report.outcome,
                         started_at: report.started_at,

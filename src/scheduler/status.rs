@@ -36,6 +36,9 @@ pub struct RunningDrill {
     pub queued_at: DateTime<Utc>,
     /// When it got its turn (`None` while it waits for a free drill slot).
     pub started_at: Option<DateTime<Utc>>,
+    /// The replica that runs it (`[server] replicas = "postgres"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +51,9 @@ pub struct LastDrill {
     pub error: Option<String>,
     pub rpo_seconds: Option<f64>,
     pub rto_seconds: Option<f64>,
+    /// The replica that ran it, where replicas claim drills and the claim is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 impl From<&drill::DrillSummary> for LastDrill {
@@ -61,6 +67,7 @@ impl From<&drill::DrillSummary> for LastDrill {
             error: last.error.clone(),
             rpo_seconds: last.rpo_seconds,
             rto_seconds: last.rto_seconds,
+            replica: None,
         }
     }
 }

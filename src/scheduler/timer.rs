@@ -38,8 +38,13 @@ pub(super) async fn timer(
         if !sleep_until(inner.clock.as_ref(), at, &stop).await {
             return;
         }
-        // Not an error to report here: overlap is counted and logged by `start`.
-        let _ = inner.start(&job.name, trigger, Some(due));
+        if inner.claims.is_some() {
+            // The replicas' claims decide who drills it, and which of them counts a skip.
+            inner.claim_occurrence(job.clone(), trigger, due);
+        } else {
+            // Not an error to report here: overlap is counted and logged by `start`.
+            let _ = inner.start(&job.name, trigger, Some(due));
+        }
         // Occurrences missed while the process could not run (a suspended machine) are not
         // made up in a burst: the next one is the first after now.
         let woke = inner.clock.now() - chrono::Duration::from_std(jitter).unwrap_or_default();

@@ -239,7 +239,7 @@ async fn respond(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Ans
                     "starting drills over HTTP from another host is disabled: no basic_auth_users are configured; add a web config with basic_auth_users ([server] web_config), or run `restore-drill trigger JOB` where restore-drill runs".into(),
                 );
             }
-            match app.scheduler.run_now(name) {
+            match app.scheduler.run_now(name).await {
                 Ok(run_id) => json_answer(
                     StatusCode::ACCEPTED,
                     &json!({ "job": name, "run_id": run_id }),
@@ -248,7 +248,7 @@ async fn respond(app: &App, request: Request<Incoming>, peer: SocketAddr) -> Ans
                 Err(e @ StartError::AlreadyRunning { .. }) => {
                     error(StatusCode::CONFLICT, e.to_string())
                 }
-                Err(e @ StartError::ShuttingDown) => {
+                Err(e @ (StartError::ShuttingDown | StartError::Coordination(_))) => {
                     error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
                 }
             }

@@ -399,6 +399,30 @@ fn history_settings_are_checked() {
 }
 
 #[test]
+fn replicas_are_checked_and_need_a_database_to_claim_drills_in() {
+    let (code, out) = validate(&format!(
+        "[server]\nreplicas = \"postgres\"\nclaim_lease = \"1s\"\n\n{GOOD_JOB}"
+    ));
+    assert_eq!(code, 2, "{out}");
+    for expected in [
+        "c.toml:2:12: [server]: `replicas = \"postgres\"` needs `[history] postgres`",
+        "c.toml:3:15: [server]: `claim_lease` must be at least 3s",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let (code, out) = validate(&format!("[server]\nreplicas = \"many\"\n\n{GOOD_JOB}"));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("c.toml:2:12: [server]: `replicas` must be \"single\" (one serve process) or \"postgres\""),
+        "{out}"
+    );
+    let (code, out) = validate(&format!(
+        "[server]\nreplicas = \"postgres\"\nclaim_lease = \"30s\"\n\n[history]\npostgres = \"postgres://rd@db:5432/rd\"\n\n{GOOD_JOB}"
+    ));
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
 fn validate_checks_the_web_config_too() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "suite.toml", SUITE);

@@ -724,8 +724,14 @@ fn jobs_in(result: &[Value]) -> BTreeSet<String> {
 async fn a_real_prometheus_evaluates_every_rule_and_dashboard_expression_against_a_real_serve() {
     let lake = Lake::new(2, 500).await;
     lake.snapshot(&chrono::Utc::now().format("%Y-%m-%d").to_string());
-    let config =
-        crate::serve::three_job_config(&lake, "*/2 * * * * *", "listen = \"127.0.0.1:0\"", "");
+    // A replica ([server] replicas): the rules about replicas have data too.
+    let db = crate::history::Database::new().await;
+    let config = crate::serve::three_job_config(
+        &lake,
+        "*/2 * * * * *",
+        "listen = \"127.0.0.1:0\"\nreplicas = \"postgres\"",
+        &format!("postgres = \"{}\"", db.url()),
+    );
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "objectives =",
         "compare = { key = [\"transaction_id\"], sample_fraction = 0.5 }\nobjectives =",
@@ -792,6 +798,7 @@ async fn a_real_prometheus_evaluates_every_rule_and_dashboard_expression_against
                 // The service's own series carry the scrape job's name.
                 "restore_drill_start_time_seconds"
                 | "restore_drill_config_last_reload_successful"
+                | "restore_drill_coordination_up"
                 | "restore_drill_build_info" => ["restore-drill".to_string()].into(),
                 _ => all_jobs.clone(),
             };

@@ -13,6 +13,7 @@ mod history;
 mod layout;
 mod metrics;
 mod pg_dump;
+mod replicas;
 mod report;
 mod restore;
 mod runbook;

@@ -199,7 +199,7 @@ async fn a_run_that_comes_due_while_the_previous_one_runs_is_skipped_and_counted
     // Asking for a drill while one runs is refused the same way.
     tokio::time::sleep(Duration::from_secs(6)).await; // :71.5, the drill due at :70 runs
     assert!(matches!(
-        scheduler.run_now("slow"),
+        scheduler.run_now("slow").await,
         Err(StartError::AlreadyRunning { .. })
     ));
     scheduler.shut_down(Duration::from_secs(60)).await;
@@ -285,11 +285,11 @@ async fn shutdown_lets_drills_finish_within_the_grace_period_then_aborts_the_res
     let clock = TokioClock::starting_at(utc("2026-06-01T00:00:00Z"));
     let drills = StandIn::new(clock, Duration::from_secs(5));
     let (scheduler, metrics) = start(&config, &drills);
-    scheduler.run_now("quick").unwrap();
+    scheduler.run_now("quick").await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     // `long` starts 4 s later, so it is still running when the 5 s grace period ends at 0:06.
-    let long = scheduler.run_now("long").unwrap();
-    let queued = scheduler.run_now("queued").unwrap();
+    let long = scheduler.run_now("long").await.unwrap();
+    let queued = scheduler.run_now("queued").await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     scheduler.shut_down(Duration::from_millis(1500)).await;
 
@@ -311,7 +311,10 @@ async fn shutdown_lets_drills_finish_within_the_grace_period_then_aborts_the_res
     assert!(status("queued").error.unwrap().contains("never started"));
     // Only the drill that had started had a sandbox to remove.
     assert_eq!(*drills.discarded.lock().unwrap(), vec![long]);
-    assert_eq!(scheduler.run_now("quick"), Err(StartError::ShuttingDown));
+    assert_eq!(
+        scheduler.run_now("quick").await,
+        Err(StartError::ShuttingDown)
+    );
     assert!(
         metrics
             .render()

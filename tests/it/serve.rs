@@ -20,11 +20,17 @@ pub(crate) struct Service {
 
 impl Service {
     pub(crate) fn start(config: &Path) -> Service {
+        Service::start_with(config, &[])
+    }
+
+    /// The same with more environment variables.
+    pub(crate) fn start_with(config: &Path, env: &[(&str, &str)]) -> Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_restore-drill"))
             .args(["serve", "--config"])
             .arg(config)
             .env_remove("RUST_LOG")
             .env("RESTORE_DRILL_STATE_DIR", crate::helpers::state_dir())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -52,7 +58,7 @@ impl Service {
     }
 
     /// Waits for a log line containing `needle` (lines already seen count too).
-    fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
+    pub(crate) fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
         if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
             return l.clone();
         }
@@ -79,7 +85,10 @@ impl Service {
     }
 
     /// Polls `/jobs` until `ready` holds for it.
-    fn wait_for_jobs(&self, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub(crate) fn wait_for_jobs(
+        &self,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (_, body) = self.get("/jobs");
@@ -98,6 +107,14 @@ impl Service {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Every log line read so far, and those waiting to be read.
+    pub(crate) fn log(&mut self) -> String {
+        while let Ok(line) = self.logs.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
     }
 
     /// Waits for the process to exit; returns its exit code and the rest of its log.
