@@ -76,7 +76,9 @@ fn status_panels_say_unknown_when_restore_drill_does_not_report() {
         titled("Jobs that never passed")["targets"][0]["expr"]
             .as_str()
             .unwrap()
-            .contains("unless on (job, instance) restore_drill_last_success_timestamp_seconds")
+            .contains(
+                "unless on (job) max by (job) (restore_drill_last_success_timestamp_seconds)"
+            )
     );
     assert!(titled("Build")["targets"][0]["expr"] == "restore_drill_build_info");
 }
@@ -288,6 +290,38 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
     assert_eq!(prometheus["scrape_configs"][0]["honor_labels"], true);
     assert_eq!(prometheus["scrape_configs"][0]["job_name"], "restore-drill");
 
+    // `--scale restore-drill=2`: replicas that claim drills, a journal of each container's own,
+    // no fixed name or host port two containers would fight over, every replica scraped.
+    let service = &services[serde_yaml::Value::from("restore-drill")];
+    assert!(service.get("container_name").is_none());
+    for port in service["ports"].as_sequence().unwrap() {
+        let host = port.as_str().unwrap().split(':').next().unwrap();
+        assert!(
+            host.contains('-'),
+            "host port {host} cannot serve two replicas"
+        );
+    }
+    assert_eq!(
+        config.server.replicas,
+        restore_drill::config::Replicas::Postgres
+    );
+    let journal_of = |hostname: &str| {
+        restore_drill::config::parse(&path, &std::fs::read_to_string(&path).unwrap(), |name| {
+            if name == "HOSTNAME" {
+                Some(hostname.to_string())
+            } else {
+                env(name)
+            }
+        })
+        .unwrap()
+        .history
+        .journal
+    };
+    assert_ne!(journal_of("4f2a9c1d"), journal_of("b7e3d0aa"));
+    let discovery = &prometheus["scrape_configs"][0]["dns_sd_configs"][0];
+    assert_eq!(discovery["names"][0], "restore-drill");
+    assert_eq!(discovery["port"], 9841);
+
     // Kubernetes: every kustomization resource exists and parses; the ConfigMap's configuration
     // and suite validate together.
     let k8s = repo().join("deploy/kubernetes");
@@ -308,14 +342,20 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
                 };
                 std::fs::write(target, value.as_str().unwrap()).unwrap();
             }
-            restore_drill::config::load(&dir.path().join("restore-drill.toml"))
-                .unwrap_or_else(|e| panic!("{e}"));
+            // With the URL the Secret gives the pods.
+            let path = dir.path().join("restore-drill.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            restore_drill::config::parse(&path, &text, |name| {
+                (name == "RESTORE_DRILL_PG_URL").then(|| "postgres://rd@db:5432/rd".to_string())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
         }
     }
     for kind in [
         "Namespace",
         "ConfigMap",
-        "Deployment",
+        "StatefulSet",
+        "PodDisruptionBudget",
         "Service",
         "ServiceMonitor",
         "PrometheusRule",
@@ -426,8 +466,9 @@ fn compose_stack_and_kubernetes_manifests_parse_and_reference_only_files_that_ex
 
 /// What `kubectl kustomize` renders, as the cluster would get it: the Prometheus Operator's
 /// objects carry the label a default kube-prometheus-stack selects; the configuration is a
-/// mounted folder (so edits arrive) whose restore-drill.toml validates with and without the
-/// PostgreSQL Secret; the journal is on a claim that outlives the pod, the sandbox on a volume
+/// mounted folder (so edits arrive) whose restore-drill.toml validates with the PostgreSQL
+/// Secret and is refused, saying why, without it; two replicas, spread, with a disruption
+/// budget, each with its journal on a claim that outlives the pod, the sandbox on a volume
 /// with a size limit; probes, security context and the shutdown grace fit the service.
 fn kustomized_manifests_work_as_shipped(k8s: &Path) {
     let out = Command::new("kubectl")
@@ -477,9 +518,29 @@ fn kustomized_manifests_work_as_shipped(k8s: &Path) {
         );
     }
 
-    let deployment = of_kind("Deployment");
-    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
-    let pod = &deployment["spec"]["template"]["spec"];
+    // Two replicas, each with its own journal, at most one of them disrupted at a time, spread
+    // across nodes, each named by its pod.
+    let replicas = of_kind("StatefulSet");
+    assert_eq!(replicas["spec"]["replicas"], 2);
+    let budget = of_kind("PodDisruptionBudget");
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    let pods = &replicas["spec"]["template"]["metadata"]["labels"];
+    for selector in [
+        &budget["spec"]["selector"]["matchLabels"],
+        &replicas["spec"]["selector"]["matchLabels"],
+    ] {
+        for (key, value) in selector.as_mapping().unwrap() {
+            assert_eq!(&pods[key], value, "a selector misses the replicas' pods");
+        }
+    }
+    let pod = &replicas["spec"]["template"]["spec"];
+    let spread = pod["topologySpreadConstraints"].as_sequence().unwrap();
+    assert!(
+        spread
+            .iter()
+            .any(|c| c["topologyKey"] == "kubernetes.io/hostname"),
+        "the replicas are not spread across nodes"
+    );
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     let container = &pod["containers"][0];
     assert_eq!(container["image"], "restore-drill:0.1.0");
@@ -514,11 +575,19 @@ fn kustomized_manifests_work_as_shipped(k8s: &Path) {
             .to_string()
     };
     assert_eq!(mounted_at("config"), "/etc/restore-drill");
-    let claim = volume("journal")["persistentVolumeClaim"]["claimName"].clone();
     assert!(
-        docs.iter()
-            .any(|d| d["kind"] == "PersistentVolumeClaim" && d["metadata"]["name"] == claim),
-        "the journal's claim {claim:?} is not in the manifests"
+        replicas["spec"]["volumeClaimTemplates"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|t| t["metadata"]["name"] == "journal"),
+        "the journal is not on a volume of each replica's own"
+    );
+    let env = container["env"].as_sequence().unwrap();
+    assert!(
+        env.iter().any(|e| e["name"] == "RESTORE_DRILL_REPLICA"
+            && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"),
+        "the replicas are not named by their pods"
     );
     assert!(volume("sandbox")["emptyDir"]["sizeLimit"].is_string());
 
@@ -541,14 +610,21 @@ fn kustomized_manifests_work_as_shipped(k8s: &Path) {
     }
     let path = etc.path().join("restore-drill.toml");
     let text = std::fs::read_to_string(&path).unwrap();
+    // Replicas need the database they claim drills in: without the Secret, the configuration
+    // is refused and says why.
     let without = restore_drill::config::parse(&path, &text, |_| None)
-        .unwrap_or_else(|e| panic!("without the PostgreSQL Secret: {e}"));
-    assert!(without.history.postgres.is_none());
+        .expect_err("replicas without PostgreSQL")
+        .to_string();
+    assert!(without.contains("RESTORE_DRILL_PG_URL"), "{without}");
     let with = restore_drill::config::parse(&path, &text, |name| {
         (name == "RESTORE_DRILL_PG_URL").then(|| "postgres://rd:secret@db:5432/rd".to_string())
     })
     .unwrap_or_else(|e| panic!("with the PostgreSQL Secret: {e}"));
     assert!(with.history.postgres.is_some());
+    assert_eq!(
+        with.server.replicas,
+        restore_drill::config::Replicas::Postgres
+    );
     assert!(
         with.history.journal.starts_with(mounted_at("journal")),
         "the journal {} is not on its claim",
