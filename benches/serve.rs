@@ -5,7 +5,12 @@
 //! at once, no jitter). With `idle` as the fourth argument no drill comes due; it measures how
 //! long `validate` takes, how long `serve` takes until `/readyz` answers, its resident memory
 //! idling, and how long `/metrics` takes to answer (median of 20), e.g.
-//! `cargo bench --bench serve -- 10000 4 0s idle`. Writes a small Delta table (1,000 rows) and one snapshot of it, and a
+//! `cargo bench --bench serve -- 10000 4 0s idle`. With `replicas` as the fourth argument three
+//! replicas (`[server] replicas = "postgres"`) share the jobs through a new database on the
+//! PostgreSQL of `RESTORE_DRILL_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`,
+//! dropped afterwards); it prints how long after the due time each occurrence was claimed
+//! (p50, p99, max, from the claims' rows), how the drills spread over the replicas, and when the
+//! last one ended, e.g. `cargo bench --bench serve -- 1000 4 0s replicas`. Writes a small Delta table (1,000 rows) and one snapshot of it, and a
 //! configuration of JOBS jobs on it, all scheduled for the same second about 20 s after start;
 //! starts the built `restore-drill serve` and reads its resident memory from /proc while it
 //! idles, then the `drill started` log lines of every job. Prints, from the due time:
@@ -27,6 +32,7 @@ fn main() {
     let concurrent: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
     let jitter = args.get(2).cloned().unwrap_or_else(|| "0s".into());
     let idle = args.get(3).is_some_and(|a| a == "idle");
+    let replicas = args.get(3).is_some_and(|a| a == "replicas");
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -50,14 +56,18 @@ fn main() {
     } else {
         due.format("%S %M %H * * *").to_string()
     };
-    let mut config = format!(
-        "[history]\njournal = \"journal\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_drills = {concurrent}\nshutdown_grace = \"0s\"\n"
-    );
+    let mut job_tables = String::new();
     for i in 0..jobs {
-        config.push_str(&format!(
+        job_tables.push_str(&format!(
             "\n[[job]]\nname = \"job-{i:04}\"\nsource = \"lake/transactions\"\nsnapshots = {{ kind = \"delta_copy\", location = \"backups\", pattern = \"transactions_{{date}}\" }}\nsandbox = \"sandbox\"\nsuite = \"suite.toml\"\nobjectives = {{ rpo = \"1000d\", rto = \"1h\" }}\nschedule = \"{schedule}\"\njitter = \"{jitter}\"\n"
         ));
     }
+    if replicas {
+        return runtime.block_on(measure_replicas(root, &job_tables, jobs, concurrent, due));
+    }
+    let config = format!(
+        "[history]\njournal = \"journal\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_drills = {concurrent}\nshutdown_grace = \"0s\"\n{job_tables}"
+    );
     let config_file = root.join("restore-drill.toml");
     std::fs::write(&config_file, config).unwrap();
     if idle {
@@ -223,6 +233,7 @@ fn measure_idle(config_file: &std::path::Path, jobs: usize) {
         scrapes.push(asked.elapsed().as_secs_f64());
         size = body.len();
     }
+    let scraped_mib = status_kib(pid, "VmRSS") as f64 / 1024.0;
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -232,11 +243,119 @@ fn measure_idle(config_file: &std::path::Path, jobs: usize) {
     println!("serve until /readyz answers: {ready:.2} s");
     println!("idle resident memory 5 s later: {idle_mib:.1} MiB");
     println!(
-        "/metrics ({} KiB): median {:.3} s, max {:.3} s of 20",
+        "/metrics ({} KiB): median {:.3} s, max {:.3} s of 20 (the first renders, the rest find nothing changed)",
         size / 1024,
         support::median(scrapes.clone()),
         scrapes.iter().cloned().fold(0.0, f64::max)
     );
+    println!("resident memory after the scrapes: {scraped_mib:.1} MiB");
+}
+
+/// Three replicas sharing `jobs` (the `[[job]]` tables), every one due at `due`: when each
+/// occurrence was claimed, by which replica, and when the last drill ended.
+async fn measure_replicas(
+    root: &std::path::Path,
+    job_tables: &str,
+    jobs: usize,
+    concurrent: usize,
+    due: chrono::DateTime<chrono::Utc>,
+) {
+    let admin_url = std::env::var("RESTORE_DRILL_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let connect = async |url: &str| {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at RESTORE_DRILL_BENCH_POSTGRES: {e}"));
+        tokio::spawn(connection);
+        client
+    };
+    let admin = connect(&admin_url).await;
+    let database = format!("restore_drill_bench_{:08x}", rand::random::<u32>());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .unwrap();
+    let (server, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{server}/{database}");
+    let names = ["r1", "r2", "r3"];
+    let mut children = Vec::new();
+    for name in names {
+        let config = format!(
+            "[history]\njournal = \"journal-{name}\"\npostgres = \"{url}\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nreplicas = \"postgres\"\nmax_concurrent_drills = {concurrent}\nshutdown_grace = \"0s\"\n{job_tables}"
+        );
+        let file = root.join(format!("{name}.toml"));
+        std::fs::write(&file, config).unwrap();
+        children.push(
+            Command::new(env!("CARGO_BIN_EXE_restore-drill"))
+                .args(["serve", "--config"])
+                .arg(&file)
+                .env_remove("RUST_LOG")
+                .env("RESTORE_DRILL_REPLICA", name)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let client = connect(&url).await;
+    let count = async |state: Option<&str>| -> usize {
+        client
+            .query_one(
+                "SELECT count(*) FROM restore_drill_claims
+                 WHERE due_at = $1 AND ($2::text IS NULL OR state = $2)",
+                &[&due, &state],
+            )
+            .await
+            .map_or(0, |r| r.get::<_, i64>(0) as usize)
+    };
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while count(None).await < jobs {
+        assert!(
+            Instant::now() < deadline,
+            "not every occurrence was claimed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    while count(Some("finished")).await < jobs {
+        assert!(Instant::now() < deadline, "drills did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows = client
+        .query(
+            "SELECT extract(epoch FROM claimed_at - due_at)::float8,
+                    extract(epoch FROM ended_at - due_at)::float8, replica
+             FROM restore_drill_claims WHERE due_at = $1",
+            &[&due],
+        )
+        .await
+        .unwrap();
+    for child in &mut children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+    drop(client);
+    let _ = admin
+        .batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
+        .await;
+    let mut claimed: Vec<f64> = rows.iter().map(|r| r.get(0)).collect();
+    let last_end = rows.iter().map(|r| r.get::<_, f64>(1)).fold(0.0, f64::max);
+    let mut by_replica = std::collections::BTreeMap::<String, usize>::new();
+    for row in &rows {
+        *by_replica.entry(row.get(2)).or_default() += 1;
+    }
+    println!(
+        "{jobs} jobs due at {} on 3 replicas, max_concurrent_drills = {concurrent} each",
+        due.format("%H:%M:%S")
+    );
+    println!(
+        "claimed (due → the claim's row, on PostgreSQL's clock): p50 {:.3} s, p99 {:.3} s, max {:.3} s",
+        quantile(&mut claimed, 0.50),
+        quantile(&mut claimed, 0.99),
+        quantile(&mut claimed, 1.0)
+    );
+    println!("drilled by: {by_replica:?}");
+    println!("the last drill ended {last_end:.1} s after the due time");
 }
 
 /// A plain HTTP GET: the status code and the body.

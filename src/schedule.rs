@@ -5,17 +5,46 @@
 //! spring-forward day, when 02:30 does not exist, it runs at the first second after the gap
 //! (03:00); on the fall-back day, when 02:30 happens twice, it runs once, at the first.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
-/// When a job runs.
+/// When a job runs. Cheap to clone: the parsed expression is shared, also between jobs with
+/// the same expression (a parsed expression holds a few KiB of tables; ten thousand jobs on
+/// the same schedule share one).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     expression: String,
-    cron: Cron,
+    cron: Arc<Cron>,
     timezone: Tz,
+}
+
+/// The expressions parsed and still in use, by their text.
+static PARSED: Mutex<Option<HashMap<String, Weak<Cron>>>> = Mutex::new(None);
+
+/// `expression` parsed, shared with every schedule in use that has the same text.
+fn shared(expression: &str) -> Result<Arc<Cron>, croner::errors::CronError> {
+    let mut parsed = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    let parsed = parsed.get_or_insert_with(HashMap::new);
+    if let Some(cron) = parsed.get(expression).and_then(Weak::upgrade) {
+        return Ok(cron);
+    }
+    let cron = Arc::new(
+        CronParser::builder()
+            .seconds(Seconds::Required)
+            .build()
+            .parse(expression)?,
+    );
+    // Expressions no schedule uses any more go, now and then.
+    if parsed.len() % 1024 == 1023 {
+        parsed.retain(|_, cron| cron.strong_count() > 0);
+    }
+    parsed.insert(expression.to_string(), Arc::downgrade(&cron));
+    Ok(cron)
 }
 
 impl Schedule {
@@ -35,14 +64,10 @@ impl Schedule {
                 ),
             });
         }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Required)
-            .build()
-            .parse(expression)
-            .map_err(|e| ScheduleError::Expression {
-                expression: expression.to_string(),
-                reason: e.to_string(),
-            })?;
+        let cron = shared(expression).map_err(|e| ScheduleError::Expression {
+            expression: expression.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             expression: expression.to_string(),
             cron,

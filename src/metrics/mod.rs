@@ -19,6 +19,13 @@ use crate::verify::CheckOutcome;
 /// The metrics of one process; values persist between scrapes and reflect each job's last drill.
 pub struct DrillMetrics {
     registry: Registry,
+    /// The process's own resources, read at every scrape.
+    process: Registry,
+    /// Bumped by every change of a series of `registry`.
+    generation: std::sync::atomic::AtomicU64,
+    /// `registry` as text, and the generation it shows: a scrape with nothing changed since
+    /// (the usual case with thousands of jobs between drills) answers it without rendering.
+    rendered: Mutex<Option<(u64, std::sync::Arc<String>)>>,
     /// Per job, the label values its series carry beyond `job`, so that a change replaces
     /// exactly the stale series without reading every job's (which made starting with
     /// thousands of jobs quadratic).
@@ -285,6 +292,9 @@ impl DrillMetrics {
                 )),
             ),
             registry,
+            process: Registry::new(),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            rendered: Mutex::new(None),
             exported: Mutex::new(HashMap::new()),
         };
         let build_info = registered(
@@ -304,7 +314,7 @@ impl DrillMetrics {
         #[cfg(target_os = "linux")]
         {
             let process = prometheus::process_collector::ProcessCollector::for_self();
-            if let Err(e) = metrics.registry.register(Box::new(process)) {
+            if let Err(e) = metrics.process.register(Box::new(process)) {
                 tracing::warn!(error = %e, "the process metrics are not exported");
             }
         }
@@ -318,6 +328,7 @@ impl DrillMetrics {
 
     /// Records how many differences between a job's journal and PostgreSQL the last sync found.
     pub(crate) fn set_history_divergence(&self, job: &str, differences: usize) {
+        self.changed();
         self.history_divergence
             .with_label_values(&[job])
             .set(differences as i64);
@@ -326,6 +337,7 @@ impl DrillMetrics {
     /// Exports what is known of a job before its first drill: its objectives, and zero counts
     /// for every outcome, so alert rules can compare and `rate()` sees a start.
     pub(crate) fn register_job(&self, job: &Job) {
+        self.changed();
         let labels = &[job.name.as_str()];
         let owner = job.owner.as_deref().unwrap_or("");
         let info = (owner.to_string(), job.snapshots.kind().to_string());
@@ -348,10 +360,9 @@ impl DrillMetrics {
         self.rto_objective
             .with_label_values(labels)
             .set(job.objectives.rto.as_secs_f64());
+        // Restores for real are rare: their series appear with the first.
         for outcome in ALL_OUTCOMES {
             self.runs_total
-                .with_label_values(&[job.name.as_str(), outcome.as_str()]);
-            self.restores
                 .with_label_values(&[job.name.as_str(), outcome.as_str()]);
         }
         self.skipped_runs.with_label_values(labels);
@@ -376,12 +387,14 @@ impl DrillMetrics {
 
     /// Counts a scheduled drill that was skipped because the previous one still ran.
     pub fn skipped(&self, job: &str) {
+        self.changed();
         self.skipped_runs.with_label_values(&[job]).inc();
     }
 
     /// Raises the count of a job's restores for real with `outcome` to `total`, the number
     /// its history holds (a count never goes down, even when retention drops records).
     pub(crate) fn restores_recorded(&self, job: &str, outcome: Outcome, total: u64) {
+        self.changed();
         let counter = self.restores.with_label_values(&[job, outcome.as_str()]);
         let now = counter.get();
         if total > now {
@@ -397,6 +410,7 @@ impl DrillMetrics {
         damages: &[(String, bool)],
         ratio: Option<f64>,
     ) {
+        self.changed();
         remove_series(&self.selftest_caught, |labels| {
             labels.get("job").map(String::as_str) == Some(job)
         });
@@ -417,6 +431,7 @@ impl DrillMetrics {
     /// Whether this replica can claim drills through PostgreSQL (1) or not (0); the series
     /// exists from the first call on, so a single `serve` never exports it.
     pub(crate) fn set_coordination_up(&self, up: bool) {
+        self.changed();
         let mut gauge = self
             .coordination_up
             .lock()
@@ -434,11 +449,13 @@ impl DrillMetrics {
     }
 
     pub(crate) fn set_running(&self, running: usize) {
+        self.changed();
         self.running_drills.set(running as i64);
     }
 
     /// Records an attempt to load the configuration, at `at` (Unix seconds) if it succeeded.
     pub(crate) fn config_loaded(&self, success: bool, at: f64) {
+        self.changed();
         self.config_reload_successful.set(success as i64);
         if success {
             self.config_reload_success_timestamp.set(at);
@@ -447,6 +464,7 @@ impl DrillMetrics {
 
     /// Records a finished drill.
     pub fn observe(&self, report: &DrillReport) {
+        self.changed();
         let job = &[report.job.as_str()];
         self.runs_total
             .with_label_values(&[report.job.as_str(), report.outcome.as_str()])
@@ -485,6 +503,7 @@ impl DrillMetrics {
         last_success: Option<DateTime<Utc>>,
         consecutive_errors: u64,
     ) {
+        self.changed();
         let job = &[last.job.as_str()];
         match last_success {
             Some(t) => self
@@ -593,6 +612,7 @@ impl DrillMetrics {
 
     /// Removes every series of a job that is no longer configured.
     pub(crate) fn forget_job(&self, job: &str) {
+        self.changed();
         self.exported().remove(job);
         let of_job =
             |labels: &HashMap<String, String>| labels.get("job").map(String::as_str) == Some(job);
@@ -635,12 +655,44 @@ impl DrillMetrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buffer)
-            .expect("encoding to memory does not fail");
-        String::from_utf8(buffer).expect("the text format is UTF-8")
+        use std::sync::atomic::Ordering;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let cached = self
+            .rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(shown, _)| *shown == generation)
+            .map(|(_, text)| text.clone());
+        let series = match cached {
+            Some(text) => text,
+            None => {
+                let text = std::sync::Arc::new(encode(&self.registry));
+                // A change while it rendered bumped the generation: the next scrape renders.
+                *self.rendered.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((generation, text.clone()));
+                text
+            }
+        };
+        let mut text = encode(&self.process);
+        text.push_str(&series);
+        text
     }
+
+    /// A series changed: the next scrape renders the metrics again.
+    fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A registry in the text exposition format.
+fn encode(registry: &Registry) -> String {
+    let mut buffer = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buffer)
+        .expect("encoding to memory does not fail");
+    String::from_utf8(buffer).expect("the text format is UTF-8")
 }
 
 fn unix_seconds(t: DateTime<Utc>) -> f64 {
