@@ -192,6 +192,13 @@ fn reload(
                     "[server] listen changed; the new address takes effect after a restart"
                 );
             }
+            if (new.server.replicas, new.server.claim_lease)
+                != (current.server.replicas, current.server.claim_lease)
+            {
+                tracing::warn!(
+                    "[server] replicas or claim_lease changed; the change takes effect after a restart"
+                );
+            }
             if new.history != current.history {
                 tracing::warn!(
                     "[history] changed; the new journal and database take effect after a restart"

@@ -442,7 +442,14 @@ impl History {
                 }
             }
             tokio::select! {
-                _ = self.recorded.notified() => {}
+                _ = self.recorded.notified() => {
+                    // The records of the next second go with it: a burst of drills (thousands
+                    // of jobs due together) is sent in a few syncs rather than one each.
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
                 _ = tokio::time::sleep(Duration::from_secs(60)) => {}
                 _ = stop.cancelled() => return,
             }

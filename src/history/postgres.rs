@@ -256,12 +256,13 @@ impl PostgresStore {
         &self.client
     }
 
-    /// The jobs with a drill record stored after `since` (the database's clock), and the
-    /// database's time now, for the next call.
+    /// The jobs with a record stored after `since` (the database's clock), each with the kinds
+    /// of those records (`drill`, `restore`, `selftest`), and the database's time now, for the
+    /// next call.
     pub(crate) async fn jobs_stored_since(
         &self,
         since: Option<DateTime<Utc>>,
-    ) -> Result<(Vec<String>, DateTime<Utc>), HistoryError> {
+    ) -> Result<(Vec<(String, String)>, DateTime<Utc>), HistoryError> {
         let now: DateTime<Utc> = self
             .client
             .query_one("SELECT now()", &[])
@@ -271,13 +272,44 @@ impl PostgresStore {
         let rows = self
             .client
             .query(
-                "SELECT DISTINCT job FROM restore_drill_runs
-                 WHERE ($1::timestamptz IS NULL OR stored_at >= $1) AND record_kind = 'drill'",
+                "SELECT DISTINCT job, record_kind FROM restore_drill_runs
+                 WHERE $1::timestamptz IS NULL OR stored_at >= $1",
                 &[&since],
             )
             .await
             .map_err(|e| self.error(e))?;
-        Ok((rows.iter().map(|r| r.get(0)).collect(), now))
+        Ok((rows.iter().map(|r| (r.get(0), r.get(1))).collect(), now))
+    }
+
+    /// The report of `job`'s newest self-test, if it had one.
+    pub(crate) async fn newest_selftest(&self, job: &str) -> Result<Option<Value>, HistoryError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT report FROM restore_drill_runs
+                 WHERE job = $1 AND record_kind = 'selftest' ORDER BY started_at DESC LIMIT 1",
+                &[&job],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// How many restores for real of `job` ended with each outcome.
+    pub(crate) async fn restore_counts(
+        &self,
+        job: &str,
+    ) -> Result<Vec<(String, i64)>, HistoryError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT outcome, count(*) FROM restore_drill_runs
+                 WHERE job = $1 AND record_kind = 'restore' GROUP BY outcome",
+                &[&job],
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Applies the migrations this database lacks; safe to run from several processes at once.

@@ -550,3 +550,195 @@ impl Claims {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::NoTls;
+
+    const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+    /// A new database on the machine's PostgreSQL, dropped when the value goes.
+    struct Database(String);
+
+    impl Database {
+        async fn new() -> Database {
+            let (admin, connection) = tokio_postgres::connect(ADMIN, NoTls)
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432 (trust auth) is needed for these tests");
+            tokio::spawn(connection);
+            let name = format!("restore_drill_claims_{:016x}", rand::random::<u64>());
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            Database(name)
+        }
+
+        fn url(&self) -> String {
+            format!("postgres://postgres@127.0.0.1:5432/{}", self.0)
+        }
+
+        /// A replica named `name` claiming through this database.
+        fn replica(&self, name: &str, lease: Duration) -> Claims {
+            let mut claims = Claims::new(&self.url(), None, lease);
+            claims.replica = name.to_string();
+            claims
+        }
+    }
+
+    impl Drop for Database {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("psql")
+                .args([
+                    ADMIN,
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0),
+                ])
+                .output();
+        }
+    }
+
+    fn due(seconds_from_now: i64) -> DateTime<Utc> {
+        let now = Utc::now().timestamp();
+        DateTime::from_timestamp(now + seconds_from_now, 0).unwrap()
+    }
+
+    fn everything(_: &str) -> bool {
+        true
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_occurrence_is_claimed_once_and_one_due_while_its_job_runs_is_skipped_once() {
+        let db = Database::new().await;
+        let lease = Duration::from_secs(60);
+        let (a, b) = (db.replica("a", lease), db.replica("b", lease));
+        let first = Occurrence::scheduled("orders", Trigger::Schedule, due(0), Duration::ZERO);
+        assert_eq!(a.claim(&first, "run-a1").await.unwrap(), Claimed::Won);
+        assert_eq!(
+            b.claim(&first, "run-b1").await.unwrap(),
+            Claimed::Taken {
+                replica: "a".into()
+            }
+        );
+        assert!(a.started("run-a1").await.unwrap());
+        // The next occurrence comes due while the first drill runs: one replica records the
+        // skip (and counts it); the other finds it recorded.
+        let second = Occurrence::scheduled("orders", Trigger::Schedule, due(2), Duration::ZERO);
+        assert_eq!(
+            b.claim(&second, "run-b2").await.unwrap(),
+            Claimed::Skipped {
+                replica: "a".into(),
+                run_id: "run-a1".into()
+            }
+        );
+        assert_eq!(
+            a.claim(&second, "run-a2").await.unwrap(),
+            Claimed::Taken {
+                replica: "b".into()
+            }
+        );
+        // A request is refused while the job is drilled anywhere.
+        let request = Occurrence::requested("orders", "run-b3", Utc::now());
+        assert_eq!(
+            b.claim(&request, "run-b3").await.unwrap(),
+            Claimed::Busy {
+                replica: "a".into(),
+                run_id: "run-a1".into()
+            }
+        );
+        // Only its claimer ends a claim; then the job is free for the next occurrence.
+        assert!(!b.end("run-a1").await.unwrap());
+        assert!(a.end("run-a1").await.unwrap());
+        let third = Occurrence::scheduled("orders", Trigger::Schedule, due(4), Duration::ZERO);
+        assert_eq!(b.claim(&third, "run-b4").await.unwrap(), Claimed::Won);
+        assert_eq!(a.renew().await.unwrap(), Vec::<String>::new());
+        assert_eq!(b.renew().await.unwrap(), vec!["run-b4".to_string()]);
+        let active = a.active().await.unwrap();
+        assert_eq!(active.len(), 1);
+        assert_eq!(
+            (active[0].job.as_str(), active[0].replica.as_str()),
+            ("orders", "b")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_lapsed_claim_is_settled_once_aborted_if_it_started_else_run_while_due_else_skipped()
+    {
+        let db = Database::new().await;
+        let short = Duration::from_millis(500);
+        let (a, b) = (
+            db.replica("a", short),
+            db.replica("b", Duration::from_secs(60)),
+        );
+        let run_id = || format!("run-{:08x}", rand::random::<u32>());
+
+        // A drill that started, on a replica that stopped renewing: aborted, settled once.
+        let first = Occurrence::scheduled("orders", Trigger::Schedule, due(0), Duration::ZERO);
+        assert_eq!(a.claim(&first, "run-a1").await.unwrap(), Claimed::Won);
+        assert!(a.started("run-a1").await.unwrap());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let settled = b.settle_expired(everything, run_id).await.unwrap();
+        let [
+            Settled::Abandoned {
+                run_id: abandoned,
+                reason,
+                ..
+            },
+        ] = settled.as_slice()
+        else {
+            panic!("{settled:?}");
+        };
+        assert_eq!(abandoned, "run-a1");
+        assert!(reason.contains("replica a stopped renewing"), "{reason}");
+        assert!(
+            b.settle_expired(everything, run_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            !a.end("run-a1").await.unwrap(),
+            "a lost claim is not ended by its claimer"
+        );
+
+        // Claimed, never started, still due: another replica takes it over and holds it.
+        let second = Occurrence::scheduled("orders", Trigger::Schedule, due(1), Duration::ZERO);
+        assert_eq!(a.claim(&second, "run-a2").await.unwrap(), Claimed::Won);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let settled = b.settle_expired(everything, run_id).await.unwrap();
+        let [
+            Settled::TakenOver {
+                run_id: taken,
+                replica,
+                ..
+            },
+        ] = settled.as_slice()
+        else {
+            panic!("{settled:?}");
+        };
+        assert_eq!(replica, "a");
+        assert!(!a.started("run-a2").await.unwrap());
+        assert!(b.started(taken).await.unwrap());
+        assert!(b.end(taken).await.unwrap());
+
+        // Claimed, never started, and too late to start elsewhere: skipped.
+        let mut late =
+            Occurrence::scheduled("orders", Trigger::Schedule, due(-600), Duration::ZERO);
+        late.run_by = due(-1);
+        assert_eq!(a.claim(&late, "run-a3").await.unwrap(), Claimed::Won);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // A replica that does not have the job leaves it to one that has.
+        assert!(
+            b.settle_expired(|_| false, run_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let settled = b.settle_expired(everything, run_id).await.unwrap();
+        assert!(
+            matches!(settled.as_slice(), [Settled::Skipped { replica, .. }] if replica == "a"),
+            "{settled:?}"
+        );
+    }
+}

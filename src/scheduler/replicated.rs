@@ -463,8 +463,8 @@ impl Inner {
     }
 
     /// Brings each job's state up to what the shared history holds: drills running on any
-    /// replica, and the newest drills recorded since `since` (all, the first time). Returns
-    /// the database's time of this look.
+    /// replica, and the newest drills, self-tests and restores recorded since `since` (all, the
+    /// first time). Returns the database's time of this look.
     async fn follow_shared_history(
         &self,
         since: Option<DateTime<Utc>>,
@@ -504,13 +504,41 @@ impl Inner {
         }
         let store = claims.history_store().await?;
         let (changed, now) = store.jobs_stored_since(since.map(|s| s - OVERLAP)).await?;
-        let configured: Vec<String> = {
+        let changed: Vec<(String, String)> = {
             let state = self.lock();
             changed
                 .into_iter()
-                .filter(|j| state.jobs.get(j).is_some_and(|e| e.configured))
+                .filter(|(job, _)| state.jobs.get(job).is_some_and(|e| e.configured))
                 .collect()
         };
+        // Self-tests and restores for real, whichever replica or command recorded them.
+        for (job, kind) in &changed {
+            match kind.as_str() {
+                "selftest" => {
+                    if let Some(report) = store.newest_selftest(job).await?
+                        && let Some(Ok(selftest)) = history::SelfTestSummary::from_record(&report)
+                    {
+                        selftest.show(&self.metrics);
+                    }
+                }
+                "restore" => {
+                    for (outcome, total) in store.restore_counts(job).await? {
+                        if let Ok(outcome) =
+                            serde_json::from_value::<Outcome>(serde_json::Value::String(outcome))
+                        {
+                            self.metrics
+                                .restores_recorded(job, outcome, total.max(0) as u64);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let configured: Vec<String> = changed
+            .into_iter()
+            .filter(|(_, kind)| kind == "drill")
+            .map(|(job, _)| job)
+            .collect();
         let states: Vec<_> = futures::stream::iter(configured)
             .map(|job| {
                 let store = store.clone();

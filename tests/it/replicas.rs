@@ -69,6 +69,9 @@ fn journaled(lake: &Lake, replica: &str) -> Vec<Journaled> {
         for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
             let line: serde_json::Value = serde_json::from_str(line).unwrap();
             let report = &line["record"]["report"];
+            if report["record"] == "selftest" {
+                continue;
+            }
             let time = |key: &str| report[key].as_str().unwrap().parse().unwrap();
             drills.push(Journaled {
                 job: report["job"].as_str().unwrap().to_string(),
@@ -131,20 +134,31 @@ async fn three_replicas_drill_every_occurrence_exactly_once_and_never_two_drills
     let job = std::fs::read_to_string(lake.config(SUITE, "1000d")).unwrap();
     let db = Database::new().await;
     let names = ["r1", "r2", "r3"];
+    let configs: Vec<PathBuf> = names
+        .iter()
+        .map(|name| replica_config(&lake, &job, &db.url(), name, 10, "*/2 * * * * *", "60s"))
+        .collect();
+    // A self-test recorded by one replica's command line, before they start.
+    let (_, selftest) = crate::helpers::selftest(&configs[0], "t0", "7");
     let mut replicas: Vec<Service> = names
         .iter()
-        .map(|name| {
-            let config = replica_config(&lake, &job, &db.url(), name, 10, "*/2 * * * * *", "60s");
-            Service::start_with(&config, &[("RESTORE_DRILL_REPLICA", name)])
-        })
+        .zip(&configs)
+        .map(|(name, config)| Service::start_with(config, &[("RESTORE_DRILL_REPLICA", name)]))
         .collect();
     let began = Utc::now();
     tokio::time::sleep(Duration::from_secs(60)).await;
     let stopping = Utc::now();
 
+    // Every replica shows what the shared history holds, whoever recorded it.
+    let ratio = selftest["caught"].as_f64().unwrap() / selftest["applicable"].as_f64().unwrap();
     for replica in &replicas {
         let (_, metrics) = replica.get("/metrics");
         assert_eq!(sample(&metrics, "restore_drill_coordination_up"), Some(1.0));
+        assert_eq!(
+            sample(&metrics, "restore_drill_selftest_caught_ratio{job=\"t0\"}"),
+            Some(ratio),
+            "{metrics}"
+        );
     }
     // Any replica tells who ran each job's last drill.
     let (_, body) = replicas[0].get("/jobs");
