@@ -10,7 +10,8 @@
 //! PostgreSQL of `RESTORE_DRILL_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`,
 //! dropped afterwards); it prints how long after the due time each occurrence was claimed
 //! (p50, p99, max, from the claims' rows), how the drills spread over the replicas, and when the
-//! last one ended, e.g. `cargo bench --bench serve -- 1000 4 0s replicas`. Writes a small Delta table (1,000 rows) and one snapshot of it, and a
+//! last one ended, e.g. `cargo bench --bench serve -- 1000 4 0s replicas`; each replica's log is
+//! `<folder>/<replica>.log`, and `RESTORE_DRILL_BENCH_KEEP=1` keeps the folder. Writes a small Delta table (1,000 rows) and one snapshot of it, and a
 //! configuration of JOBS jobs on it, all scheduled for the same second about 20 s after start;
 //! starts the built `restore-drill serve` and reads its resident memory from /proc while it
 //! idles, then the `drill started` log lines of every job. Prints, from the due time:
@@ -35,7 +36,12 @@ fn main() {
     let replicas = args.get(3).is_some_and(|a| a == "replicas");
 
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    let root = dir.path().to_path_buf();
+    let root = root.as_path();
+    if std::env::var_os("RESTORE_DRILL_BENCH_KEEP").is_some() {
+        // The folder stays for a look at the logs and files afterwards.
+        eprintln!("keeping {}", dir.keep().display());
+    }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let source = root.join("lake/transactions");
     runtime.block_on(async {
@@ -291,7 +297,8 @@ async fn measure_replicas(
                 .arg(&file)
                 .env_remove("RUST_LOG")
                 .env("RESTORE_DRILL_REPLICA", name)
-                .stderr(Stdio::null())
+                // Each replica's log beside its configuration (kept with RESTORE_DRILL_BENCH_KEEP).
+                .stderr(std::fs::File::create(root.join(format!("{name}.log"))).unwrap())
                 .spawn()
                 .unwrap(),
         );
