@@ -104,7 +104,7 @@ pub(crate) struct ActiveClaim {
     pub job: String,
     pub run_id: String,
     pub replica: String,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub claimed_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
 }
@@ -116,7 +116,7 @@ pub(crate) enum Settled {
     Abandoned {
         job: String,
         run_id: String,
-        trigger: String,
+        trigger: Trigger,
         started_at: DateTime<Utc>,
         reason: String,
     },
@@ -124,7 +124,7 @@ pub(crate) enum Settled {
     /// `run_id`.
     TakenOver {
         job: String,
-        trigger: String,
+        trigger: Trigger,
         run_id: String,
         due: DateTime<Utc>,
         replica: String,
@@ -132,7 +132,7 @@ pub(crate) enum Settled {
     /// Its drill had not started and it is too late to start it: recorded as skipped.
     Skipped {
         job: String,
-        trigger: String,
+        trigger: Trigger,
         replica: String,
     },
 }
@@ -380,7 +380,7 @@ impl Claims {
                 job: r.get(0),
                 run_id: r.get(1),
                 replica: r.get(2),
-                trigger: r.get(3),
+                trigger: Trigger::from_kind(r.get(3)),
                 claimed_at: r.get(4),
                 started_at: r.get(5),
             })
@@ -433,7 +433,7 @@ impl Claims {
                 continue;
             }
             let occurrence: String = row.get(1);
-            let trigger: String = row.get(2);
+            let trigger = Trigger::from_kind(row.get(2));
             let old_run: String = row.get(3);
             let replica: String = row.get(4);
             let state: String = row.get(5);

@@ -97,6 +97,15 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The trigger `as_str` names; an unknown name is a schedule's.
+    pub(crate) fn from_kind(kind: &str) -> Self {
+        match kind {
+            "request" => Trigger::Request,
+            "selftest" => Trigger::Selftest,
+            _ => Trigger::Schedule,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Schedule => "schedule",
@@ -443,19 +452,18 @@ impl Inner {
             .filter(|e| e.configured)
             .ok_or_else(|| StartError::UnknownJob(name.to_string()))?;
         if let Some(running) = &entry.status.running {
+            let running = running.run_id.clone();
+            drop(state);
             if trigger == Trigger::Schedule {
-                entry.status.skipped_runs += 1;
-                self.metrics.skipped(name);
-                tracing::warn!(
-                    job = name,
-                    running_run_id = %running.run_id,
-                    due = ?due,
-                    "scheduled drill skipped: the previous drill of this job is still running"
+                self.skipped(
+                    name,
+                    due,
+                    &format!("the previous drill of this job ({running}) was still running"),
                 );
             }
             return Err(StartError::AlreadyRunning {
                 job: name.to_string(),
-                run_id: running.run_id.clone(),
+                run_id: running,
             });
         }
         let run_id = RunId::new(now).into_string();
@@ -678,6 +686,20 @@ impl Inner {
             state.running
         };
         self.metrics.set_running(running);
+    }
+
+    /// A scheduled drill of `name` due at `due` is not run (`why`): counted and logged.
+    fn skipped(&self, name: &str, due: Option<DateTime<Utc>>, why: &str) {
+        if let Some(entry) = self.lock().jobs.get_mut(name) {
+            entry.status.skipped_runs += 1;
+        }
+        self.metrics.skipped(name);
+        tracing::warn!(
+            job = name,
+            due = due.map(|d| d.to_rfc3339()),
+            why,
+            "scheduled drill skipped"
+        );
     }
 
     async fn record(&self, job: &Job, report: &DrillReport) {

@@ -189,19 +189,6 @@ impl Inner {
         }
     }
 
-    fn skipped(&self, name: &str, due: Option<DateTime<Utc>>, why: &str) {
-        if let Some(entry) = self.lock().jobs.get_mut(name) {
-            entry.status.skipped_runs += 1;
-        }
-        self.metrics.skipped(name);
-        tracing::warn!(
-            job = name,
-            due = due.map(|d| d.to_rfc3339()),
-            why,
-            "scheduled drill skipped"
-        );
-    }
-
     /// Drills (or self-tests) `job` under this replica's claim `run_id`.
     async fn drill_claimed(
         self: Arc<Self>,
@@ -281,7 +268,12 @@ impl Inner {
             }
             tracing::info!(job = %job.name, run_id, "the service stops before the drill's turn: its claim is given back");
         }
-        if let Some(entry) = self.lock().jobs.get_mut(&job.name)
+        self.clear_running(&job.name, run_id);
+    }
+
+    /// `/jobs` no longer shows `run_id` as the job's running drill.
+    fn clear_running(&self, job: &str, run_id: &str) {
+        if let Some(entry) = self.lock().jobs.get_mut(job)
             && entry
                 .status
                 .running
@@ -315,15 +307,7 @@ impl Inner {
             outcome = report.outcome.as_str(),
             "the drill ended after this replica lost its claim on it: its result is not recorded here; the replica that settled the claim recorded it as aborted"
         );
-        if let Some(entry) = self.lock().jobs.get_mut(&report.job)
-            && entry
-                .status
-                .running
-                .as_ref()
-                .is_some_and(|r| r.run_id == report.run_id)
-        {
-            entry.status.running = None;
-        }
+        self.clear_running(&report.job, &report.run_id);
         false
     }
 
@@ -417,7 +401,7 @@ impl Inner {
                     let job = &jobs[&job];
                     tracing::warn!(job = %job.name, run_id = %run_id, reason = %reason, "a drill abandoned by another replica is recorded as aborted");
                     drill::sweep_sandboxes(std::slice::from_ref(job.as_ref()), now).await;
-                    if trigger == Trigger::Selftest.as_str() {
+                    if trigger == Trigger::Selftest {
                         continue;
                     }
                     let report = DrillReport::interrupted(
@@ -439,11 +423,6 @@ impl Inner {
                     replica,
                 } => {
                     let job = jobs[&job].clone();
-                    let trigger = match trigger.as_str() {
-                        "selftest" => Trigger::Selftest,
-                        "request" => Trigger::Request,
-                        _ => Trigger::Schedule,
-                    };
                     tracing::warn!(job = %job.name, run_id = %run_id, replica = %replica, "a drill claimed by another replica that stopped before starting it is run here");
                     self.drills
                         .spawn(self.clone().drill_claimed(job, run_id, trigger, Some(due)));
@@ -453,7 +432,7 @@ impl Inner {
                     trigger,
                     replica,
                 } => {
-                    if trigger == Trigger::Schedule.as_str() {
+                    if trigger == Trigger::Schedule {
                         self.skipped(&job, None, &format!("replica {replica} claimed it and stopped before starting it, and it was too late to start it elsewhere"));
                     }
                 }
@@ -491,11 +470,7 @@ impl Inner {
                 }
                 entry.status.running = remote.get(name.as_str()).map(|a| RunningDrill {
                     run_id: a.run_id.clone(),
-                    trigger: match a.trigger.as_str() {
-                        "selftest" => Trigger::Selftest,
-                        "request" => Trigger::Request,
-                        _ => Trigger::Schedule,
-                    },
+                    trigger: a.trigger,
                     queued_at: a.claimed_at,
                     started_at: a.started_at,
                     replica: Some(a.replica.clone()),

@@ -358,6 +358,15 @@ async fn a_replica_killed_mid_drill_has_its_drill_recorded_as_aborted_by_another
     assert_eq!(code, Some(0), "{log}");
 }
 
+/// Fails unless every replica's `restore_drill_coordination_up` is `up`.
+fn assert_coordination(replicas: &mut [Service], up: f64) {
+    for replica in replicas {
+        let (_, metrics) = replica.get("/metrics");
+        let seen = sample(&metrics, "restore_drill_coordination_up");
+        assert_eq!(seen, Some(up), "{}", replica.log());
+    }
+}
+
 /// Opens `dir` to every user: the throwaway server runs as `postgres` when tests run as root.
 fn open_to_others(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -391,29 +400,17 @@ async fn no_drill_starts_while_postgres_is_down_and_none_runs_twice_after_it_is_
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(8)).await;
-    for replica in &mut replicas {
-        let (_, metrics) = replica.get("/metrics");
-        let up = sample(&metrics, "restore_drill_coordination_up");
-        assert_eq!(up, Some(1.0), "{}", replica.log());
-    }
+    assert_coordination(&mut replicas, 1.0);
 
     server.stop().await.unwrap();
     let down_from = Utc::now();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    for replica in &mut replicas {
-        let (_, metrics) = replica.get("/metrics");
-        let up = sample(&metrics, "restore_drill_coordination_up");
-        assert_eq!(up, Some(0.0), "{}", replica.log());
-    }
+    assert_coordination(&mut replicas, 0.0);
     tokio::time::sleep(Duration::from_secs(14)).await;
     server.launch().await.unwrap();
     let down_until = Utc::now();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    for replica in &mut replicas {
-        let (_, metrics) = replica.get("/metrics");
-        let up = sample(&metrics, "restore_drill_coordination_up");
-        assert_eq!(up, Some(1.0), "{}", replica.log());
-    }
+    assert_coordination(&mut replicas, 1.0);
     for replica in &replicas {
         replica.signal("TERM");
     }
